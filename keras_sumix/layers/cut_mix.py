@@ -1,0 +1,50 @@
+"""CutMix (Yun et al., 2019), as the reference toolbox draws its box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_sumix.layers.base import BaseMixer
+
+
+@keras.saving.register_keras_serializable(package="keras_sumix")
+class CutMix(BaseMixer):
+    """CutMix: paste a box of the partner image.
+
+    The box has side `floor(sqrt(1 - lam) * (H, W))` with `lam ~ Beta(alpha,
+    alpha)`, a uniformly drawn centre, and is clipped to the image; the
+    returned `lam` is recomputed from the pixels actually pasted.
+
+    Reference: [CutMix: Regularization Strategy to Train Strong Classifiers
+    with Localizable Features](https://arxiv.org/abs/1905.04899).
+
+    Args:
+        alpha: Beta concentration. Defaults to 1.0 (the paper's CNN setting
+            for SUMix is 0.2).
+        mode: `"elem"` (one lam and box per sample) or `"batch"` (one for the
+            whole batch).
+        num_classes: number of classes, required for integer labels.
+        seed: integer seed.
+        data_format: `"channels_last"` or `"channels_first"`.
+        **kwargs: base layer keyword arguments.
+
+    Example:
+
+    >>> import numpy as np, keras_sumix
+    >>> mixer = keras_sumix.layers.CutMix(alpha=0.2, seed=1)
+    >>> result = mixer.mix(np.random.rand(8, 32, 32, 3))
+    >>> tuple(result.lam.shape)
+    (8,)
+    """
+
+    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+        ops = self.backend
+        shape = ops.shape(images)
+        height, width = shape[1], shape[2]
+        m = ops.shape(lam)[0]
+        cy = ops.random.randint((m,), 0, height, dtype="int32", seed=seed)
+        cx = ops.random.randint((m,), 0, width, dtype="int32", seed=seed)
+        mask = self._centred_box_mask(cy, cx, lam, height, width)
+        return self._paste(images, partner, mask)

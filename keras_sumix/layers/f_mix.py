@@ -1,0 +1,129 @@
+"""FMix (Harris et al., 2020): masks from thresholded low-frequency noise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_sumix.layers.base import BaseMixer, check_number
+
+
+@keras.saving.register_keras_serializable(package="keras_sumix")
+class FMix(BaseMixer):
+    """FMix: keep the `round(lam * H * W)` highest pixels of a random
+    low-frequency Fourier field, take the rest from the partner.
+
+    The field is complex Gaussian noise whose spectrum is scaled by
+    `1 / f ** decay_power`, transformed back to image space. All masks of a
+    batch come from one vectorised computation (one FFT, one sort).
+
+    Reference: [FMix: Enhancing Mixed Sample Data Augmentation](
+    https://arxiv.org/abs/2002.12047).
+
+    Args:
+        alpha: Beta concentration. Defaults to 1.0 (the paper's CNN setting
+            for SUMix is 0.2).
+        decay_power: decay of the spectrum; larger gives smoother, blobbier
+            masks. Defaults to 3 (the paper's setting).
+        max_soft: half-width, as a share of the pixels, of the linear ramp
+            between kept and pasted pixels (FMix's soft masks). 0 (default)
+            gives binary masks. With a soft mask `lam` is the mean mask weight.
+        mode: `"elem"` (one lam and mask per sample) or `"batch"` (one for
+            the whole batch).
+        num_classes: number of classes, required for integer labels.
+        seed: integer seed.
+        data_format: `"channels_last"` or `"channels_first"`.
+        **kwargs: base layer keyword arguments.
+
+    Example:
+
+    >>> import numpy as np, keras_sumix
+    >>> mixer = keras_sumix.layers.FMix(alpha=0.2, seed=1)
+    >>> result = mixer.mix(np.random.rand(4, 32, 32, 3))
+    >>> tuple(result.images.shape)
+    (4, 32, 32, 3)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        decay_power: float = 3.0,
+        max_soft: float = 0.0,
+        mode: str = "elem",
+        num_classes: int | None = None,
+        seed: int | None = None,
+        data_format: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            alpha=alpha,
+            mode=mode,
+            num_classes=num_classes,
+            seed=seed,
+            data_format=data_format,
+            **kwargs,
+        )
+        self.decay_power = check_number("decay_power", decay_power, low=0.0)
+        self.max_soft = check_number(
+            "max_soft", max_soft, low=0.0, high=0.5, include_low=True
+        )
+
+    def _frequencies(self, length: Any) -> Any:
+        """`numpy.fft.fftfreq(length)` with backend ops."""
+        ops = self.backend
+        index = ops.numpy.arange(length, dtype="float32")
+        length = ops.cast(length, "float32")
+        half = ops.numpy.floor((length + 1.0) / 2.0)
+        return ops.numpy.where(index < half, index, index - length) / length
+
+    def _noise(self, count: Any, height: Any, width: Any, seed: Any) -> Any:
+        """Low-frequency Gaussian fields, float32 `(count, H, W)`."""
+        ops = self.backend
+        fy = self._frequencies(height)[:, None]
+        fx = self._frequencies(width)[None, :]
+        freq = ops.numpy.sqrt(fy * fy + fx * fx)
+        floor = 1.0 / ops.cast(ops.numpy.maximum(height, width), "float32")
+        scale = 1.0 / ops.numpy.power(ops.numpy.maximum(freq, floor), self.decay_power)
+        shape = (count, height, width)
+        real = ops.random.normal(shape, dtype="float32", seed=seed) * scale
+        imag = ops.random.normal(shape, dtype="float32", seed=seed) * scale
+        return ops.math.ifft2((real, imag))[0]
+
+    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+        ops = self.backend
+        shape = ops.shape(images)
+        height, width = shape[1], shape[2]
+        count = ops.shape(lam)[0]
+        pixels = height * width
+        noise = ops.numpy.reshape(self._noise(count, height, width, seed), (count, -1))
+        keep = ops.numpy.round(lam * ops.cast(pixels, "float32"))
+        if self.max_soft == 0.0:
+            # The kept pixels are the `keep` highest: threshold at the
+            # keep-th largest value of each field (one sort for the batch).
+            ranked = ops.numpy.flip(ops.numpy.sort(noise, axis=-1), axis=-1)
+            index = ops.numpy.clip(ops.cast(keep, "int32") - 1, 0, pixels - 1)
+            threshold = ops.numpy.take_along_axis(ranked, index[:, None], axis=-1)
+            kept = (noise >= threshold) & (keep[:, None] > 0.0)
+            weight = ops.cast(kept, "float32")
+        else:
+            # FMix's soft masks: ranks below keep - soft are kept, ranks from
+            # keep + soft are pasted, linear in between.
+            rank = ops.cast(
+                ops.numpy.argsort(ops.numpy.argsort(-noise, axis=-1), axis=-1),
+                "float32",
+            )
+            soft = ops.numpy.minimum(self.max_soft, ops.numpy.minimum(lam, 1.0 - lam))
+            soft = ops.numpy.floor(soft * ops.cast(pixels, "float32"))[:, None]
+            low, high = keep[:, None] - soft, keep[:, None] + soft
+            ramp = (high - 1.0 - rank) / ops.numpy.maximum(high - low - 1.0, 1.0)
+            weight = ops.numpy.where(
+                rank < low, 1.0, ops.numpy.where(rank >= high, 0.0, ramp)
+            )
+        mask = 1.0 - ops.numpy.reshape(weight, (count, height, width))
+        return self._paste(images, partner, mask)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"decay_power": self.decay_power, "max_soft": self.max_soft})
+        return config

@@ -1,0 +1,44 @@
+"""MixUp (Zhang et al., 2018)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_sumix.layers.base import BaseMixer
+
+
+@keras.saving.register_keras_serializable(package="keras_sumix")
+class MixUp(BaseMixer):
+    """MixUp: `lam * x + (1 - lam) * x[permutation]`, `lam ~ Beta(alpha, alpha)`.
+
+    Safe inside a `tf.data` pipeline whatever the Keras backend, and inside a
+    compiled train step.
+
+    Reference: [mixup: Beyond Empirical Risk Minimization](
+    https://arxiv.org/abs/1710.09412).
+
+    Args:
+        alpha: Beta concentration. Defaults to 1.0.
+        mode: `"elem"` (one lam per sample) or `"batch"` (one per batch).
+        num_classes: number of classes, required for integer labels.
+        seed: integer seed.
+        data_format: `"channels_last"` or `"channels_first"`.
+        **kwargs: base layer keyword arguments.
+
+    Example:
+
+    >>> import numpy as np, keras_sumix
+    >>> mixer = keras_sumix.layers.MixUp(alpha=0.2, num_classes=10, seed=1)
+    >>> out = mixer({"images": np.random.rand(8, 32, 32, 3),
+    ...              "labels": np.arange(8)})
+    >>> tuple(out["labels"].shape)
+    (8, 10)
+    """
+
+    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+        weight = self.backend.cast(
+            self.backend.numpy.reshape(lam, (-1, 1, 1, 1)), images.dtype
+        )
+        return weight * images + (1.0 - weight) * partner, lam

@@ -1,0 +1,107 @@
+"""Pick one mixer per batch (the reference toolbox's multi-mode training)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_sumix.layers.base import MixingLayer, MixResult
+
+
+@keras.saving.register_keras_serializable(package="keras_sumix")
+class RandomChoice(MixingLayer):
+    """Apply one of several mixers, drawn anew for every batch.
+
+    Every candidate is computed and one result is kept, so the choice stays
+    random inside a compiled step and a `tf.data` graph on every backend
+    (branching would freeze the draw at tracing time, or carry random state
+    out of a JAX branch). The cost is the sum of the candidates' costs.
+
+    Args:
+        mixers: list of mixing layers (`MixUp`, `CutMix`, ...).
+        probabilities: optional probabilities, one per mixer (normalised);
+            uniform by default.
+        num_classes: number of classes, required for integer labels.
+        seed: integer seed of the choice.
+        data_format: `"channels_last"` or `"channels_first"`; must match the
+            mixers'.
+        **kwargs: base layer keyword arguments.
+
+    Example:
+
+    >>> import numpy as np, keras_sumix
+    >>> L = keras_sumix.layers
+    >>> mixer = L.RandomChoice([L.MixUp(alpha=0.2), L.CutMix(alpha=0.2)], seed=1)
+    >>> tuple(mixer.mix(np.random.rand(4, 8, 8, 3)).lam.shape)
+    (4,)
+    """
+
+    def __init__(
+        self,
+        mixers: list[MixingLayer],
+        probabilities: list[float] | None = None,
+        num_classes: int | None = None,
+        seed: int | None = None,
+        data_format: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes, seed=seed, data_format=data_format, **kwargs
+        )
+        mixers = [
+            keras.saving.deserialize_keras_object(m) if isinstance(m, dict) else m
+            for m in mixers
+        ]
+        if not mixers or not all(isinstance(m, MixingLayer) for m in mixers):
+            raise TypeError(
+                "`mixers` must be a non-empty list of keras_sumix mixing layers. "
+                f"Received: mixers={mixers!r}."
+            )
+        formats = {m.data_format for m in mixers}
+        if formats != {self.data_format}:
+            raise ValueError(
+                f"All `mixers` must use data_format={self.data_format!r}. "
+                f"Received formats {sorted(formats)}."
+            )
+        if probabilities is None:
+            probabilities = [1.0] * len(mixers)
+        if (
+            len(weights) != len(mixers)
+            or any(
+                isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0
+                for w in weights
+            )
+            or sum(weights) <= 0
+        ):
+            raise ValueError(
+                "`weights` must hold one non-negative number per mixer, not all "
+                f"zero. Received: weights={weights!r} for {len(mixers)} mixers."
+            )
+        self.mixers = mixers
+        self.weights = [float(w) / sum(weights) for w in weights]
+
+    def _mix(self, images: Any) -> MixResult:
+        ops = self.backend
+        results = [mixer.mix(images) for mixer in self.mixers]
+        u = ops.random.uniform((), dtype="float32", seed=self._seed())
+        cumulative = 0.0
+        choice = ops.cast(0, "int32")
+        for probability in self.probabilities[:-1]:
+            cumulative += probability
+            choice = choice + ops.cast(u >= cumulative, "int32")
+        stacked = [
+            ops.numpy.stack([getattr(r, field) for r in results])
+            for field in MixResult._fields
+        ]
+        return MixResult(*(ops.numpy.take(s, choice, axis=0) for s in stacked))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "mixers": [keras.saving.serialize_keras_object(m) for m in self.mixers],
+                "probabilities": self.probabilities,
+            }
+        )
+        return config
