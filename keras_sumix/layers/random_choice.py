@@ -67,19 +67,21 @@ class RandomChoice(MixingLayer):
         if probabilities is None:
             probabilities = [1.0] * len(mixers)
         if (
-            len(weights) != len(mixers)
+            len(probabilities) != len(mixers)
             or any(
-                isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0
-                for w in weights
+                isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0
+                for p in probabilities
             )
-            or sum(weights) <= 0
+            or sum(probabilities) <= 0
         ):
             raise ValueError(
-                "`weights` must hold one non-negative number per mixer, not all "
-                f"zero. Received: weights={weights!r} for {len(mixers)} mixers."
+                "`probabilities` must hold one non-negative number per mixer, not "
+                f"all zero. Received: probabilities={probabilities!r} for "
+                f"{len(mixers)} mixers."
             )
         self.mixers = mixers
-        self.weights = [float(w) / sum(weights) for w in weights]
+        total = sum(probabilities)
+        self.probabilities = [float(p) / total for p in probabilities]
 
     def _mix(self, images: Any) -> MixResult:
         ops = self.backend
