@@ -377,14 +377,16 @@ class BaseMixer(MixingLayer):
         partner = ops.numpy.take(images, permutation, axis=0)
         lam = self._draw_lam(n, seed)
         mixed, lam = self._blend(images, partner, lam, seed)
-        # A batch of one has no partner: the sample is its own partner, so it
-        # keeps all of itself.
+        # A batch of one has no partner: it is returned as it is, keeping all
+        # of itself.
         lam = ops.numpy.broadcast_to(ops.cast(lam, "float32"), (n,))
         if isinstance(n, int):
             if n < 2:
-                lam = ops.numpy.ones_like(lam)
+                mixed, lam = images, ops.numpy.ones_like(lam)
         else:
-            lam = ops.numpy.where(ops.numpy.greater_equal(n, 2), lam, 1.0)
+            paired = ops.numpy.greater_equal(n, 2)
+            mixed = ops.numpy.where(paired, mixed, images)
+            lam = ops.numpy.where(paired, lam, 1.0)
         if channels_first:
             mixed = ops.numpy.transpose(mixed, (0, 3, 1, 2))
         return MixResult(mixed, permutation, lam)

@@ -64,7 +64,9 @@ class FMix(BaseMixer):
             data_format=data_format,
             **kwargs,
         )
-        self.decay_power = check_number("decay_power", decay_power, low=0.0)
+        self.decay_power = check_number(
+            "decay_power", decay_power, low=0.0, include_low=True
+        )
         self.max_soft = check_number(
             "max_soft", max_soft, low=0.0, high=0.5, include_low=True
         )

@@ -1,0 +1,49 @@
+"""Shared fixtures and helpers. The suite runs once per backend
+(`KERAS_BACKEND=tensorflow|jax|torch`), see the Makefile."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("keras", deadline=None, max_examples=12, derandomize=True)
+settings.load_profile("keras")
+
+BACKEND = keras.backend.backend()
+
+
+def to_np(x) -> np.ndarray:
+    """Any backend tensor (or tf tensor) -> numpy."""
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        try:
+            return np.asarray(x.numpy())
+        except Exception:  # torch tensors requiring grad, etc.
+            pass
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def tagged_images(n: int, h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
+    """Images whose every pixel tells which sample it came from:
+    `floor(value / 1000) - 1` is the sample index (the rest is noise)."""
+    rng = np.random.default_rng(seed)
+    base = (np.arange(n, dtype="float32") + 1.0) * 1000.0
+    return base[:, None, None, None] + rng.random((n, h, w, c), dtype="float32")
+
+
+def source_of(mixed: np.ndarray) -> np.ndarray:
+    """Per pixel (N, H, W) sample index of `tagged_images` output (channels
+    last)."""
+    return np.floor(mixed[..., 0] / 1000.0).astype(int) - 1
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras():
+    yield
+    keras.backend.clear_session()
+    keras.config.set_image_data_format("channels_last")
