@@ -175,6 +175,10 @@ class MixingLayer(keras.layers.Layer):
     # ------------------------------------------------------------------ #
     # Public API
     # ------------------------------------------------------------------ #
+    def build(self, input_shape: Any) -> None:
+        # A mixer's only state is its seed generator, created in __init__.
+        self.built = True
+
     def mix(self, images: Any) -> MixResult:
         """Mix a batch of images.
 

@@ -83,6 +83,11 @@ class RandomChoice(MixingLayer):
         total = sum(probabilities)
         self.probabilities = [float(p) / total for p in probabilities]
 
+    def build(self, input_shape: Any) -> None:
+        for mixer in self.mixers:
+            mixer.build(input_shape)
+        self.built = True
+
     def _mix(self, images: Any) -> MixResult:
         ops = self.backend
         results = [mixer.mix(images) for mixer in self.mixers]

@@ -135,6 +135,7 @@ class MixingModel(keras.Model):
 
     def build(self, input_shape: Any) -> None:
         shape = tuple(input_shape)
+        self.mixer.build(shape)
         if not self.backbone.built:
             self.backbone.build(shape)
         features = self.backbone.compute_output_shape(shape)
@@ -169,6 +170,23 @@ class MixingModel(keras.Model):
                 "through the model's arguments (e.g. gamma, lambda_mode)."
             )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
+        """`keras.Model.fit`; `sample_weight` is not supported (the mixed loss
+        pairs samples), and is rejected before any tracing."""
+        if kwargs.get("sample_weight") is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support `sample_weight` in "
+                "training: the mixed loss pairs samples across the batch."
+            )
+        return super().fit(*args, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Restore the compile state saved with the model (`.keras` files)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
@@ -231,6 +249,8 @@ class MixingModel(keras.Model):
             `(terms, y_pred)`: the loss terms (scalars, the ones logged) and
             the logits compiled metrics are computed on.
         """
+        if not self.built:  # TF and torch build lazily, in the first step
+            self.build(tuple(x.shape))
         labels, dense = self._labels(y)
         return self._terms(x, labels, dense)
 

@@ -24,7 +24,7 @@ def _unpack(model: keras.Model, data: Any):
     if sample_weight is not None:
         raise ValueError(
             f"{type(model).__name__} does not support `sample_weight` in training "
-            "(the mixed loss pairs samples); drop it or use `class_weight`-free data."
+            "(the mixed loss pairs samples across the batch); drop it."
         )
     return x, y
 

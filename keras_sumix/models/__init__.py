@@ -1,0 +1,29 @@
+"""Networks of the SUMix paper (feature extractors) and a classifier head."""
+
+from keras_sumix.models.backbones import (
+    classifier,
+    resnet18,
+    resnet18_cifar,
+    resnext50_32x4d,
+    resnext50_cifar,
+    wide_resnet28_8,
+)
+from keras_sumix.models.sumix_model import (
+    MixingModel,
+    MixupModel,
+    SUMixModel,
+    UncertaintyHead,
+)
+
+__all__ = [
+    "MixingModel",
+    "MixupModel",
+    "SUMixModel",
+    "UncertaintyHead",
+    "classifier",
+    "resnet18",
+    "resnet18_cifar",
+    "resnext50_32x4d",
+    "resnext50_cifar",
+    "wide_resnet28_8",
+]

@@ -1,0 +1,246 @@
+"""MixupModel / SUMixModel inside model.fit on every backend."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, to_np
+
+import keras_sumix as ks
+from keras_sumix.layers import CutMix, MixUp
+
+
+def tiny_backbone(shape=(16, 16, 3), seed=0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    return keras.Model(inputs, x, name="tiny")  # a 4-D map: pooled by the model
+
+
+def data(n=24, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 16, 16, 3), dtype="float32")
+    y = (np.arange(n) % classes).astype("int32")
+    return x, y
+
+
+SUMIX_LOGS = {"loss", "mix_loss", "reg_loss", "lam_area", "lam_sumix", "accuracy"}
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_sumix_fit_evaluate_predict(one_hot):
+    x, y = data()
+    labels = np.eye(4, dtype="float32")[y] if one_hot else y
+    model = ks.SUMixModel(tiny_backbone(), 4, CutMix(seed=0))
+    model.compile(optimizer=keras.optimizers.SGD(0.05), metrics=["accuracy"])
+    history = model.fit(x, labels, batch_size=8, epochs=2, verbose=0)
+    assert set(history.history) == SUMIX_LOGS
+    for key, values in history.history.items():
+        assert np.all(np.isfinite(values)), key
+    assert 0 < history.history["lam_area"][-1] <= 1
+    logs = model.evaluate(x, labels, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"}
+    # Evaluation is the clean classifier's cross-entropy.
+    logits = to_np(model.predict(x, verbose=0))
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(logs["loss"], -log_p[np.arange(24), y].mean(), rtol=1e-4)
+    assert logits.shape == (24, 4)
+
+
+def test_mixup_model_fit_and_history():
+    x, y = data()
+    model = ks.MixupModel(tiny_backbone(), 4, MixUp(seed=0))
+    model.compile(optimizer="sgd", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "lam_area", "accuracy"}
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_last_small_batch_and_batch_of_one():
+    x, y = data(n=17)  # batches of 8, 8 and 1
+    model = ks.SUMixModel(tiny_backbone(), 4, CutMix(seed=0))
+    model.compile(optimizer="sgd")
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    terms, _ = model.training_terms(x[:1], y[:1])
+    assert float(to_np(terms["lam_area"])) == 1.0
+    assert float(to_np(terms["lam_sumix"])) == pytest.approx(1.0)
+    assert np.isfinite(float(to_np(terms["loss"])))
+
+
+def _same_weights(a: keras.Model, b: keras.Model) -> None:
+    b.build((None, 16, 16, 3))
+    a.build((None, 16, 16, 3))
+    for va, vb in zip(a.backbone.weights, b.backbone.weights, strict=True):
+        vb.assign(va)
+    for va, vb in zip(a.classifier.weights, b.classifier.weights, strict=True):
+        vb.assign(va)
+
+
+def test_sumix_without_correction_equals_mce():
+    x, y = data(n=12)
+    mce = ks.MixupModel(tiny_backbone(seed=1), 4, CutMix(seed=7))
+    plain = ks.SUMixModel(
+        tiny_backbone(seed=2),
+        4,
+        CutMix(seed=7),
+        regularizer="none",
+        lambda_mode="area",
+        reduction="per_sample",
+    )
+    _same_weights(mce, plain)
+    mce_terms, _ = mce.training_terms(x, y)
+    sumix_terms, _ = plain.training_terms(x, y)
+    np.testing.assert_allclose(
+        to_np(sumix_terms["loss"]), to_np(mce_terms["loss"]), rtol=1e-5
+    )
+    assert float(to_np(sumix_terms["reg_loss"])) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("regularizer", "head_learns"),
+    [("both", True), ("uncertainty", True), ("semantic", False), ("none", False)],
+)
+def test_uncertainty_head_gets_gradient_only_from_its_regularizer(
+    regularizer, head_learns
+):
+    x, y = data(n=16)
+    model = ks.SUMixModel(tiny_backbone(), 4, CutMix(seed=0), regularizer=regularizer)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.build((None, 16, 16, 3))
+    before = [to_np(w).copy() for w in model.uncertainty_head.weights]
+    classifier_before = to_np(model.classifier.kernel).copy()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    after = [to_np(w) for w in model.uncertainty_head.weights]
+    changed = any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    assert changed == head_learns
+    assert not np.allclose(classifier_before, to_np(model.classifier.kernel))
+
+
+def test_raw_pass_gradient_option_changes_only_the_gradient():
+    x, y = data(n=8)
+    a = ks.SUMixModel(tiny_backbone(seed=3), 4, CutMix(seed=1))
+    b = ks.SUMixModel(tiny_backbone(seed=4), 4, CutMix(seed=1), raw_pass_gradient=False)
+    _same_weights(a, b)
+    for va, vb in zip(
+        a.uncertainty_head.weights, b.uncertainty_head.weights, strict=True
+    ):
+        vb.assign(va)
+    ta, _ = a.training_terms(x, y)
+    tb, _ = b.training_terms(x, y)
+    for key in ("loss", "mix_loss", "reg_loss", "lam_sumix"):
+        np.testing.assert_allclose(to_np(ta[key]), to_np(tb[key]), rtol=1e-5)
+    b.compile(optimizer="sgd")
+    assert np.isfinite(b.fit(x, y, batch_size=8, verbose=0).history["loss"][0])
+
+
+def test_save_and_load_round_trip(tmp_path):
+    x, y = data()
+    model = ks.SUMixModel(
+        tiny_backbone(),
+        4,
+        CutMix(alpha=0.2, seed=3),
+        gamma=0.1,
+        lambda_mode="distance",
+        reduction="per_sample",
+        semantic_scale=8.0,
+    )
+    model.compile(optimizer="sgd", metrics=["accuracy"])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "sumix.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, ks.SUMixModel)
+    assert isinstance(loaded.mixer, CutMix) and loaded.mixer.alpha == 0.2
+    config = loaded.get_config()
+    assert config["lambda_mode"] == "distance" and config["gamma"] == 0.1
+    assert config["semantic_scale"] == 8.0 and config["reduction"] == "per_sample"
+    np.testing.assert_allclose(
+        to_np(loaded.predict(x, verbose=0)),
+        to_np(model.predict(x, verbose=0)),
+        atol=1e-5,
+    )
+    history = loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixup_model_save_and_load(tmp_path):
+    x, y = data()
+    model = ks.MixupModel(tiny_backbone(), 4, MixUp(alpha=0.4, seed=3))
+    model.compile(optimizer="sgd")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.save(tmp_path / "mce.keras")
+    loaded = keras.saving.load_model(tmp_path / "mce.keras")
+    assert isinstance(loaded, ks.MixupModel) and loaded.mixer.alpha == 0.4
+    np.testing.assert_allclose(
+        to_np(loaded.predict(x, verbose=0)),
+        to_np(model.predict(x, verbose=0)),
+        atol=1e-5,
+    )
+
+
+def test_flat_feature_backbone_and_uncertainty_head():
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.Dense(6)(keras.layers.Flatten()(inputs))
+    backbone = keras.Model(inputs, features)
+    model = ks.SUMixModel(backbone, 3, MixUp(seed=0))
+    model.compile(optimizer="sgd")
+    x, y = data(n=8, classes=3)
+    assert np.isfinite(model.fit(x, y, verbose=0).history["loss"][0])
+    u = to_np(model.uncertainty_head(np.ones((2, 6), "float32")))
+    np.testing.assert_allclose(np.linalg.norm(u, axis=-1), 1.0, rtol=1e-5)
+    assert np.all(u >= 0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_loss_is_finite(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x, y = data(n=64)
+        model = ks.SUMixModel(tiny_backbone(), 4, CutMix(seed=0))
+        model.compile(optimizer=keras.optimizers.SGD(0.05))
+        history = model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert np.all(np.isfinite(history.history["lam_sumix"]))
+
+
+def test_errors():
+    backbone = tiny_backbone()
+    with pytest.raises(TypeError, match="backbone"):
+        ks.SUMixModel("resnet", 4, CutMix())
+    with pytest.raises(TypeError, match="mixer"):
+        ks.SUMixModel(backbone, 4, keras.layers.Dense(3))
+    with pytest.raises(ValueError, match="num_classes"):
+        ks.MixupModel(backbone, 1, CutMix())
+    with pytest.raises(TypeError, match="num_classes"):
+        ks.MixupModel(backbone, 4.0, CutMix())
+    with pytest.raises(ValueError, match="lambda_mode"):
+        ks.SUMixModel(backbone, 4, CutMix(), lambda_mode="prose")
+    with pytest.raises(ValueError, match="regularizer"):
+        ks.SUMixModel(backbone, 4, CutMix(), regularizer="all")
+    with pytest.raises(ValueError, match="reduction"):
+        ks.SUMixModel(backbone, 4, CutMix(), reduction="sum")
+    with pytest.raises(ValueError, match="gamma"):
+        ks.SUMixModel(backbone, 4, CutMix(), gamma=-0.1)
+    with pytest.raises(ValueError, match="semantic_scale"):
+        ks.SUMixModel(backbone, 4, CutMix(), semantic_scale=0)
+    with pytest.raises(ValueError, match="distance_scale"):
+        ks.SUMixModel(backbone, 4, CutMix(), distance_scale=-1.0)
+    with pytest.raises(TypeError, match="raw_pass_gradient"):
+        ks.SUMixModel(backbone, 4, CutMix(), raw_pass_gradient="no")
+    model = ks.SUMixModel(backbone, 4, CutMix())
+    with pytest.raises(ValueError, match="loss"):
+        model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd")
+    x, y = data(n=8)
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(x, y, sample_weight=np.ones(8), verbose=0)
+    fresh = ks.SUMixModel(tiny_backbone(), 4, CutMix())
+    fresh.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="Labels"):
+        fresh.fit(x, np.zeros((8, 7), "float32"), verbose=0)
