@@ -1,8 +1,19 @@
 """keras-sumix: mixup augmentation layers and SUMix for Keras 3."""
 
-from keras_sumix import layers
+from keras_sumix import layers, models
 from keras_sumix.layers import MixResult
+from keras_sumix.losses import sumix_loss
+from keras_sumix.models import MixupModel, SUMixModel, UncertaintyHead
 
 __version__ = "0.1.0"
 
-__all__ = ["MixResult", "__version__", "layers"]
+__all__ = [
+    "MixResult",
+    "MixupModel",
+    "SUMixModel",
+    "UncertaintyHead",
+    "__version__",
+    "layers",
+    "models",
+    "sumix_loss",
+]

@@ -344,7 +344,7 @@ def test_inside_compiled_function(mixer_cls):
 
     fn = _compiled(stateless)
     (images, perm, lam), state2 = fn(state, x)
-    (images2, _, lam2), _ = fn(state2, x)
+    (_, _, lam2), _ = fn(state2, x)
     fixed = type("R", (), {"images": to_np(images), "permutation": perm})
     if mixer_cls is not MixUp:
         np.testing.assert_allclose(_kept_share(to_np(x), fixed), to_np(lam), atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, to_np
+from conftest import to_np
 
 import keras_sumix as ks
 from keras_sumix.layers import CutMix, MixUp
