@@ -16,12 +16,12 @@ Notation: `N` batch size, `C` number of classes, `sg` stop-gradient,
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
+
+from keras_sumix._validation import check_choice, check_number
 
 __all__ = ["DEFAULT_DISTANCE_SCALE", "sumix_loss"]
 
@@ -168,28 +168,6 @@ def _reduce(reduction, weight_a, ce_a, ce_b):
 # --------------------------------------------------------------------------
 # Validation.
 # --------------------------------------------------------------------------
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}."
-        )
-    return value
-
-
-def _check_number(name: str, value: Any, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a real number. Received: {name}={value!r} "
-            f"of type {type(value).__name__}."
-        )
-    value = float(value)
-    bad = not math.isfinite(value) or (value <= 0.0 if positive else value < 0.0)
-    if bad:
-        expected = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}.")
-    return value
 
 
 def _static_shape(x) -> tuple[int | None, ...]:
@@ -400,13 +378,13 @@ def sumix_loss(
     >>> tuple(out["lam"].shape)
     (4,)
     """
-    lambda_mode = _check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
-    regularizer = _check_choice("regularizer", regularizer, REGULARIZERS)
-    reduction = _check_choice("reduction", reduction, REDUCTIONS)
-    gamma = _check_number("gamma", gamma, positive=False)
+    lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
+    regularizer = check_choice("regularizer", regularizer, REGULARIZERS)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    gamma = check_number("gamma", gamma, low=0.0, include_low=True)
     if semantic_scale is not None:
-        semantic_scale = _check_number("semantic_scale", semantic_scale, positive=True)
-    distance_scale = _check_number("distance_scale", distance_scale, positive=True)
+        semantic_scale = check_number("semantic_scale", semantic_scale, low=0.0)
+    distance_scale = check_number("distance_scale", distance_scale, low=0.0)
     y_a, raw_logits, u_raw, mix_logits, u_mix, perm, lam = _prepare_inputs(
         labels,
         raw_logits,

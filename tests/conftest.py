@@ -7,10 +7,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import keras
+import numpy as np
+import pytest
+from hypothesis import settings
 
 settings.register_profile("keras", deadline=None, max_examples=12, derandomize=True)
 settings.load_profile("keras")

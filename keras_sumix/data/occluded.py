@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_sumix._validation import check_int
+
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
 # Two families of object colour; the class is (shape, family).
 _FAMILIES = (
@@ -89,22 +91,9 @@ def occluded_objects(
     >>> data.images.shape, data.labels.shape, data.masks.shape
     ((8, 32, 32, 3), (8,), (8, 32, 32))
     """
-    if (
-        isinstance(num_images, bool)
-        or not isinstance(num_images, int)
-        or num_images < 0
-    ):
-        raise ValueError(
-            f"`num_images` must be a non-negative integer. Received: {num_images!r}."
-        )
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, int)
-        or image_size < 8
-    ):
-        raise ValueError(
-            f"`image_size` must be an integer >= 8. Received: {image_size!r}."
-        )
+    check_int("num_images", num_images, 0)
+    check_int("image_size", image_size, 8)
+    check_int("clutter", clutter, 0)
     if not 0 < min_scale <= max_scale < 0.5:
         raise ValueError(
             "Need 0 < min_scale <= max_scale < 0.5. Received: "

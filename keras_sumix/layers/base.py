@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 import keras
 from keras.src.utils import backend_utils, jax_utils, tracking
 
+from keras_sumix._validation import check_choice, check_int, check_number
+
 _MODES = ("elem", "batch")
 _DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -34,41 +36,6 @@ class MixResult(NamedTuple):
     images: Any
     permutation: Any
     lam: Any
-
-
-def check_number(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    include_low: bool = False,
-    include_high: bool = True,
-) -> float:
-    """Validate a real number in a range; raise naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`{name}` must be a number. Received: {name}={value!r} "
-            f"of type {type(value).__name__}."
-        )
-    too_low = low is not None and (value < low if include_low else value <= low)
-    too_high = high is not None and (value > high if include_high else value >= high)
-    if too_low or too_high or value != value:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        interval = (
-            f"{'[' if include_low else '('}{lo}, {hi}{']' if include_high else ')'}"
-        )
-        raise ValueError(f"`{name}` must be in {interval}. Received: {name}={value!r}.")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """Validate a string option; raise a `ValueError` naming the choices."""
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}."
-        )
-    return value
 
 
 class MixingLayer(keras.layers.Layer):
@@ -97,20 +64,8 @@ class MixingLayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if num_classes is not None and (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, int)
-            or num_classes < 1
-        ):
-            raise ValueError(
-                "`num_classes` must be a positive integer or None. "
-                f"Received: num_classes={num_classes!r}."
-            )
-        self.num_classes = num_classes
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(
-                f"`seed` must be an integer or None. Received: seed={seed!r}."
-            )
+        self.num_classes = check_int("num_classes", num_classes, 1, allow_none=True)
+        check_int("seed", seed, -(2**63), allow_none=True)
         self.seed = seed
         self.data_format = check_choice(
             "data_format",

@@ -6,7 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_sumix.layers.base import BaseMixer, check_number
+from keras_sumix._validation import check_number
+from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")

@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 
+from keras_sumix._validation import check_int
 from keras_sumix.layers.base import BaseMixer
 
 
@@ -16,9 +17,10 @@ class SaliencyMix(BaseMixer):
     is cut from.
 
     Saliency is the spectral residual of Hou & Zhang (2007), computed with
-    FFTs on the grey image downscaled to at most `saliency_size` pixels a
-    side, then smoothed (the reference toolbox calls OpenCV's saliency
-    module; this layer needs no OpenCV and runs on any backend). The box has
+    FFTs per colour channel on the image downscaled to at most
+    `saliency_size` pixels a side, Hann-windowed, then smoothed (the
+    reference toolbox calls OpenCV's saliency module; this layer needs no
+    OpenCV and runs on any backend). The box has
     side `floor(sqrt(1 - lam) * (H, W))`, is clipped to the image, and `lam`
     is recomputed from the pixels actually pasted. In `"batch"` mode one box,
     centred on the first partner's peak, serves the whole batch (as the
@@ -65,16 +67,7 @@ class SaliencyMix(BaseMixer):
             data_format=data_format,
             **kwargs,
         )
-        if (
-            isinstance(saliency_size, bool)
-            or not isinstance(saliency_size, int)
-            or saliency_size < 4
-        ):
-            raise ValueError(
-                "`saliency_size` must be an integer >= 4. Received: "
-                f"saliency_size={saliency_size!r}."
-            )
-        self.saliency_size = saliency_size
+        self.saliency_size = check_int("saliency_size", saliency_size, 4)
 
     def _smooth(self, maps: Any, size: int) -> Any:
         """Box filter of side `size` over `(M, h, w)` maps (same size)."""
@@ -87,30 +80,51 @@ class SaliencyMix(BaseMixer):
         )
         return pooled[..., 0]
 
+    def _window(self, length: Any) -> Any:
+        """Hann window of `length` samples (1 for a single sample)."""
+        ops = self.backend
+        n = ops.numpy.arange(length, dtype="float32")
+        span = ops.numpy.maximum(ops.cast(length, "float32") - 1.0, 1.0)
+        return 0.5 - 0.5 * ops.numpy.cos(2.0 * 3.141592653589793 * n / span)
+
     def saliency(self, images: Any) -> Any:
         """Spectral-residual saliency maps `(M, h, w)` of channels-last images
-        `(M, H, W, C)`, on a grid of at most `saliency_size` a side."""
+        `(M, H, W, C)`, on a grid of at most `saliency_size` a side.
+
+        Each channel's spectral residual (Hou & Zhang, 2007) is computed on the
+        mean-free, Hann-windowed channel (the window removes the wrap-around
+        edges an FFT otherwise finds salient); the channels' maps are summed
+        and smoothed.
+        """
         ops = self.backend
-        grey = ops.numpy.mean(ops.cast(images, "float32"), axis=-1, keepdims=True)
-        height, width = grey.shape[1], grey.shape[2]
+        images = ops.cast(images, "float32")
+        height, width = images.shape[1], images.shape[2]
         size = self.saliency_size
         if height is None or width is None or height > size or width > size:
-            grey = ops.image.resize(
-                grey,
+            images = ops.image.resize(
+                images,
                 (min(height or size, size), min(width or size, size)),
                 interpolation="bilinear",
                 data_format="channels_last",
             )
-        grey = grey[..., 0]
-        real, imag = ops.math.fft2((grey, ops.numpy.zeros_like(grey)))
+        shape = ops.shape(images)
+        count, h, w, channels = shape[0], shape[1], shape[2], shape[3]
+        planes = ops.numpy.transpose(images, (0, 3, 1, 2))
+        planes = planes - ops.numpy.mean(planes, axis=(2, 3), keepdims=True)
+        planes = planes * (self._window(h)[:, None] * self._window(w)[None, :])
+        planes = ops.numpy.reshape(planes, (-1, h, w))
+        real, imag = ops.math.fft2((planes, ops.numpy.zeros_like(planes)))
         amplitude = ops.numpy.sqrt(real * real + imag * imag) + 1e-8
         log_amplitude = ops.numpy.log(amplitude)
         residual = ops.numpy.exp(log_amplitude - self._smooth(log_amplitude, 3))
         real, imag = ops.math.ifft2(
             (residual * real / amplitude, residual * imag / amplitude)
         )
-        saliency = real * real + imag * imag
-        return self._smooth(self._smooth(saliency, 3), 3)
+        maps = ops.numpy.reshape(real * real + imag * imag, (count, channels, h, w))
+        maps = ops.numpy.sum(maps, axis=1)
+        for _ in range(3):
+            maps = self._smooth(maps, 5)
+        return maps
 
     def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
         ops = self.backend

@@ -14,25 +14,20 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_sumix.layers.base import MixingLayer, check_choice, check_number
-from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, sumix_loss
+from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix.layers.base import MixingLayer
+from keras_sumix.losses import (
+    DEFAULT_DISTANCE_SCALE,
+    LAMBDA_MODES,
+    REDUCTIONS,
+    REGULARIZERS,
+    sumix_loss,
+)
 from keras_sumix.models import train_step as _train_step
-
-_LAMBDA_MODES = ("reference", "distance", "area")
-_REGULARIZERS = ("both", "uncertainty", "semantic", "none")
-_REDUCTIONS = ("reference", "per_sample")
 
 
 def _check_num_classes(num_classes: Any) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(
-            f"`num_classes` must be an integer. Received: num_classes={num_classes!r}."
-        )
-    if num_classes < 2:
-        raise ValueError(
-            f"`num_classes` must be >= 2. Received: num_classes={num_classes}."
-        )
-    return num_classes
+    return check_int("num_classes", num_classes, 2)
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -384,9 +379,9 @@ class SUMixModel(MixingModel):
     ) -> None:
         super().__init__(backbone, num_classes, mixer, **kwargs)
         self.gamma = check_number("gamma", gamma, low=0.0, include_low=True)
-        self.lambda_mode = check_choice("lambda_mode", lambda_mode, _LAMBDA_MODES)
-        self.regularizer = check_choice("regularizer", regularizer, _REGULARIZERS)
-        self.reduction = check_choice("reduction", reduction, _REDUCTIONS)
+        self.lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
+        self.regularizer = check_choice("regularizer", regularizer, REGULARIZERS)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.semantic_scale = (
             None
             if semantic_scale is None
@@ -400,6 +395,9 @@ class SUMixModel(MixingModel):
             )
         self.raw_pass_gradient = raw_pass_gradient
         self.uncertainty_head = UncertaintyHead(num_classes, name="uncertainty_head")
+        # Only these regularisers send gradient to the head; otherwise it is
+        # frozen (rather than handed empty gradients every step).
+        self.uncertainty_head.trainable = regularizer in ("both", "uncertainty")
         self.mix_loss_tracker = keras.metrics.Mean(name="mix_loss")
         self.reg_loss_tracker = keras.metrics.Mean(name="reg_loss")
         self.lam_sumix_tracker = keras.metrics.Mean(name="lam_sumix")
