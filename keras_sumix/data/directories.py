@@ -1,0 +1,532 @@
+"""Loaders for datasets in their official on-disk layouts.
+
+TensorFlow Datasets lacks FGVC-Aircraft, Tiny-ImageNet and CIFAR-100-C (and
+its CUB-200-2011 needs a download), so these read the archives as their
+authors distribute them, once extracted. Nothing here downloads anything: a
+missing file raises `FileNotFoundError` naming the dataset's official page
+and the exact layout looked for.
+
+Image loaders return `(dataset, class_names)`: a `tf.data.Dataset` of
+`(image, label)` with `image` uint8 `(H, W, 3)` (grayscale files are expanded
+to three channels) and `label` int32 in `[0, len(class_names))`. Images are
+decoded lazily, in parallel, in file-list order unless `shuffle=True`
+(which shuffles the file list, not the decoded images: the cheap place to
+shuffle large images). Every loader works whatever `KERAS_BACKEND` is:
+`tf.data` always runs on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keras_sumix._validation import check_choice, check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+__all__ = [
+    "CIFAR100_C_CORRUPTIONS",
+    "load_cifar100_c",
+    "load_cub200_2011",
+    "load_fgvc_aircraft",
+    "load_tiny_imagenet",
+]
+
+#: The 19 corruptions of CIFAR-100-C (Hendrycks & Dietterich, 2019), in the
+#: alphabetical order of their file names.
+CIFAR100_C_CORRUPTIONS: tuple[str, ...] = (
+    "brightness",
+    "contrast",
+    "defocus_blur",
+    "elastic_transform",
+    "fog",
+    "frost",
+    "gaussian_blur",
+    "gaussian_noise",
+    "glass_blur",
+    "impulse_noise",
+    "jpeg_compression",
+    "motion_blur",
+    "pixelate",
+    "saturate",
+    "shot_noise",
+    "snow",
+    "spatter",
+    "speckle_noise",
+    "zoom_blur",
+)
+
+#: Height in pixels of the copyright banner at the bottom of every
+#: FGVC-Aircraft image.
+AIRCRAFT_BANNER_HEIGHT = 20
+
+_AIRCRAFT_URL = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/"
+_CUB_URL = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
+_TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+_CIFAR_C_URL = "https://zenodo.org/records/3555552"
+
+_AIRCRAFT_LAYOUT = """\
+fgvc-aircraft-2013b/
+  data/variants.txt                 (one class name per line; also
+  data/families.txt                  families.txt / manufacturers.txt for
+  data/manufacturers.txt             the coarser annotations)
+  data/images_<annotation>_<split>.txt   ("<image_id> <class name>")
+  data/images/<image_id>.jpg"""
+
+_CUB_LAYOUT = """\
+CUB_200_2011/
+  images.txt                ("<image_id> <relative path>")
+  image_class_labels.txt    ("<image_id> <class_id>", 1-based)
+  train_test_split.txt      ("<image_id> <is_training_image>", 1 = train)
+  classes.txt               ("<class_id> <class name>")
+  images/<relative path>.jpg"""
+
+_TINY_LAYOUT = """\
+tiny-imagenet-200/
+  wnids.txt                          (the 200 WordNet ids)
+  train/<wnid>/images/*.JPEG
+  val/val_annotations.txt            ("<file>\\t<wnid>\\t<box>...")
+  val/images/*.JPEG"""
+
+_CIFAR_C_LAYOUT = """\
+CIFAR-100-C/
+  <corruption>.npy    (uint8, (5 * 10000, 32, 32, 3): severities 1..5 stacked)
+  labels.npy          (5 * 10000 integer labels)"""
+
+
+# ---------------------------------------------------------------------- #
+# Shared helpers
+# ---------------------------------------------------------------------- #
+def _tensorflow() -> Any:
+    """Import TensorFlow lazily, with an install hint if it is missing."""
+    try:
+        import tensorflow as tf
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "keras_sumix.data builds `tf.data` pipelines and needs TensorFlow "
+            "(whatever the Keras backend). Install it with "
+            "`pip install 'keras-sumix[data]' tensorflow` (or tensorflow-cpu)."
+        ) from error
+    return tf
+
+
+def _check_dir(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike). Received: "
+            f"{name}={value!r} of type {type(value).__name__}."
+        )
+    return os.path.abspath(os.path.expanduser(os.fspath(value)))
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"`{name}` must be a bool. Received: {name}={value!r} of type "
+            f"{type(value).__name__}."
+        )
+    return bool(value)
+
+
+def _missing(dataset: str, url: str, layout: str, root: str, missing: str) -> str:
+    return (
+        f"{dataset} not found: {missing!r} does not exist (looked under "
+        f"{root!r}). Download {dataset} from {url} and extract it; pass as "
+        "`data_dir` the extracted folder or its parent. Expected layout:\n"
+        f"{layout}"
+    )
+
+
+def _resolve_root(
+    data_dir: str, folder: str, marker: str, dataset: str, url: str, layout: str
+) -> str:
+    """`data_dir` itself, or `data_dir/folder`, whichever holds `marker`."""
+    for root in (data_dir, os.path.join(data_dir, folder)):
+        if os.path.isfile(os.path.join(root, marker)):
+            return root
+    root = os.path.join(data_dir, folder) if os.path.isdir(
+        os.path.join(data_dir, folder)
+    ) else data_dir
+    raise FileNotFoundError(
+        _missing(dataset, url, layout, data_dir, os.path.join(root, marker))
+    )
+
+
+def _require_file(path: str, dataset: str, url: str, layout: str, root: str) -> str:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(_missing(dataset, url, layout, root, path))
+    return path
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\r\n") for line in handle if line.strip()]
+
+
+def _split_first(line: str, path: str, number: int) -> tuple[str, str]:
+    """Split "<key> <value possibly with spaces>" on the first space."""
+    key, sep, value = line.strip().partition(" ")
+    if not sep or not value.strip():
+        raise ValueError(
+            f"Malformed line {number} of {path!r}: expected '<id> <value>'. "
+            f"Received: {line!r}."
+        )
+    return key, value.strip()
+
+
+def _check_images_exist(
+    paths: Sequence[str], dataset: str, url: str, layout: str, root: str
+) -> None:
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(repr(p) for p in missing[:3])
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} {dataset} images listed in the "
+            f"annotation files are missing (e.g. {shown}). The archive may be "
+            f"incompletely extracted; re-download it from {url}. Expected "
+            f"layout:\n{layout}"
+        )
+
+
+def _image_dataset(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    shuffle: bool,
+    seed: int | None,
+    crop_bottom: int = 0,
+) -> tf.data.Dataset:
+    """`(uint8 image, int32 label)` decoded lazily from `paths`."""
+    tf = _tensorflow()
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(paths), tf.string), tf.constant(labels, tf.int32))
+    )
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path, label):
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=3, expand_animations=False
+        )
+        if crop_bottom:
+            image = image[:-crop_bottom]
+        image.set_shape((None, None, 3))
+        return image, label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _check_loader_args(shuffle: Any, seed: Any) -> bool:
+    shuffle = _check_bool("shuffle", shuffle)
+    check_int("seed", seed, 0, allow_none=True)
+    return shuffle
+
+
+# ---------------------------------------------------------------------- #
+# FGVC-Aircraft
+# ---------------------------------------------------------------------- #
+_AIRCRAFT_SPLITS = ("train", "val", "trainval", "test")
+_AIRCRAFT_ANNOTATIONS = {
+    "variant": "variants.txt",
+    "family": "families.txt",
+    "manufacturer": "manufacturers.txt",
+}
+
+
+def load_fgvc_aircraft(
+    data_dir: str | os.PathLike,
+    split: str = "trainval",
+    annotation: str = "variant",
+    crop_banner: bool = True,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, list[str]]:
+    """FGVC-Aircraft 2013b from its official archive.
+
+    Reads `data/images_<annotation>_<split>.txt` (lines "<image_id> <class
+    name>", split on the first space since names hold spaces, e.g.
+    "1034 Boeing 737-300"), loads `data/images/<image_id>.jpg` and, by
+    default, crops the 20-pixel copyright banner at the bottom of every
+    image. Class indices follow the order of `data/variants.txt` (or
+    `families.txt` / `manufacturers.txt`).
+
+    Args:
+        data_dir: the extracted `fgvc-aircraft-2013b/` folder, or its parent.
+        split: `"trainval"` (6,667 images, the usual training set),
+            `"train"`, `"val"` or `"test"` (3,333 images).
+        annotation: `"variant"` (100 classes, the benchmark), `"family"` (70)
+            or `"manufacturer"` (30).
+        crop_banner: remove the bottom 20 rows (the banner). Defaults to
+            True.
+        shuffle: shuffle the file list (reshuffled every epoch).
+        seed: seed of that shuffle.
+
+    Returns:
+        `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
+        (H, W, 3), label int32)` and the list of class names.
+
+    Raises:
+        FileNotFoundError: the layout above is not found.
+
+    Example:
+
+    >>> ds, names = load_fgvc_aircraft("~/data/fgvc-aircraft-2013b")  # doctest: +SKIP
+    >>> len(names)  # doctest: +SKIP
+    100
+    """
+    data_dir = _check_dir("data_dir", data_dir)
+    check_choice("split", split, _AIRCRAFT_SPLITS)
+    check_choice("annotation", annotation, tuple(_AIRCRAFT_ANNOTATIONS))
+    crop_banner = _check_bool("crop_banner", crop_banner)
+    shuffle = _check_loader_args(shuffle, seed)
+    info = ("FGVC-Aircraft", _AIRCRAFT_URL, _AIRCRAFT_LAYOUT)
+    classes_file = os.path.join("data", _AIRCRAFT_ANNOTATIONS[annotation])
+    root = _resolve_root(data_dir, "fgvc-aircraft-2013b", classes_file, *info)
+    class_names = [
+        line.strip() for line in _read_lines(os.path.join(root, classes_file))
+    ]
+    index = {name: i for i, name in enumerate(class_names)}
+    list_path = _require_file(
+        os.path.join(root, "data", f"images_{annotation}_{split}.txt"), *info, root
+    )
+    paths, labels = [], []
+    for number, line in enumerate(_read_lines(list_path), start=1):
+        image_id, name = _split_first(line, list_path, number)
+        if name not in index:
+            raise ValueError(
+                f"Line {number} of {list_path!r} names class {name!r}, which "
+                f"is not in {classes_file!r}."
+            )
+        paths.append(os.path.join(root, "data", "images", f"{image_id}.jpg"))
+        labels.append(index[name])
+    _check_images_exist(paths, *info, root)
+    dataset = _image_dataset(
+        paths, labels, shuffle, seed, AIRCRAFT_BANNER_HEIGHT if crop_banner else 0
+    )
+    return dataset, class_names
+
+
+# ---------------------------------------------------------------------- #
+# CUB-200-2011
+# ---------------------------------------------------------------------- #
+def load_cub200_2011(
+    data_dir: str | os.PathLike,
+    split: str = "train",
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, list[str]]:
+    """CUB-200-2011 from its official archive (a local alternative to
+    `load_caltech_birds2011`, which goes through TensorFlow Datasets).
+
+    The official split of `train_test_split.txt` (1 = train): 5,994 training
+    and 5,794 test images of 200 species. Labels of `image_class_labels.txt`
+    are 1-based; they are returned 0-based, so `class_names[label]` is the
+    name on line `label + 1` of `classes.txt` (e.g.
+    "001.Black_footed_Albatross").
+
+    Args:
+        data_dir: the extracted `CUB_200_2011/` folder, or its parent.
+        split: `"train"` or `"test"`.
+        shuffle: shuffle the file list (reshuffled every epoch).
+        seed: seed of that shuffle.
+
+    Returns:
+        `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
+        (H, W, 3), label int32 in [0, 200))` and the 200 class names.
+
+    Raises:
+        FileNotFoundError: the layout above is not found.
+
+    Example:
+
+    >>> ds, names = load_cub200_2011("~/data/CUB_200_2011", "test")  # doctest: +SKIP
+    >>> names[0]  # doctest: +SKIP
+    '001.Black_footed_Albatross'
+    """
+    data_dir = _check_dir("data_dir", data_dir)
+    check_choice("split", split, ("train", "test"))
+    shuffle = _check_loader_args(shuffle, seed)
+    info = ("CUB-200-2011", _CUB_URL, _CUB_LAYOUT)
+    root = _resolve_root(data_dir, "CUB_200_2011", "images.txt", *info)
+
+    def table(name: str) -> dict[str, str]:
+        path = _require_file(os.path.join(root, name), *info, root)
+        return dict(
+            _split_first(line, path, n)
+            for n, line in enumerate(_read_lines(path), start=1)
+        )
+
+    classes = table("classes.txt")
+    class_ids = sorted(classes, key=int)
+    class_names = [classes[c] for c in class_ids]
+    position = {c: i for i, c in enumerate(class_ids)}
+    images, labels, is_train = (
+        table("images.txt"),
+        table("image_class_labels.txt"),
+        table("train_test_split.txt"),
+    )
+    want = "1" if split == "train" else "0"
+    paths, targets = [], []
+    for image_id in sorted(images, key=int):
+        if image_id not in labels or image_id not in is_train:
+            raise ValueError(
+                f"CUB-200-2011 image id {image_id} of images.txt has no entry in "
+                "image_class_labels.txt or train_test_split.txt."
+            )
+        if is_train[image_id] != want:
+            continue
+        if labels[image_id] not in position:
+            raise ValueError(
+                f"CUB-200-2011 image id {image_id} has class "
+                f"{labels[image_id]!r}, which is not in classes.txt."
+            )
+        paths.append(os.path.join(root, "images", images[image_id]))
+        targets.append(position[labels[image_id]])
+    _check_images_exist(paths, *info, root)
+    return _image_dataset(paths, targets, shuffle, seed), class_names
+
+
+# ---------------------------------------------------------------------- #
+# Tiny-ImageNet
+# ---------------------------------------------------------------------- #
+def load_tiny_imagenet(
+    data_dir: str | os.PathLike,
+    split: str = "train",
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, list[str]]:
+    """Tiny-ImageNet-200 from its official archive.
+
+    `"train"`: 100,000 images, `train/<wnid>/images/*.JPEG`; `"val"`: 10,000
+    images, `val/images/*.JPEG` labelled by `val/val_annotations.txt`
+    (tab-separated "<file>\\t<wnid>\\t..."). The official test split has no
+    labels and is not offered; papers report the val split. Classes are the
+    200 WordNet ids of `wnids.txt`, sorted (the order torchvision's
+    `ImageFolder` gives `train/`); `words.txt` maps them to readable names.
+    Images are 64x64 (some grayscale, returned as 3 channels).
+
+    Args:
+        data_dir: the extracted `tiny-imagenet-200/` folder, or its parent.
+        split: `"train"` or `"val"`.
+        shuffle: shuffle the file list (reshuffled every epoch).
+        seed: seed of that shuffle.
+
+    Returns:
+        `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
+        (64, 64, 3), label int32 in [0, 200))` and the sorted wnids.
+
+    Raises:
+        FileNotFoundError: the layout above is not found.
+
+    Example:
+
+    >>> ds, wnids = load_tiny_imagenet("~/data/tiny-imagenet-200", "val")  # doctest: +SKIP
+    """
+    data_dir = _check_dir("data_dir", data_dir)
+    check_choice("split", split, ("train", "val"))
+    shuffle = _check_loader_args(shuffle, seed)
+    info = ("Tiny-ImageNet-200", _TINY_URL, _TINY_LAYOUT)
+    root = _resolve_root(data_dir, "tiny-imagenet-200", "wnids.txt", *info)
+    wnids = sorted({w.strip() for w in _read_lines(os.path.join(root, "wnids.txt"))})
+    index = {w: i for i, w in enumerate(wnids)}
+    paths, labels = [], []
+    if split == "train":
+        train = os.path.join(root, "train")
+        for wnid in wnids:
+            folder = os.path.join(train, wnid, "images")
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(
+                    _missing(*info, root, folder + os.sep)
+                )
+            names = sorted(
+                f for f in os.listdir(folder) if f.lower().endswith((".jpeg", ".jpg"))
+            )
+            paths += [os.path.join(folder, f) for f in names]
+            labels += [index[wnid]] * len(names)
+    else:
+        notes = _require_file(
+            os.path.join(root, "val", "val_annotations.txt"), *info, root
+        )
+        for number, line in enumerate(_read_lines(notes), start=1):
+            fields = line.split("\t")
+            if len(fields) < 2 or fields[1].strip() not in index:
+                raise ValueError(
+                    f"Malformed line {number} of {notes!r}: expected "
+                    f"'<file>\\t<wnid>\\t...' with a wnid of wnids.txt. "
+                    f"Received: {line!r}."
+                )
+            paths.append(os.path.join(root, "val", "images", fields[0].strip()))
+            labels.append(index[fields[1].strip()])
+    if not paths:
+        raise FileNotFoundError(
+            _missing(*info, root, os.path.join(root, split, "..."))
+            + "\n(no images found)"
+        )
+    _check_images_exist(paths, *info, root)
+    return _image_dataset(paths, labels, shuffle, seed), wnids
+
+
+# ---------------------------------------------------------------------- #
+# CIFAR-100-C
+# ---------------------------------------------------------------------- #
+def load_cifar100_c(
+    data_dir: str | os.PathLike,
+    corruption: str,
+    severity: int,
+    as_dataset: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    """One corruption at one severity of CIFAR-100-C (Hendrycks &
+    Dietterich, 2019): the 10,000 CIFAR-100 test images, corrupted.
+
+    Each `<corruption>.npy` stacks the five severities (rows
+    `(severity - 1) * n` to `severity * n`, `n = len / 5`, 10,000 in the
+    official files); `labels.npy` repeats the labels accordingly. Only the
+    requested slice is read (the file is memory-mapped).
+
+    Args:
+        data_dir: the extracted `CIFAR-100-C/` folder, or its parent.
+        corruption: one of `CIFAR100_C_CORRUPTIONS`.
+        severity: 1 (mildest) to 5.
+        as_dataset: return a `tf.data.Dataset` of `(image, label)` instead of
+            arrays.
+
+    Returns:
+        `(images, labels)`: uint8 `(n, 32, 32, 3)` and int32 `(n,)`; or, with
+        `as_dataset=True`, a `tf.data.Dataset` of their rows.
+
+    Raises:
+        FileNotFoundError: the layout above is not found.
+
+    Example:
+
+    >>> x, y = load_cifar100_c("~/data/CIFAR-100-C", "fog", 3)  # doctest: +SKIP
+    >>> x.shape, y.shape  # doctest: +SKIP
+    ((10000, 32, 32, 3), (10000,))
+    """
+    data_dir = _check_dir("data_dir", data_dir)
+    check_choice("corruption", corruption, CIFAR100_C_CORRUPTIONS)
+    check_int("severity", severity, 1)
+    if severity > 5:
+        raise ValueError(f"`severity` must be in 1..5. Received: severity={severity}.")
+    as_dataset = _check_bool("as_dataset", as_dataset)
+    info = ("CIFAR-100-C", _CIFAR_C_URL, _CIFAR_C_LAYOUT)
+    root = _resolve_root(data_dir, "CIFAR-100-C", "labels.npy", *info)
+    path = _require_file(os.path.join(root, f"{corruption}.npy"), *info, root)
+    images = np.load(path, mmap_mode="r")
+    labels = np.load(os.path.join(root, "labels.npy"), mmap_mode="r")
+    total = images.shape[0]
+    if images.ndim != 4 or total % 5 or labels.shape != (total,):
+        raise ValueError(
+            f"{path!r} must hold (5 * n, H, W, 3) images with labels.npy of "
+            f"length 5 * n. Received shapes {images.shape} and {labels.shape}."
+        )
+    n = total // 5
+    rows = slice((severity - 1) * n, severity * n)
+    images = np.ascontiguousarray(images[rows], dtype="uint8")
+    labels = np.asarray(labels[rows], dtype="int32")
+    if as_dataset:
+        return _tensorflow().data.Dataset.from_tensor_slices((images, labels))
+    return images, labels
