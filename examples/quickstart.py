@@ -16,18 +16,6 @@ import keras_sumix
 from keras_sumix.data import NUM_CLASSES, occluded_objects
 
 
-def small_cnn(input_shape=(32, 32, 3)) -> keras.Model:
-    """A small CNN feature extractor (pooled features)."""
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for width in (32, 64, 128):
-        x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = keras.layers.Activation("relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
-
-
 def main(argv=None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny, seconds")
@@ -43,7 +31,11 @@ def main(argv=None) -> dict[str, float]:
         ("SUMix", keras_sumix.SUMixModel),
     ]:
         keras.utils.set_random_seed(0)
-        model = cls(small_cnn(), NUM_CLASSES, keras_sumix.layers.CutMix(alpha=0.2))
+        model = cls(
+            keras_sumix.models.small_cnn(),
+            NUM_CLASSES,
+            keras_sumix.layers.CutMix(alpha=0.2),
+        )
         model.compile(
             optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"]
         )

@@ -4,6 +4,7 @@ cleanly."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +40,29 @@ def test_show_writes_png_and_prints_lams(tmp_path, capsys):
     assert lams.shape == (4,) and np.all((lams >= 0) & (lams <= 1))
 
 
-def test_demo_renders_every_mixer(tmp_path, capsys):
-    out = tmp_path / "demo.png"
-    assert cli.main(["demo", "--batch", "3", "--output", str(out)]) == 0
+def test_show_defaults_to_every_mixer(tmp_path, capsys):
+    out = tmp_path / "all.png"
+    assert cli.main(["show", "--batch", "3", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     for name in ("MixUp", "CutMix", "FMix", "SaliencyMix", "ResizeMix"):
         assert name in printed
     assert out.exists()
+
+
+def test_demo_quick_trains_and_reports(tmp_path, capsys):
+    assert cli.main(["demo", "--quick", "--quiet", "--output", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | test top-1 |" in printed
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["methods"]) == [
+        "MCE (MixupModel)",
+        "SUMix, authors' formula",
+        "SUMix, distance mode",
+    ]
+    for row in results["methods"].values():
+        assert 0.0 <= row["top1"] <= 1.0
+        assert -1.0 <= row["pearson"] <= 1.0 and 0.0 <= row["mae"] <= 1.0
+    assert (tmp_path / "mixes.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_arguments_give_one_line(capsys):

@@ -148,9 +148,11 @@ def _resolve_root(
     for root in (data_dir, os.path.join(data_dir, folder)):
         if os.path.isfile(os.path.join(root, marker)):
             return root
-    root = os.path.join(data_dir, folder) if os.path.isdir(
+    root = (
         os.path.join(data_dir, folder)
-    ) else data_dir
+        if os.path.isdir(os.path.join(data_dir, folder))
+        else data_dir
+    )
     raise FileNotFoundError(
         _missing(dataset, url, layout, data_dir, os.path.join(root, marker))
     )
@@ -423,7 +425,7 @@ def load_tiny_imagenet(
 
     Example:
 
-    >>> ds, wnids = load_tiny_imagenet("~/data/tiny-imagenet-200", "val")  # doctest: +SKIP
+    >>> ds, wnids = load_tiny_imagenet("tiny-imagenet-200", "val")  # doctest: +SKIP
     """
     data_dir = _check_dir("data_dir", data_dir)
     check_choice("split", split, ("train", "val"))
@@ -438,9 +440,7 @@ def load_tiny_imagenet(
         for wnid in wnids:
             folder = os.path.join(train, wnid, "images")
             if not os.path.isdir(folder):
-                raise FileNotFoundError(
-                    _missing(*info, root, folder + os.sep)
-                )
+                raise FileNotFoundError(_missing(*info, root, folder + os.sep))
             names = sorted(
                 f for f in os.listdir(folder) if f.lower().endswith((".jpeg", ".jpg"))
             )

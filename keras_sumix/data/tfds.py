@@ -147,7 +147,9 @@ def load_cifar100(
     >>> train = load_cifar100("train", download=True)  # doctest: +SKIP
     >>> image, label = next(iter(train))  # doctest: +SKIP
     """
-    return _load("cifar100", "CIFAR-100", split, data_dir, download, shuffle_files, seed)
+    return _load(
+        "cifar100", "CIFAR-100", split, data_dir, download, shuffle_files, seed
+    )
 
 
 def load_caltech_birds2011(

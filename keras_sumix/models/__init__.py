@@ -8,6 +8,7 @@ from keras_sumix.models.backbones import (
     resnext50_cifar,
     wide_resnet28_8,
 )
+from keras_sumix.models.small import small_cnn
 from keras_sumix.models.sumix_model import (
     MixingModel,
     MixupModel,
@@ -25,5 +26,6 @@ __all__ = [
     "resnet18_cifar",
     "resnext50_32x4d",
     "resnext50_cifar",
+    "small_cnn",
     "wide_resnet28_8",
 ]

@@ -263,6 +263,25 @@ class MixingModel(keras.Model):
     def _terms(self, images: Any, labels: Any, dense: Any):
         raise NotImplementedError
 
+    def training_lam(
+        self, images: Any, labels: Any, mix: Any, training: bool = False
+    ) -> Any:
+        """The per-sample lam this model trains with on a given mix.
+
+        Args:
+            images: the clean batch.
+            labels: its labels (integer or one-hot).
+            mix: the `MixResult` of mixing `images`.
+            training: run the network in training mode (as in a train step;
+                batch-norm statistics then update) or inference mode.
+
+        Returns:
+            float32 `(N,)`: the area lam for MixupModel, the corrected lam
+            for SUMixModel.
+        """
+        del images, labels, training
+        return ops.cast(mix.lam, "float32")
+
     # ------------------------------------------------------------------ #
     # Serialization
     # ------------------------------------------------------------------ #
@@ -408,23 +427,15 @@ class SUMixModel(MixingModel):
     def _training_only(self) -> set[str]:
         return {"lam_area", "lam_sumix", "mix_loss", "reg_loss"}
 
-    def _outputs(self, images: Any) -> tuple[Any, Any]:
-        features = self.features(images, training=True)
+    def _outputs(self, images: Any, training: bool = True) -> tuple[Any, Any]:
+        features = self.features(images, training=training)
         return self.classifier(features), self.uncertainty_head(features)
 
-    def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self.mixer.mix(images)
-        raw_logits, raw_uncertainty = self._outputs(images)
-        if not self.raw_pass_gradient:
-            raw_logits = ops.stop_gradient(raw_logits)
-            raw_uncertainty = ops.stop_gradient(raw_uncertainty)
-        mix_logits, mix_uncertainty = self._outputs(mix.images)
-        out = sumix_loss(
+    def _loss(self, labels, raw, mixed, mix) -> dict[str, Any]:
+        return sumix_loss(
             labels,
-            raw_logits,
-            raw_uncertainty,
-            mix_logits,
-            mix_uncertainty,
+            *raw,
+            *mixed,
             mix.permutation,
             mix.lam,
             gamma=self.gamma,
@@ -434,6 +445,23 @@ class SUMixModel(MixingModel):
             distance_scale=self.distance_scale,
             reduction=self.reduction,
         )
+
+    def training_lam(
+        self, images: Any, labels: Any, mix: Any, training: bool = False
+    ) -> Any:
+        labels, _ = self._labels(labels)
+        raw = self._outputs(images, training=training)
+        mixed = self._outputs(mix.images, training=training)
+        return self._loss(labels, raw, mixed, mix)["lam"]
+
+    def _terms(self, images: Any, labels: Any, dense: Any):
+        mix = self.mixer.mix(images)
+        raw_logits, raw_uncertainty = self._outputs(images)
+        if not self.raw_pass_gradient:
+            raw_logits = ops.stop_gradient(raw_logits)
+            raw_uncertainty = ops.stop_gradient(raw_uncertainty)
+        mixed = self._outputs(mix.images)
+        out = self._loss(labels, (raw_logits, raw_uncertainty), mixed, mix)
         terms = {
             "loss": out["loss"],
             "mix_loss": out["mix_loss"],

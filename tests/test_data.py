@@ -1,0 +1,522 @@
+"""Dataset loaders and `tf.data` pipelines, all offline.
+
+TFDS loaders run on `tfds.testing.mock_data` with `MockPolicy.USE_CODE`: the
+pip package of tensorflow-datasets ships no metadata files
+(`testing/metadata/<name>/<version>/dataset_info.json` is absent for both
+`cifar100` and `caltech_birds2011`), so the mock builds random examples from
+the builders' feature specs in code (this is what `MockPolicy.AUTO` falls
+back to anyway; naming it keeps the test independent of the installed
+metadata). Directory loaders read tiny fixture trees written to `tmp_path`.
+Pipelines run on TensorFlow whatever the Keras backend; the mixer inside
+them switches itself to TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sumix.data import (
+    CIFAR100_C_CORRUPTIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    cifar_pipeline,
+    fine_grained_pipeline,
+    load_caltech_birds2011,
+    load_cifar100,
+    load_cifar100_c,
+    load_cub200_2011,
+    load_fgvc_aircraft,
+    load_tiny_imagenet,
+    make_pipeline,
+    occluded_objects,
+    tiny_imagenet_pipeline,
+)
+from keras_sumix.layers import CutMix, MixUp
+
+
+def _arrays(dataset, limit: int = 1000):
+    """All (or `limit`) elements of a dataset as numpy arrays."""
+    return [
+        tuple(np.asarray(t) for t in element)
+        for element in dataset.take(limit).as_numpy_iterator()
+    ]
+
+
+def _write_jpeg(path, height: int, width: int, colour) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image = np.empty((height, width, 3), "uint8")
+    image[...] = np.asarray(colour, "uint8")
+    tf.io.write_file(str(path), tf.io.encode_jpeg(image, quality=98))
+
+
+def _write(path, lines) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+
+
+def _colour_index(image: np.ndarray) -> int:
+    """Which of COLOURS a (JPEG-compressed) constant image is."""
+    mean = image.reshape(-1, 3).mean(0)
+    return int(np.argmin([np.abs(mean - np.array(c)).sum() for c in COLOURS]))
+
+
+# ---------------------------------------------------------------------- #
+# TFDS (mocked)
+# ---------------------------------------------------------------------- #
+tfds = pytest.importorskip("tensorflow_datasets")
+
+
+def _mock(num_examples: int):
+    return tfds.testing.mock_data(
+        num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE
+    )
+
+
+def test_tfds_cifar100_mocked():
+    with _mock(5):
+        train, test = load_cifar100(["train", "test"])
+        items = _arrays(train)
+        assert len(items) == 5 and len(_arrays(test)) == 5
+    assert train.element_spec[0].shape == (32, 32, 3)
+    assert train.element_spec[0].dtype == tf.uint8
+    assert train.element_spec[1].dtype == tf.int32
+    for image, label in items:
+        assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+        assert label.dtype == np.int32 and 0 <= label < 100
+
+
+def test_tfds_caltech_birds2011_mocked_through_pipeline():
+    with _mock(4):
+        ds = load_caltech_birds2011("test")
+        items = _arrays(ds)
+        batches = _arrays(
+            fine_grained_pipeline(
+                ds, batch_size=2, seed=0, image_size=24, resize_size=28
+            )
+        )
+    assert len(items) == 4
+    for image, label in items:
+        assert image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
+        assert label.dtype == np.int32 and 0 <= label < 200
+    assert [b[0].shape for b in batches] == [(2, 24, 24, 3)] * 2
+
+
+def test_tfds_not_prepared_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"download=True"):
+        load_cifar100("train", data_dir=tmp_path)
+
+
+def test_tfds_missing_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    with pytest.raises(ImportError, match=r"keras-sumix\[data\]"):
+        load_caltech_birds2011("train")
+
+
+def test_tfds_argument_validation():
+    with pytest.raises(ValueError, match="split"):
+        load_cifar100("validation")
+    with pytest.raises(TypeError, match="split"):
+        load_cifar100(3)
+    with pytest.raises(TypeError, match="download"):
+        load_cifar100("train", download="yes")
+
+
+# ---------------------------------------------------------------------- #
+# Directory loaders
+# ---------------------------------------------------------------------- #
+AIRCRAFT_CLASSES = ["Boeing 737-300", "A320", "Cessna 172", "DHC-8-100"]
+
+
+def _aircraft_tree(root):
+    base = root / "fgvc-aircraft-2013b" / "data"
+    _write(base / "variants.txt", AIRCRAFT_CLASSES)
+    trainval = [("0034309", 0), ("0034958", 2), ("0037511", 3), ("1043122", 0)]
+    test = [("2201391", 1), ("0062765", 2)]
+    for name, rows in (("trainval", trainval), ("test", test)):
+        _write(
+            base / f"images_variant_{name}.txt",
+            [f"{i} {AIRCRAFT_CLASSES[c]}" for i, c in rows],
+        )
+        for i, c in rows:
+            _write_jpeg(base / "images" / f"{i}.jpg", 50, 36, COLOURS[c])
+    return trainval, test
+
+
+def test_fgvc_aircraft_names_with_spaces_and_banner_crop(tmp_path):
+    trainval, test = _aircraft_tree(tmp_path)
+    # The dataset folder itself, or its parent, both work.
+    for data_dir in (tmp_path / "fgvc-aircraft-2013b", str(tmp_path)):
+        ds, names = load_fgvc_aircraft(data_dir, "trainval")
+        assert names == AIRCRAFT_CLASSES
+        items = _arrays(ds)
+        assert [int(y) for _, y in items] == [c for _, c in trainval]
+        for image, label in items:
+            assert image.shape == (30, 36, 3) and image.dtype == np.uint8
+            assert _colour_index(image) == label
+    assert ds.element_spec[1].dtype == tf.int32
+    ds, _ = load_fgvc_aircraft(tmp_path, "test", crop_banner=False)
+    items = _arrays(ds)
+    assert [int(y) for _, y in items] == [c for _, c in test]
+    assert all(image.shape == (50, 36, 3) for image, _ in items)
+    shuffled, _ = load_fgvc_aircraft(tmp_path, "trainval", shuffle=True, seed=1)
+    assert sorted(int(y) for _, y in _arrays(shuffled)) == sorted(
+        c for _, c in trainval
+    )
+
+
+def test_fgvc_aircraft_bad_annotation_lines(tmp_path):
+    _aircraft_tree(tmp_path)
+    base = tmp_path / "fgvc-aircraft-2013b" / "data"
+    _write(base / "images_variant_val.txt", ["0034309 Boeing 747-999"])
+    with pytest.raises(ValueError, match="747-999"):
+        load_fgvc_aircraft(tmp_path, "val")
+    _write(base / "images_variant_train.txt", ["0000001 A320"])
+    with pytest.raises(FileNotFoundError, match="0000001.jpg"):
+        load_fgvc_aircraft(tmp_path, "train")
+    with pytest.raises(FileNotFoundError, match="families.txt"):
+        load_fgvc_aircraft(tmp_path, "train", annotation="family")
+    with pytest.raises(ValueError, match="split"):
+        load_fgvc_aircraft(tmp_path, "training")
+
+
+def test_cub200_2011_one_based_labels_and_split(tmp_path):
+    root = tmp_path / "CUB_200_2011"
+    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty"]
+    _write(root / "classes.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)])
+    # id -> (1-based class, is_train); listed out of order on purpose.
+    table = {3: (3, 1), 1: (1, 1), 2: (2, 0), 10: (1, 0), 4: (2, 1)}
+    images = {i: f"{classes[c - 1]}/img_{i}.jpg" for i, (c, _) in table.items()}
+    _write(root / "images.txt", [f"{i} {p}" for i, p in images.items()])
+    _write(root / "image_class_labels.txt", [f"{i} {c}" for i, (c, _) in table.items()])
+    _write(root / "train_test_split.txt", [f"{i} {t}" for i, (_, t) in table.items()])
+    for i, (c, _) in table.items():
+        _write_jpeg(root / "images" / images[i], 20, 28, COLOURS[c - 1])
+
+    train, names = load_cub200_2011(tmp_path, "train")
+    assert names == classes
+    items = _arrays(train)
+    # Sorted by image id: 1, 3, 4 -> 0-based classes 0, 2, 1.
+    assert [int(y) for _, y in items] == [0, 2, 1]
+    for image, label in items:
+        assert image.shape == (20, 28, 3) and _colour_index(image) == label
+    test, _ = load_cub200_2011(root, "test")
+    assert [int(y) for _, y in _arrays(test)] == [1, 0]
+
+
+def test_tiny_imagenet_train_and_val_annotations(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n09193705", "n01443537", "n02124075"]  # not sorted on disk
+    _write(root / "wnids.txt", wnids)
+    ordered = sorted(wnids)
+    for k, wnid in enumerate(wnids):
+        for j in range(2):
+            _write_jpeg(
+                root / "train" / wnid / "images" / f"{wnid}_{j}.JPEG",
+                64,
+                64,
+                COLOURS[ordered.index(wnid)],
+            )
+        _write(root / "train" / wnid / f"{wnid}_boxes.txt", ["ignored"])
+    val = [("val_0.JPEG", "n02124075"), ("val_1.JPEG", "n09193705")]
+    _write(
+        root / "val" / "val_annotations.txt",
+        [f"{f}\t{w}\t0\t0\t63\t63" for f, w in val],
+    )
+    for f, w in val:
+        _write_jpeg(root / "val" / "images" / f, 64, 64, COLOURS[ordered.index(w)])
+
+    train, names = load_tiny_imagenet(root, "train")
+    assert names == ordered
+    items = _arrays(train)
+    assert sorted(int(y) for _, y in items) == [0, 0, 1, 1, 2, 2]
+    for image, label in items:
+        assert image.shape == (64, 64, 3) and _colour_index(image) == label
+    val_ds, _ = load_tiny_imagenet(tmp_path, "val")
+    assert [int(y) for _, y in _arrays(val_ds)] == [1, 2]
+    batches = _arrays(tiny_imagenet_pipeline(train, batch_size=3, seed=0))
+    assert [b[0].shape for b in batches] == [(3, 64, 64, 3)] * 2
+
+
+def test_cifar100_c_slices_by_severity(tmp_path):
+    root = tmp_path / "CIFAR-100-C"
+    root.mkdir()
+    n = 4
+    values = np.array([10 * s + i for s in range(1, 6) for i in range(n)], "uint8")
+    images = np.broadcast_to(values[:, None, None, None], (5 * n, 32, 32, 3))
+    np.save(root / "fog.npy", np.ascontiguousarray(images))
+    np.save(root / "labels.npy", np.arange(5 * n, dtype="int64") % 7)
+
+    assert len(CIFAR100_C_CORRUPTIONS) == 19 and "fog" in CIFAR100_C_CORRUPTIONS
+    for severity in (1, 3, 5):
+        x, y = load_cifar100_c(tmp_path, "fog", severity)
+        assert x.shape == (n, 32, 32, 3) and x.dtype == np.uint8
+        assert y.dtype == np.int32
+        np.testing.assert_array_equal(x[:, 0, 0, 0], 10 * severity + np.arange(n))
+        np.testing.assert_array_equal(
+            y, np.arange((severity - 1) * n, severity * n) % 7
+        )
+    ds = load_cifar100_c(root, "fog", 2, as_dataset=True)
+    items = _arrays(ds)
+    assert [int(img[0, 0, 0]) for img, _ in items] == [20, 21, 22, 23]
+    with pytest.raises(ValueError, match="severity"):
+        load_cifar100_c(root, "fog", 6)
+    with pytest.raises(ValueError, match="severity"):
+        load_cifar100_c(root, "fog", 0)
+    with pytest.raises(ValueError, match="corruption"):
+        load_cifar100_c(root, "rain", 1)
+    with pytest.raises(FileNotFoundError, match="snow.npy"):
+        load_cifar100_c(root, "snow", 1)
+
+
+@pytest.mark.parametrize(
+    "load, expected",
+    [
+        (
+            lambda d: load_fgvc_aircraft(d),
+            ["variants.txt", "images_<annotation>_<split>.txt", "robots.ox.ac.uk"],
+        ),
+        (
+            lambda d: load_cub200_2011(d),
+            ["images.txt", "image_class_labels.txt", "train_test_split.txt"],
+        ),
+        (
+            lambda d: load_tiny_imagenet(d),
+            ["wnids.txt", "val_annotations.txt", "tiny-imagenet-200.zip"],
+        ),
+        (
+            lambda d: load_cifar100_c(d, "fog", 1),
+            ["labels.npy", "<corruption>.npy", "zenodo"],
+        ),
+    ],
+    ids=["aircraft", "cub", "tiny_imagenet", "cifar100_c"],
+)
+def test_missing_directory_says_where_and_what(tmp_path, load, expected):
+    with pytest.raises(FileNotFoundError) as info:
+        load(tmp_path / "nowhere")
+    message = str(info.value)
+    assert "Download" in message and "Expected layout" in message
+    for text in expected:
+        assert text in message
+
+
+def test_loader_argument_types(tmp_path):
+    with pytest.raises(TypeError, match="data_dir"):
+        load_cub200_2011(42)
+    with pytest.raises(TypeError, match="shuffle"):
+        load_tiny_imagenet(tmp_path, shuffle="yes")
+
+
+# ---------------------------------------------------------------------- #
+# Pipelines
+# ---------------------------------------------------------------------- #
+def _uint8_dataset(n: int, height: int, width: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, height, width, 3)).astype("uint8")
+    y = (np.arange(n) % 10).astype("int64")
+    return tf.data.Dataset.from_tensor_slices((x, y)), x
+
+
+def _varying_sizes_dataset():
+    sizes = [(60, 80), (90, 70), (64, 64), (100, 50)]
+
+    def generate():
+        rng = np.random.default_rng(0)
+        for k, (h, w) in enumerate(sizes):
+            yield rng.integers(0, 256, (h, w, 3)).astype("uint8"), k
+
+    return tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((None, None, 3), tf.uint8),
+            tf.TensorSpec((), tf.int32),
+        ),
+    )
+
+
+IMAGENET_LOW = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
+IMAGENET_HIGH = max((1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "test"])
+@pytest.mark.parametrize("recipe", ["cifar", "tiny_imagenet", "fine_grained"])
+def test_recipe_output_shapes_dtypes_ranges(recipe, training):
+    if recipe == "cifar":
+        ds, size, kwargs = _uint8_dataset(6, 32, 32)[0], 32, {}
+    elif recipe == "tiny_imagenet":
+        ds, size, kwargs = _uint8_dataset(6, 64, 64)[0], 64, {}
+    else:
+        ds, size, kwargs = _varying_sizes_dataset(), 224, {}
+    batches = _arrays(
+        make_pipeline(ds, recipe, training=training, batch_size=2, seed=0, **kwargs)
+    )
+    assert len(batches) >= 2
+    for images, labels in batches:
+        assert images.shape == (2, size, size, 3) and images.dtype == np.float32
+        assert labels.shape == (2,) and labels.dtype == np.int32
+        if recipe == "cifar":
+            assert -2.5 < images.min() and images.max() < 2.8
+        else:
+            assert images.min() >= IMAGENET_LOW - 1e-4
+            assert images.max() <= IMAGENET_HIGH + 1e-4
+    unit = _arrays(
+        make_pipeline(ds, recipe, training=training, batch_size=2, normalization="unit")
+    )
+    assert all(0.0 <= b[0].min() and b[0].max() <= 1.0 for b in unit)
+
+
+def _shift_and_flip(padded: np.ndarray, out: np.ndarray):
+    """The (dy, dx, flipped) such that `out` is that crop of `padded`."""
+    size = out.shape[0]
+    for dy in range(padded.shape[0] - size + 1):
+        for dx in range(padded.shape[1] - size + 1):
+            crop = padded[dy : dy + size, dx : dx + size]
+            for flipped in (False, True):
+                if np.allclose(out, crop[:, ::-1] if flipped else crop, atol=1e-6):
+                    return dy, dx, flipped
+    return None
+
+
+def test_cifar_pad_crop_keeps_32_and_is_a_shifted_window():
+    ds, x = _uint8_dataset(16, 32, 32, seed=1)
+    (images, labels), *_ = _arrays(
+        cifar_pipeline(ds, batch_size=16, seed=5, shuffle=False, normalization="unit")
+    )
+    assert images.shape == (16, 32, 32, 3)
+    np.testing.assert_array_equal(labels, np.arange(16) % 10)
+    padded = np.pad(x / 255.0, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    found = [_shift_and_flip(padded[i], images[i]) for i in range(16)]
+    assert all(f is not None for f in found), found
+    assert len({(dy, dx) for dy, dx, _ in found}) > 1  # the crop moves
+
+
+@pytest.mark.parametrize("recipe", ["cifar", "fine_grained"])
+def test_flip_happens_sometimes(recipe):
+    # Left half black, right half white: a flip swaps the halves.
+    image = np.zeros((32, 32, 3), "uint8")
+    image[:, 16:] = 255
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.repeat(image[None], 40, 0), np.zeros(40, "int32"))
+    )
+    kwargs = (
+        {"padding": 0}
+        if recipe == "cifar"
+        else {"image_size": 32, "resize_size": 32, "crop_scale": (1.0, 1.0)}
+    )
+    (images, _), *_ = _arrays(
+        make_pipeline(ds, recipe, batch_size=40, seed=0, normalization="unit", **kwargs)
+    )
+    left = images[:, :, :8].mean(axis=(1, 2, 3))
+    right = images[:, :, -8:].mean(axis=(1, 2, 3))
+    flipped = left > right
+    assert 0 < flipped.sum() < 40
+    if recipe == "cifar":
+        np.testing.assert_allclose(images[flipped], image[None, :, ::-1] / 255.0)
+        np.testing.assert_allclose(images[~flipped], image[None] / 255.0)
+
+
+@pytest.mark.parametrize("recipe", ["cifar", "fine_grained"])
+def test_same_seed_same_batches(recipe):
+    ds, _ = _uint8_dataset(12, 40, 40)
+    kwargs = {} if recipe == "cifar" else {"image_size": 24, "resize_size": 32}
+
+    def run(seed):
+        pipeline = make_pipeline(ds, recipe, batch_size=4, seed=seed, **kwargs)
+        return [_arrays(pipeline), _arrays(pipeline)]  # two epochs
+
+    first, again, other = run(7), run(7), run(8)
+    for a, b in zip(first, again):
+        for (xa, ya), (xb, yb) in zip(a, b):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    epoch1, epoch2 = first
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])  # reshuffled per epoch
+    assert not np.array_equal(epoch1[0][0], other[0][0][0])
+
+
+def test_centre_crop_at_test_time_is_exact_and_deterministic():
+    ds, x = _uint8_dataset(3, 64, 80)
+    pipeline = make_pipeline(
+        ds,
+        "fine_grained",
+        training=False,
+        batch_size=3,
+        image_size=48,
+        resize_size=64,
+        normalization="unit",
+    )
+    (images, labels), *_ = _arrays(pipeline)
+    # Shorter side already 64: no resize; centre 48x48 crop of 64x80.
+    np.testing.assert_allclose(images, x[:, 8:56, 16:64] / 255.0, atol=1e-6)
+    (again, _), *_ = _arrays(pipeline)
+    np.testing.assert_array_equal(images, again)
+    np.testing.assert_array_equal(labels, [0, 1, 2])
+
+
+def test_test_time_keeps_order_and_last_partial_batch():
+    ds, _ = _uint8_dataset(10, 32, 32)
+    test = _arrays(cifar_pipeline(ds, training=False, batch_size=4))
+    assert [len(y) for _, y in test] == [4, 4, 2]
+    np.testing.assert_array_equal(
+        np.concatenate([y for _, y in test]), np.arange(10) % 10
+    )
+    train = _arrays(cifar_pipeline(ds, training=True, batch_size=4, seed=0))
+    assert [len(y) for _, y in train] == [4, 4]
+
+
+@pytest.mark.parametrize("mixer_cls", [CutMix, MixUp])
+def test_mixer_gives_soft_labels(mixer_cls):
+    data = occluded_objects(8, seed=0)  # float images in [0, 1]
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"image": data.images, "label": data.labels}
+    )
+    pipeline = cifar_pipeline(
+        ds, batch_size=4, seed=0, mixer=mixer_cls(alpha=1.0, num_classes=10, seed=1)
+    )
+    assert pipeline.element_spec[1].shape.as_list() == [4, 10]
+    batches = _arrays(pipeline)
+    assert len(batches) == 2
+    for images, labels in batches:
+        assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32
+        assert labels.shape == (4, 10) and labels.dtype == np.float32
+        np.testing.assert_allclose(labels.sum(-1), 1.0, atol=1e-6)
+        assert labels.min() >= 0.0
+        assert np.sum(labels > 1e-6, axis=-1).max() <= 2
+
+
+def test_pipeline_argument_validation():
+    ds, _ = _uint8_dataset(4, 32, 32)
+    with pytest.raises(ValueError, match="recipe"):
+        make_pipeline(ds, "imagenet")
+    with pytest.raises(TypeError, match="dataset"):
+        make_pipeline(np.zeros((4, 32, 32, 3)), "cifar")
+    with pytest.raises(ValueError, match="unbatched"):
+        make_pipeline(ds.batch(2), "cifar")
+    with pytest.raises(ValueError, match="batch_size"):
+        make_pipeline(ds, "cifar", batch_size=0)
+    with pytest.raises(TypeError, match="batch_size"):
+        make_pipeline(ds, "cifar", batch_size=2.5)
+    with pytest.raises(ValueError, match="crop_scale"):
+        make_pipeline(ds, "cifar", crop_scale=(0.5, 1.0))
+    with pytest.raises(ValueError, match="padding"):
+        make_pipeline(ds, "fine_grained", padding=4)
+    with pytest.raises(ValueError, match="resize_size"):
+        make_pipeline(ds, "fine_grained", image_size=64, resize_size=32)
+    with pytest.raises(ValueError, match="crop_scale"):
+        make_pipeline(ds, "fine_grained", crop_scale=(0.9, 0.5))
+    with pytest.raises(ValueError, match="normalization"):
+        make_pipeline(ds, "cifar", normalization="z-score")
+    with pytest.raises(ValueError, match="num_classes"):
+        make_pipeline(ds, "cifar", mixer=CutMix())
+    with pytest.raises(ValueError, match="training"):
+        make_pipeline(ds, "cifar", training=False, mixer=CutMix(num_classes=10))
+    with pytest.raises(TypeError, match="mixer"):
+        make_pipeline(ds, "cifar", mixer="cutmix")
