@@ -57,6 +57,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from keras_sumix.training import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name in vars(args)}
+    overrides = {name: getattr(args, name) for name in fields}
+    if args.recipe:
+        config = TrainConfig.from_recipe(args.recipe, **overrides)
+    else:
+        defaults = {k: v for k, v in overrides.items() if v is not None}
+        config = TrainConfig(**defaults)
+    results = train(config, verbose=0 if args.quiet else "auto")
+    top1 = results["test_top1"]
+    print(f"test top-1 {100 * top1:.2f}% -> {config.output_dir}/results.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `keras-sumix` (one sub-command per task)."""
     parser = argparse.ArgumentParser(
@@ -80,6 +96,47 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--output", type=Path, default=Path("outputs/show.png"))
     show.set_defaults(run=_show)
+
+    from keras_sumix.layers import MIXERS
+    from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
+    from keras_sumix.recipes import RECIPES
+    from keras_sumix.training import BACKBONES, DATASETS, PIPELINES
+
+    run = commands.add_parser(
+        "train",
+        help="train MixupModel or SUMixModel; rerun the same command to resume.",
+    )
+    run.add_argument("--recipe", choices=sorted(RECIPES), help="a paper recipe")
+    run.add_argument("--dataset", choices=DATASETS)
+    run.add_argument("--data-dir", dest="data_dir")
+    run.add_argument("--backbone", choices=BACKBONES)
+    run.add_argument("--weights", help="local .weights.h5 file for the backbone")
+    run.add_argument("--mixer", choices=sorted(MIXERS))
+    run.add_argument("--alpha", type=float, help="Beta concentration")
+    run.add_argument(
+        "--sumix",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SUMixModel (default) or the MixupModel baseline (--no-sumix)",
+    )
+    run.add_argument("--gamma", type=float)
+    run.add_argument("--lambda-mode", dest="lambda_mode", choices=LAMBDA_MODES)
+    run.add_argument("--regularizer", choices=REGULARIZERS)
+    run.add_argument("--reduction", choices=REDUCTIONS)
+    run.add_argument("--semantic-scale", dest="semantic_scale", type=float)
+    run.add_argument("--distance-scale", dest="distance_scale", type=float)
+    run.add_argument("--pipeline", choices=PIPELINES)
+    run.add_argument("--image-size", dest="image_size", type=_positive_int)
+    run.add_argument("--epochs", type=_positive_int)
+    run.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    run.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
+    run.add_argument("--momentum", type=float)
+    run.add_argument("--weight-decay", dest="weight_decay", type=float)
+    run.add_argument("--seed", type=int)
+    run.add_argument("--limit", type=_positive_int, help="first N examples only")
+    run.add_argument("--output-dir", dest="output_dir", default="runs/run")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(run=_train)
 
     demo = commands.add_parser(
         "demo",

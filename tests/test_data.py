@@ -13,12 +13,19 @@ them switches itself to TensorFlow ops.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from fixtures import (
+    AIRCRAFT_CLASSES,
+    COLOURS,
+    aircraft_tree,
+    cub_tree,
+    write,
+    write_jpeg,
+)
 
 from keras_sumix.data import (
     CIFAR100_C_CORRUPTIONS,
@@ -47,22 +54,6 @@ def _arrays(dataset, limit: int = 1000):
     ]
 
 
-def _write_jpeg(path, height: int, width: int, colour) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = np.empty((height, width, 3), "uint8")
-    image[...] = np.asarray(colour, "uint8")
-    tf.io.write_file(str(path), tf.io.encode_jpeg(image, quality=98))
-
-
-def _write(path, lines) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-
-
-COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
-
-
 def _colour_index(image: np.ndarray) -> int:
     """Which of COLOURS a (JPEG-compressed) constant image is."""
     mean = image.reshape(-1, 3).mean(0)
@@ -72,10 +63,8 @@ def _colour_index(image: np.ndarray) -> int:
 # ---------------------------------------------------------------------- #
 # TFDS (mocked)
 # ---------------------------------------------------------------------- #
-tfds = pytest.importorskip("tensorflow_datasets")
-
-
 def _mock(num_examples: int):
+    tfds = pytest.importorskip("tensorflow_datasets")
     return tfds.testing.mock_data(
         num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE
     )
@@ -111,6 +100,7 @@ def test_tfds_caltech_birds2011_mocked_through_pipeline():
 
 
 def test_tfds_not_prepared_raises_file_not_found(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
     with pytest.raises(FileNotFoundError, match=r"download=True"):
         load_cifar100("train", data_dir=tmp_path)
 
@@ -133,26 +123,10 @@ def test_tfds_argument_validation():
 # ---------------------------------------------------------------------- #
 # Directory loaders
 # ---------------------------------------------------------------------- #
-AIRCRAFT_CLASSES = ["Boeing 737-300", "A320", "Cessna 172", "DHC-8-100"]
-
-
-def _aircraft_tree(root):
-    base = root / "fgvc-aircraft-2013b" / "data"
-    _write(base / "variants.txt", AIRCRAFT_CLASSES)
-    trainval = [("0034309", 0), ("0034958", 2), ("0037511", 3), ("1043122", 0)]
-    test = [("2201391", 1), ("0062765", 2)]
-    for name, rows in (("trainval", trainval), ("test", test)):
-        _write(
-            base / f"images_variant_{name}.txt",
-            [f"{i} {AIRCRAFT_CLASSES[c]}" for i, c in rows],
-        )
-        for i, c in rows:
-            _write_jpeg(base / "images" / f"{i}.jpg", 50, 36, COLOURS[c])
-    return trainval, test
 
 
 def test_fgvc_aircraft_names_with_spaces_and_banner_crop(tmp_path):
-    trainval, test = _aircraft_tree(tmp_path)
+    trainval, test = aircraft_tree(tmp_path)
     # The dataset folder itself, or its parent, both work.
     for data_dir in (tmp_path / "fgvc-aircraft-2013b", str(tmp_path)):
         ds, names = load_fgvc_aircraft(data_dir, "trainval")
@@ -174,32 +148,23 @@ def test_fgvc_aircraft_names_with_spaces_and_banner_crop(tmp_path):
 
 
 def test_fgvc_aircraft_bad_annotation_lines(tmp_path):
-    _aircraft_tree(tmp_path)
+    aircraft_tree(tmp_path)
     base = tmp_path / "fgvc-aircraft-2013b" / "data"
-    _write(base / "images_variant_val.txt", ["0034309 Boeing 747-999"])
+    write(base / "images_variant_val.txt", ["0034309 Boeing 747-999"])
     with pytest.raises(ValueError, match="747-999"):
         load_fgvc_aircraft(tmp_path, "val")
-    _write(base / "images_variant_train.txt", ["0000001 A320"])
-    with pytest.raises(FileNotFoundError, match="0000001.jpg"):
+    write(base / "images_variant_train.txt", ["0000001 A320"])
+    with pytest.raises(FileNotFoundError, match=r"0000001\.jpg"):
         load_fgvc_aircraft(tmp_path, "train")
-    with pytest.raises(FileNotFoundError, match="families.txt"):
+    with pytest.raises(FileNotFoundError, match=r"families\.txt"):
         load_fgvc_aircraft(tmp_path, "train", annotation="family")
     with pytest.raises(ValueError, match="split"):
         load_fgvc_aircraft(tmp_path, "training")
 
 
 def test_cub200_2011_one_based_labels_and_split(tmp_path):
+    classes = cub_tree(tmp_path)
     root = tmp_path / "CUB_200_2011"
-    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty"]
-    _write(root / "classes.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)])
-    # id -> (1-based class, is_train); listed out of order on purpose.
-    table = {3: (3, 1), 1: (1, 1), 2: (2, 0), 10: (1, 0), 4: (2, 1)}
-    images = {i: f"{classes[c - 1]}/img_{i}.jpg" for i, (c, _) in table.items()}
-    _write(root / "images.txt", [f"{i} {p}" for i, p in images.items()])
-    _write(root / "image_class_labels.txt", [f"{i} {c}" for i, (c, _) in table.items()])
-    _write(root / "train_test_split.txt", [f"{i} {t}" for i, (_, t) in table.items()])
-    for i, (c, _) in table.items():
-        _write_jpeg(root / "images" / images[i], 20, 28, COLOURS[c - 1])
 
     train, names = load_cub200_2011(tmp_path, "train")
     assert names == classes
@@ -215,24 +180,24 @@ def test_cub200_2011_one_based_labels_and_split(tmp_path):
 def test_tiny_imagenet_train_and_val_annotations(tmp_path):
     root = tmp_path / "tiny-imagenet-200"
     wnids = ["n09193705", "n01443537", "n02124075"]  # not sorted on disk
-    _write(root / "wnids.txt", wnids)
+    write(root / "wnids.txt", wnids)
     ordered = sorted(wnids)
-    for k, wnid in enumerate(wnids):
+    for wnid in wnids:
         for j in range(2):
-            _write_jpeg(
+            write_jpeg(
                 root / "train" / wnid / "images" / f"{wnid}_{j}.JPEG",
                 64,
                 64,
                 COLOURS[ordered.index(wnid)],
             )
-        _write(root / "train" / wnid / f"{wnid}_boxes.txt", ["ignored"])
+        write(root / "train" / wnid / f"{wnid}_boxes.txt", ["ignored"])
     val = [("val_0.JPEG", "n02124075"), ("val_1.JPEG", "n09193705")]
-    _write(
+    write(
         root / "val" / "val_annotations.txt",
         [f"{f}\t{w}\t0\t0\t63\t63" for f, w in val],
     )
     for f, w in val:
-        _write_jpeg(root / "val" / "images" / f, 64, 64, COLOURS[ordered.index(w)])
+        write_jpeg(root / "val" / "images" / f, 64, 64, COLOURS[ordered.index(w)])
 
     train, names = load_tiny_imagenet(root, "train")
     assert names == ordered
@@ -273,7 +238,7 @@ def test_cifar100_c_slices_by_severity(tmp_path):
         load_cifar100_c(root, "fog", 0)
     with pytest.raises(ValueError, match="corruption"):
         load_cifar100_c(root, "rain", 1)
-    with pytest.raises(FileNotFoundError, match="snow.npy"):
+    with pytest.raises(FileNotFoundError, match=r"snow\.npy"):
         load_cifar100_c(root, "snow", 1)
 
 
@@ -282,7 +247,7 @@ def test_cifar100_c_slices_by_severity(tmp_path):
     [
         (
             lambda d: load_fgvc_aircraft(d),
-            ["variants.txt", "images_<annotation>_<split>.txt", "robots.ox.ac.uk"],
+            ["variants.txt", "images_variant_<split>.txt", "robots.ox.ac.uk"],
         ),
         (
             lambda d: load_cub200_2011(d),
@@ -342,8 +307,12 @@ def _varying_sizes_dataset():
     )
 
 
-IMAGENET_LOW = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-IMAGENET_HIGH = max((1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
+IMAGENET_LOW = min(
+    (0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)
+)
+IMAGENET_HIGH = max(
+    (1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)
+)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "test"])
@@ -418,9 +387,10 @@ def test_flip_happens_sometimes(recipe):
     right = images[:, :, -8:].mean(axis=(1, 2, 3))
     flipped = left > right
     assert 0 < flipped.sum() < 40
-    if recipe == "cifar":
-        np.testing.assert_allclose(images[flipped], image[None, :, ::-1] / 255.0)
-        np.testing.assert_allclose(images[~flipped], image[None] / 255.0)
+    # Only the flip is random here (no padding / a whole-image crop).
+    for out, was_flipped in zip(images, flipped, strict=True):
+        expected = image[:, ::-1] if was_flipped else image
+        np.testing.assert_allclose(out, expected / 255.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("recipe", ["cifar", "fine_grained"])
@@ -433,13 +403,41 @@ def test_same_seed_same_batches(recipe):
         return [_arrays(pipeline), _arrays(pipeline)]  # two epochs
 
     first, again, other = run(7), run(7), run(8)
-    for a, b in zip(first, again):
-        for (xa, ya), (xb, yb) in zip(a, b):
+    for a, b in zip(first, again, strict=True):
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ya, yb)
     epoch1, epoch2 = first
     assert not np.array_equal(epoch1[0][0], epoch2[0][0])  # reshuffled per epoch
     assert not np.array_equal(epoch1[0][0], other[0][0][0])
+
+
+def test_random_resized_crop_box_within_scale_and_ratio():
+    # Pixel values encode their own coordinates; nearest interpolation keeps
+    # them, so each output's value range is the box that was cropped.
+    rows, cols = np.meshgrid(np.arange(100), np.arange(120), indexing="ij")
+    image = np.stack([rows, cols, np.zeros_like(rows)], -1).astype("uint8")
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.repeat(image[None], 32, 0), np.zeros(32, "int32"))
+    )
+    (images, _), *_ = _arrays(
+        fine_grained_pipeline(
+            ds,
+            batch_size=32,
+            seed=0,
+            image_size=50,
+            resize_size=100,
+            interpolation="nearest",
+            normalization="unit",
+        )
+    )
+    coords = np.round(images * 255.0)
+    height = coords[..., 0].max((1, 2)) - coords[..., 0].min((1, 2)) + 1
+    width = coords[..., 1].max((1, 2)) - coords[..., 1].min((1, 2)) + 1
+    area = height * width / (100 * 120)
+    assert np.all((area > 0.5 - 0.03) & (area <= 1.0))
+    assert np.all((width / height > 0.75 - 0.03) & (width / height < 4 / 3 + 0.03))
+    assert len(set(area.round(3))) > 10  # the boxes vary
 
 
 def test_centre_crop_at_test_time_is_exact_and_deterministic():
@@ -478,11 +476,17 @@ def test_mixer_gives_soft_labels(mixer_cls):
     ds = tf.data.Dataset.from_tensor_slices(
         {"image": data.images, "label": data.labels}
     )
-    pipeline = cifar_pipeline(
-        ds, batch_size=4, seed=0, mixer=mixer_cls(alpha=1.0, num_classes=10, seed=1)
-    )
+
+    def build():
+        mixer = mixer_cls(alpha=1.0, num_classes=10, seed=1)
+        return cifar_pipeline(ds, batch_size=4, seed=0, mixer=mixer)
+
+    pipeline = build()
     assert pipeline.element_spec[1].shape.as_list() == [4, 10]
     batches = _arrays(pipeline)
+    for (x, y), (x2, y2) in zip(batches, _arrays(build()), strict=True):
+        np.testing.assert_array_equal(x, x2)  # same seeds, same mixed batches
+        np.testing.assert_array_equal(y, y2)
     assert len(batches) == 2
     for images, labels in batches:
         assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32

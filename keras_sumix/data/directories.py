@@ -71,11 +71,13 @@ _CIFAR_C_URL = "https://zenodo.org/records/3555552"
 
 _AIRCRAFT_LAYOUT = """\
 fgvc-aircraft-2013b/
-  data/variants.txt                 (one class name per line; also
-  data/families.txt                  families.txt / manufacturers.txt for
-  data/manufacturers.txt             the coarser annotations)
-  data/images_<annotation>_<split>.txt   ("<image_id> <class name>")
-  data/images/<image_id>.jpg"""
+  data/variants.txt                 (the 100 class names, one per line)
+  data/images_variant_<split>.txt   ("<image_id> <class name>"; <split> is
+                                     train, val, trainval or test)
+  data/images/<image_id>.jpg
+  (annotation="family" / "manufacturer" read families.txt /
+   manufacturers.txt and images_family_<split>.txt /
+   images_manufacturer_<split>.txt instead)"""
 
 _CUB_LAYOUT = """\
 CUB_200_2011/

@@ -408,7 +408,7 @@ def make_pipeline(
     tf = _tensorflow()
     recipe = check_choice("recipe", recipe, RECIPES)
     training = _check_bool("training", training)
-    _, label_spec = _element_layout(tf, dataset)
+    image_spec, label_spec = _element_layout(tf, dataset)
     given = {
         "padding": padding,
         "padding_mode": padding_mode,
@@ -444,6 +444,13 @@ def make_pipeline(
         "drop_remainder", training if drop_remainder is None else drop_remainder
     )
     cache = _check_bool("cache", cache)
+    channels = image_spec.shape[-1] if image_spec.shape.rank else None
+    if normalization != "unit" and channels not in (None, 3):
+        raise ValueError(
+            f"normalization={normalization!r} needs RGB images (3 channels). "
+            f"Received images with {channels} channels; convert them or pass "
+            "normalization='unit'."
+        )
     _check_mixer(mixer, training, label_spec)
 
     if recipe == "cifar":
@@ -527,8 +534,13 @@ def make_pipeline(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, randoms))
+    if training:
+        # One random int64 per example, from a seeded stream that differs
+        # every epoch: the seeds of the stateless augmentation ops.
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, randoms))
+    else:
+        ds = ds.map(lambda *pair: (pair, tf.constant(0, tf.int64)))
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(
         batch_size,
@@ -537,10 +549,10 @@ def make_pipeline(
         deterministic=True,
     )
     if mixer is not None:
+        # Sequential: the mixer draws from a stateful seed generator, and
+        # parallel calls would take its draws in a nondeterministic order.
         ds = ds.map(
-            lambda images, labels: tuple(mixer((images, labels), training=True)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+            lambda images, labels: tuple(mixer((images, labels), training=True))
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -1,0 +1,274 @@
+"""End-to-end training runs (what `keras-sumix train` and the examples do):
+data, model, optimizer, checkpoints, history and results in one folder, with
+resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_sumix import data as data_module
+from keras_sumix import models
+from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix.layers import MIXERS, get_mixer
+from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
+from keras_sumix.recipes import PAPER_ALPHA, RECIPES
+
+DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet")
+BACKBONES = (
+    "small_cnn",
+    "resnet18_cifar",
+    "resnext50_cifar",
+    "wide_resnet28_8",
+    "resnet18",
+    "resnext50_32x4d",
+)
+PIPELINES = ("cifar", "tiny_imagenet", "fine_grained")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; `from_recipe` fills it from a paper recipe.
+
+    Attributes:
+        dataset: one of `DATASETS`. data_dir: where the dataset lies
+            (TFDS `data_dir` for cifar100 / cub without a local layout).
+        backbone: one of `BACKBONES`. weights: local `.weights.h5` for it.
+        mixer: mixer name; alpha: its Beta concentration (None: the paper's).
+        sumix: SUMixModel (True) or the MixupModel baseline (False).
+        gamma, lambda_mode, regularizer, reduction, semantic_scale,
+        distance_scale: SUMixModel options.
+        pipeline: the `make_pipeline` recipe. image_size: output side.
+        epochs, batch_size, learning_rate (cosine decay to 0), momentum,
+        weight_decay: optimisation. seed: everything random.
+        limit: use only the first `limit` training and test examples
+            (smoke runs). output_dir: checkpoints, history, results.
+        median_of: report the median test top-1 of the last epochs (the
+            paper's protocol: 10, or 5 on ImageNet).
+    """
+
+    dataset: str = "occluded"
+    data_dir: str | None = None
+    backbone: str = "small_cnn"
+    weights: str | None = None
+    mixer: str = "cutmix"
+    alpha: float | None = None
+    sumix: bool = True
+    gamma: float = 0.5
+    lambda_mode: str = "reference"
+    regularizer: str = "both"
+    reduction: str = "reference"
+    semantic_scale: float | None = None
+    distance_scale: float | None = None
+    pipeline: str = "cifar"
+    image_size: int | None = None
+    epochs: int = 15
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    limit: int | None = None
+    output_dir: str = "runs/run"
+    median_of: int = 10
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **overrides: Any) -> TrainConfig:
+        """A config from one of `keras_sumix.recipes.RECIPES`, with
+        overrides (None values are ignored)."""
+        check_choice("recipe", recipe, tuple(RECIPES))
+        values = {**RECIPES[recipe]}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def validate(self) -> TrainConfig:
+        """Check every field; raise a ValueError/TypeError naming it."""
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("mixer", self.mixer, tuple(MIXERS))
+        check_choice("pipeline", self.pipeline, PIPELINES)
+        check_choice("lambda_mode", self.lambda_mode, LAMBDA_MODES)
+        check_choice("regularizer", self.regularizer, REGULARIZERS)
+        check_choice("reduction", self.reduction, REDUCTIONS)
+        check_number("gamma", self.gamma, low=0.0, include_low=True)
+        check_number("learning_rate", self.learning_rate, low=0.0)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, include_low=True)
+        check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 2)
+        check_int("limit", self.limit, 2, allow_none=True)
+        check_int("median_of", self.median_of, 1)
+        if self.dataset in ("aircraft", "tiny_imagenet") and not self.data_dir:
+            raise ValueError(
+                f"`data_dir` is required for dataset={self.dataset!r} (its "
+                "official directory layout)."
+            )
+        return self
+
+
+def _load(config: TrainConfig) -> tuple[Any, Any, int]:
+    """Unbatched (train, test) `tf.data` datasets and the class count."""
+    import tensorflow as tf
+
+    if config.dataset == "occluded":
+        size = config.limit or 6000
+        train = data_module.occluded_objects(size, seed=config.seed)
+        test = data_module.occluded_objects(max(size // 3, 2), seed=config.seed + 1)
+        return (
+            tf.data.Dataset.from_tensor_slices((train.images, train.labels)),
+            tf.data.Dataset.from_tensor_slices((test.images, test.labels)),
+            data_module.NUM_CLASSES,
+        )
+    root = config.data_dir
+    if config.dataset == "cifar100":
+        train = data_module.load_cifar100("train", data_dir=root)
+        test = data_module.load_cifar100("test", data_dir=root)
+        classes = 100
+    elif config.dataset == "cub":
+        layout = ("CUB_200_2011", "images.txt")
+        if root and any((Path(root) / name).exists() for name in layout):
+            train, names = data_module.load_cub200_2011(root, "train", shuffle=True)
+            test, _ = data_module.load_cub200_2011(root, "test")
+            classes = len(names)
+        else:
+            train = data_module.load_caltech_birds2011("train", data_dir=root)
+            test = data_module.load_caltech_birds2011("test", data_dir=root)
+            classes = 200
+    elif config.dataset == "aircraft":
+        train, names = data_module.load_fgvc_aircraft(root, "trainval", shuffle=True)
+        test, _ = data_module.load_fgvc_aircraft(root, "test")
+        classes = len(names)
+    else:
+        train, names = data_module.load_tiny_imagenet(root, "train", shuffle=True)
+        test, _ = data_module.load_tiny_imagenet(root, "val")
+        classes = len(names)
+    if config.limit:
+        train, test = train.take(config.limit), test.take(config.limit)
+    return train, test, classes
+
+
+def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Model:
+    """The MixupModel / SUMixModel a config describes."""
+    builder = getattr(models, config.backbone)
+    kwargs = {"input_shape": tuple(input_shape)}
+    if config.backbone != "small_cnn":
+        kwargs["weights"] = config.weights
+    elif config.weights:
+        raise ValueError("`weights` is not supported for backbone='small_cnn'.")
+    alpha = PAPER_ALPHA[config.mixer] if config.alpha is None else config.alpha
+    mixer_kwargs = {"alpha": alpha, "seed": config.seed}
+    if config.mixer == "resizemix":
+        mixer_kwargs["use_alpha"] = True
+    mixer = get_mixer(config.mixer, **mixer_kwargs)
+    if not config.sumix:
+        return models.MixupModel(builder(**kwargs), num_classes, mixer)
+    options = {
+        "gamma": config.gamma,
+        "lambda_mode": config.lambda_mode,
+        "regularizer": config.regularizer,
+        "reduction": config.reduction,
+        "semantic_scale": config.semantic_scale,
+    }
+    if config.distance_scale is not None:
+        options["distance_scale"] = config.distance_scale
+    return models.SUMixModel(builder(**kwargs), num_classes, mixer, **options)
+
+
+class _HistoryFile(keras.callbacks.Callback):
+    """Appends each epoch's logs to `history.json` (kept across resumes)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        history = json.loads(self.path.read_text()) if self.path.exists() else []
+        history = [row for row in history if row["epoch"] < epoch]
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.path.write_text(json.dumps([*history, row], indent=1))
+
+
+def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
+    """Train (or resume) a run and write its folder.
+
+    `output_dir` receives `config.json`, `checkpoint.keras` (every epoch),
+    `history.json` (one row per epoch, test metrics included), `backup/`
+    (Keras `BackupAndRestore`: rerunning the same command resumes an
+    interrupted run) and, at the end, `results.json`.
+
+    Args:
+        config: the run.
+        verbose: `fit` verbosity (Keras progress bars by default).
+
+    Returns:
+        The results: final test top-1 and loss, the median test top-1 of the
+        last `median_of` epochs, the backend and the config.
+    """
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+
+    train_raw, test_raw, num_classes = _load(config)
+    pipeline = {
+        "recipe": config.pipeline,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "image_size": config.image_size,
+    }
+    train_ds = data_module.make_pipeline(train_raw, training=True, **pipeline)
+    test_ds = data_module.make_pipeline(test_raw, training=False, **pipeline)
+    input_shape = train_ds.element_spec[0].shape[1:]
+    model = build_model(config, num_classes, input_shape)
+    model.build((None, *input_shape))  # BackupAndRestore needs built weights
+    steps = int(train_ds.cardinality())
+    if steps < 0:  # unknown cardinality: count the batches once
+        steps = sum(1 for _ in train_ds)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, max(steps * config.epochs, 1)
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        ),
+        metrics=["accuracy"],
+    )
+    # The history row is written before the backup marks the epoch done.
+    callbacks = [
+        _HistoryFile(out / "history.json"),
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    model.fit(
+        train_ds,
+        validation_data=test_ds,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history = json.loads((out / "history.json").read_text())
+    test_top1 = [row["val_accuracy"] for row in history if "val_accuracy" in row]
+    final = model.evaluate(test_ds, verbose=0, return_dict=True)
+    results = {
+        "backend": keras.backend.backend(),
+        "test_top1": float(final["accuracy"]),
+        "test_loss": float(final["loss"]),
+        f"median_top1_last_{config.median_of}": float(
+            np.median(test_top1[-config.median_of :])
+        )
+        if test_top1
+        else math.nan,
+        "epochs_run": len(history),
+        "config": dataclasses.asdict(config),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
