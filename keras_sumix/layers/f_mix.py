@@ -12,12 +12,18 @@ from keras_sumix.layers.base import BaseMixer
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
 class FMix(BaseMixer):
-    """FMix: keep the `round(lam * H * W)` highest pixels of a random
+    """FMix: keep the highest `lam` share of the pixels of a random
     low-frequency Fourier field, take the rest from the partner.
 
     The field is complex Gaussian noise whose spectrum is scaled by
-    `1 / f ** decay_power`, transformed back to image space. All masks of a
-    batch come from one vectorised computation (one FFT, one sort).
+    `1 / f ** decay_power`, transformed back to image space. It is drawn on a
+    grid a quarter of the image's side (at least 16; the `1/f^3` spectrum
+    leaves nothing above that grid's frequencies worth drawing) and
+    upsampled bilinearly; the threshold is the field's lam-quantile on that
+    grid (the top `round(lam * cells)` cells). So the kept share is within
+    about a percent of the drawn lam, and the returned `lam` is the exact
+    share of the final mask. All masks of a batch come from one vectorised
+    computation (one small FFT, one small sort).
 
     Reference: [FMix: Enhancing Mixed Sample Data Augmentation](
     https://arxiv.org/abs/2002.12047).
@@ -28,8 +34,10 @@ class FMix(BaseMixer):
         decay_power: decay of the spectrum; larger gives smoother, blobbier
             masks. Defaults to 3 (the paper's setting).
         max_soft: half-width, as a share of the pixels, of the linear ramp
-            between kept and pasted pixels (FMix's soft masks). 0 (default)
-            gives binary masks. With a soft mask `lam` is the mean mask weight.
+            between kept and pasted pixels (FMix's soft masks; the ramp is
+            linear in the field's value between the quantiles `lam -
+            max_soft` and `lam + max_soft`). 0 (default) gives binary masks.
+            With a soft mask `lam` is the mean mask weight.
         mode: `"elem"` (one lam and mask per sample) or `"batch"` (one for
             the whole batch).
         num_classes: number of classes, required for integer labels.
@@ -80,8 +88,16 @@ class FMix(BaseMixer):
         half = ops.numpy.floor((length + 1.0) / 2.0)
         return ops.numpy.where(index < half, index, index - length) / length
 
+    @staticmethod
+    def _grid(length: Any) -> Any:
+        """Side of the grid the field is drawn on: a quarter of the image
+        (at least 16, at most the image), or the image's own when unknown."""
+        if not isinstance(length, int):
+            return length
+        return min(length, max(16, -(-length // 4)))
+
     def _noise(self, count: Any, height: Any, width: Any, seed: Any) -> Any:
-        """Low-frequency Gaussian fields, float32 `(count, H, W)`."""
+        """Low-frequency Gaussian fields, float32 `(count, height, width)`."""
         ops = self.backend
         fy = self._frequencies(height)[:, None]
         fx = self._frequencies(width)[None, :]
@@ -97,34 +113,47 @@ class FMix(BaseMixer):
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
+        grid_h, grid_w = self._grid(images.shape[1]), self._grid(images.shape[2])
+        if grid_h is None or grid_w is None:
+            grid_h, grid_w = height, width
         count = ops.shape(lam)[0]
-        pixels = height * width
-        noise = ops.numpy.reshape(self._noise(count, height, width, seed), (count, -1))
-        keep = ops.numpy.round(lam * ops.cast(pixels, "float32"))
+        cells = grid_h * grid_w
+        coarse = self._noise(count, grid_h, grid_w, seed)
+        # Thresholds at the lam-quantile of each coarse field (one small sort
+        # for the batch), applied to the field upsampled to the image.
+        ranked = ops.numpy.flip(
+            ops.numpy.sort(ops.numpy.reshape(coarse, (count, -1)), axis=-1), axis=-1
+        )
+
+        def value_at(rank):
+            index = ops.numpy.clip(ops.cast(rank, "int32") - 1, 0, cells - 1)
+            return ops.numpy.take_along_axis(ranked, index[:, None], axis=-1)[
+                :, :, None
+            ]
+
+        field = coarse
+        if grid_h != height or grid_w != width:
+            field = ops.image.resize(
+                coarse[..., None],
+                (height, width),
+                interpolation="bilinear",
+                data_format="channels_last",
+            )[..., 0]
+        keep = ops.numpy.round(lam * ops.cast(cells, "float32"))
         if self.max_soft == 0.0:
-            # The kept pixels are the `keep` highest: threshold at the
-            # keep-th largest value of each field (one sort for the batch).
-            ranked = ops.numpy.flip(ops.numpy.sort(noise, axis=-1), axis=-1)
-            index = ops.numpy.clip(ops.cast(keep, "int32") - 1, 0, pixels - 1)
-            threshold = ops.numpy.take_along_axis(ranked, index[:, None], axis=-1)
-            kept = (noise >= threshold) & (keep[:, None] > 0.0)
-            weight = ops.cast(kept, "float32")
+            weight = ops.cast(
+                (field >= value_at(keep)) & (keep[:, None, None] > 0.0), "float32"
+            )
         else:
-            # FMix's soft masks: ranks below keep - soft are kept, ranks from
-            # keep + soft are pasted, linear in between.
-            rank = ops.cast(
-                ops.numpy.argsort(ops.numpy.argsort(-noise, axis=-1), axis=-1),
-                "float32",
-            )
+            # FMix's soft masks: a linear ramp between the values ranked
+            # keep - soft and keep + soft.
             soft = ops.numpy.minimum(self.max_soft, ops.numpy.minimum(lam, 1.0 - lam))
-            soft = ops.numpy.floor(soft * ops.cast(pixels, "float32"))[:, None]
-            low, high = keep[:, None] - soft, keep[:, None] + soft
-            ramp = (high - 1.0 - rank) / ops.numpy.maximum(high - low - 1.0, 1.0)
-            weight = ops.numpy.where(
-                rank < low, 1.0, ops.numpy.where(rank >= high, 0.0, ramp)
-            )
-        mask = 1.0 - ops.numpy.reshape(weight, (count, height, width))
-        return self._paste(images, partner, mask)
+            soft = ops.numpy.floor(soft * ops.cast(cells, "float32"))
+            upper, lower = value_at(keep - soft), value_at(keep + soft)
+            span = ops.numpy.maximum(upper - lower, 1e-12)
+            weight = ops.numpy.clip((field - lower) / span, 0.0, 1.0)
+            weight = ops.numpy.where(keep[:, None, None] > 0.0, weight, 0.0)
+        return self._paste(images, partner, 1.0 - weight)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

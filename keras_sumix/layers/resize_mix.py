@@ -119,8 +119,18 @@ class ResizeMix(BaseMixer):
 
         top, bottom, rows = box(height)
         left, right, cols = box(width)
-        resized = ops.numpy.take_along_axis(partner, rows[:, :, None, None], axis=1)
-        resized = ops.numpy.take_along_axis(resized, cols[:, None, :, None], axis=2)
+        # One gather: output pixel (n, y, x) reads partner pixel
+        # (n, rows[n, y], cols[n, x]) of the flattened batch.
+        n = ops.shape(images)[0]
+        rows = ops.numpy.broadcast_to(rows, (n, height))
+        cols = ops.numpy.broadcast_to(cols, (n, width))
+        sample = ops.numpy.arange(n, dtype="int32")[:, None, None]
+        index = (sample * height + rows[:, :, None]) * width + cols[:, None, :]
+        flat = ops.numpy.reshape(partner, (-1, ops.shape(partner)[3]))
+        resized = ops.numpy.reshape(
+            ops.numpy.take(flat, ops.numpy.reshape(index, (-1,)), axis=0),
+            ops.shape(partner),
+        )
         mask = self._box_mask(top, left, bottom, right, height, width)
         return self._paste(images, resized, mask)
 
