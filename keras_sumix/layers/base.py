@@ -73,6 +73,10 @@ class MixingLayer(keras.layers.Layer):
             _DATA_FORMATS,
         )
         self.generator = keras.random.SeedGenerator(seed)
+        # TensorFlow's XLA has no kernel for the Beta (gamma) sampler: a model
+        # holding a mixer runs as a plain tf.function there (jit_compile="auto"
+        # resolves to False). JAX jits it as usual.
+        self.supports_jit = keras.backend.backend() != "tensorflow"
         self.backend = backend_utils.DynamicBackend()
         self._allow_non_tensor_positional_args = True
 
