@@ -31,10 +31,11 @@ from keras_sumix.evaluation import (
 
 def _tiny_classifier(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    backbone = ks.models.small_cnn((32, 32, 3), widths=(8, 16))
+    # Three stages: still tiny, and it learns the embedded set in a few epochs.
+    backbone = ks.models.small_cnn((32, 32, 3), widths=(8, 16, 32))
     model = ks.models.classifier(backbone, NUM_CLASSES)
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-2),
+        optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -46,8 +47,8 @@ def trained():
     """A small CNN trained a few epochs on the embedded dataset, and held-out
     data it classifies well above chance."""
     model = _tiny_classifier()
-    train = occluded_objects(768, seed=0)
-    model.fit(train.images, train.labels, batch_size=64, epochs=4, verbose=0)
+    train = occluded_objects(1024, seed=0)
+    model.fit(train.images, train.labels, batch_size=32, epochs=5, verbose=0)
     test = occluded_objects(96, seed=1)
     return model, test.images, test.labels
 
@@ -61,7 +62,7 @@ def clean(trained):
 def test_trained_model_beats_chance(clean):
     # The robustness checks below are meaningful only for a model that
     # actually recognises the objects (chance: 0.1).
-    assert clean > 0.3
+    assert clean > 0.4
 
 
 # ---------------------------------------------------------------------- #
@@ -151,7 +152,7 @@ def test_fgsm_increases_error(trained, clean):
     assert 0.0 <= error <= 1.0
     assert error >= 1.0 - clean
     # Without clipping (inputs of another range) it still runs.
-    assert 0.0 <= fgsm_error(model, x[:16], y[:16], clip=None) <= 1.0
+    assert 0.0 <= fgsm_error(model, x[:48], y[:48], batch_size=48, clip=None) <= 1.0
 
 
 def _numeric_gradient(kernel, bias, x, y, h=1e-4):
@@ -218,40 +219,63 @@ def test_median_of_last():
         median_of_last([0.1], last=2.0)
 
 
+def _linear_classifier(shape=(8, 8, 3), classes=4, seed=2) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes)]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def test_median_top1_callback():
-    model = _tiny_classifier(seed=2)
-    train, val = occluded_objects(96, seed=2), occluded_objects(32, seed=3)
+    model = _linear_classifier()
+    rng = np.random.default_rng(0)
+    x, xv = rng.random((64, 8, 8, 3), "float32"), rng.random((32, 8, 8, 3), "float32")
+    y, yv = np.arange(64) % 4, np.arange(32) % 4
     from_logs = MedianTop1(last=2)
-    direct = MedianTop1(validation_data=(val.images, val.labels), last=2)
+    direct = MedianTop1(validation_data=(xv, yv), last=2)
     assert from_logs.median is None
     history = model.fit(
-        train.images,
-        train.labels,
+        x,
+        y,
         batch_size=32,
-        epochs=3,
-        validation_data=(val.images, val.labels),
+        epochs=4,
+        validation_data=(xv, yv),
         callbacks=[from_logs, direct],
         verbose=0,
     )
-    assert len(from_logs.history) == len(direct.history) == 3
+    assert len(from_logs.history) == len(direct.history) == 4
     np.testing.assert_allclose(from_logs.history, history.history["val_accuracy"])
     for callback in (from_logs, direct):
         assert all(0.0 <= v <= 1.0 for v in callback.history)
         assert callback.median == float(np.median(callback.history[-2:]))
-    # The last callback to run writes the logs.
-    assert history.history["median_top1"][-1] == direct.median
-    assert len(history.history["median_top1"]) == 3
+    # Written into the logs (the last callback to run writes last).
+    assert history.history["median_top1"] == [
+        float(np.median(direct.history[max(0, i - 1) : i + 1])) for i in range(4)
+    ]
     # The last epoch's top-1 is that of the final weights.
-    assert direct.history[-1] == top1_accuracy(model, val.images, val.labels)
+    assert direct.history[-1] == top1_accuracy(model, xv, yv)
 
 
-def test_median_top1_needs_a_source():
-    model = _tiny_classifier(seed=2)
-    data = occluded_objects(16, seed=2)
+def test_median_top1_reads_logs_or_fails():
+    callback = MedianTop1(last=3)
+    callback.set_model(_linear_classifier())
+    callback.on_train_begin()
+    for epoch, value in enumerate([0.1, 0.4, 0.3, 0.2]):
+        logs = {"val_accuracy": np.float32(value)}
+        callback.on_epoch_end(epoch, logs)
+        assert logs["median_top1"] == callback.median
+    assert callback.history == pytest.approx([0.1, 0.4, 0.3, 0.2])
+    assert callback.median == pytest.approx(0.3)
+    callback.on_train_begin()  # a new fit starts afresh
+    assert callback.history == [] and callback.median is None
     with pytest.raises(ValueError, match="val_accuracy"):
-        model.fit(
-            data.images, data.labels, epochs=1, callbacks=[MedianTop1()], verbose=0
-        )
+        callback.on_epoch_end(0, {"loss": 1.0})
 
 
 # ---------------------------------------------------------------------- #
@@ -327,38 +351,40 @@ def raw_images():
     return occluded_objects(12, seed=6).images
 
 
-@pytest.mark.parametrize("corruption", GENERATED_CORRUPTIONS)
-def test_corrupt_shapes_dtypes_and_severity(raw_images, corruption):
+def test_corrupt_shapes_dtypes_and_severity(raw_images):
     x = raw_images
     x8 = np.round(x * 255).astype("uint8")
-    distortion = []
-    for severity in range(1, 6):
-        out = corrupt(x, corruption, severity, seed=0, data_format="channels_last")
-        assert out.shape == x.shape and out.dtype == np.float32
-        assert out.min() >= 0.0 and out.max() <= 1.0
-        out8 = corrupt(x8, corruption, severity, seed=0, data_format="channels_last")
-        assert out8.shape == x8.shape and out8.dtype == np.uint8
-        distortion.append(np.abs(out - x).mean())
-    assert np.all(np.diff(distortion) > 0), distortion
-    # Channels-first gives the transposed result.
-    first = corrupt(
-        x.transpose(0, 3, 1, 2), corruption, 3, seed=0, data_format="channels_first"
-    )
-    np.testing.assert_allclose(
-        first.transpose(0, 2, 3, 1),
-        corrupt(x, corruption, 3, seed=0, data_format="channels_last"),
-        atol=1e-6,
-    )
+    for corruption in GENERATED_CORRUPTIONS:
+        distortion = []
+        for severity in range(1, 6):
+            out = corrupt(x, corruption, severity, seed=0, data_format="channels_last")
+            assert out.shape == x.shape and out.dtype == np.float32
+            assert out.min() >= 0.0 and out.max() <= 1.0
+            out8 = corrupt(x8, corruption, severity, data_format="channels_last")
+            assert out8.shape == x8.shape and out8.dtype == np.uint8
+            distortion.append(np.abs(out - x).mean())
+        # The distortion grows with the severity.
+        assert np.all(np.diff(distortion) > 0), (corruption, distortion)
+        # Channels-first gives the transposed result.
+        first = corrupt(
+            x.transpose(0, 3, 1, 2), corruption, 3, seed=0, data_format="channels_first"
+        )
+        np.testing.assert_allclose(
+            first.transpose(0, 2, 3, 1),
+            corrupt(x, corruption, 3, seed=0, data_format="channels_last"),
+            atol=1e-6,
+            err_msg=corruption,
+        )
 
 
-@pytest.mark.parametrize("corruption", GENERATED_CORRUPTIONS)
-def test_corrupt_is_deterministic(raw_images, corruption):
-    a = corrupt(raw_images, corruption, 4, seed=7, data_format="channels_last")
-    b = corrupt(raw_images, corruption, 4, seed=7, data_format="channels_last")
-    np.testing.assert_array_equal(a, b)
-    if corruption in ("gaussian_noise", "fog"):  # the random ones
-        c = corrupt(raw_images, corruption, 4, seed=8, data_format="channels_last")
-        assert not np.array_equal(a, c)
+def test_corrupt_is_deterministic(raw_images):
+    for corruption in GENERATED_CORRUPTIONS:
+        a = corrupt(raw_images, corruption, 4, seed=7, data_format="channels_last")
+        b = corrupt(raw_images, corruption, 4, seed=7, data_format="channels_last")
+        np.testing.assert_array_equal(a, b, err_msg=corruption)
+        if corruption in ("gaussian_noise", "fog"):  # the random ones
+            c = corrupt(raw_images, corruption, 4, seed=8, data_format="channels_last")
+            assert not np.array_equal(a, c), corruption
 
 
 def test_corrupt_rejects_bad_arguments(raw_images):
@@ -422,76 +448,65 @@ X = np.zeros((4, 4, 4, 3), "float32")
 Y = np.zeros(4, "int32")
 
 
-@pytest.mark.parametrize(
-    ("call", "error", "name"),
-    [
-        (lambda m: top1_accuracy(m, X, Y, batch_size=0), ValueError, "batch_size"),
-        (lambda m: top1_accuracy("model", X, Y), TypeError, "model"),
-        (lambda m: top1_accuracy(m, X, Y[:3]), ValueError, "labels"),
-        (lambda m: top1_accuracy(m, X, Y, preprocess=3), TypeError, "preprocess"),
-        (
-            lambda m: occlusion_robustness(m, X, Y, ratios=(0.5, 1.5)),
-            ValueError,
-            "ratios",
-        ),
-        (lambda m: occlusion_robustness(m, X, Y, ratios=0.5), TypeError, "ratios"),
-        (
-            lambda m: occlusion_robustness(m, X, Y, patch_size=0),
-            ValueError,
-            "patch_size",
-        ),
-        (lambda m: occlusion_robustness(m, X, Y, grid=(8, 2)), ValueError, "grid"),
-        (lambda m: occlusion_robustness(m, X, Y, grid=4), TypeError, "grid"),
-        (lambda m: occlusion_robustness(m, X, Y, seed=-1), ValueError, "seed"),
-        (lambda m: occlusion_robustness(m, X[0], Y), ValueError, "images"),
-        (
-            lambda m: occlusion_robustness(m, X, Y, data_format="nhwc"),
-            ValueError,
-            "data_format",
-        ),
-        (lambda m: fgsm_error(m, X, Y, epsilon=-0.1), ValueError, "epsilon"),
-        (lambda m: fgsm_error(m, X, Y, epsilon="8/255"), TypeError, "epsilon"),
-        (lambda m: fgsm_error(m, X, Y, clip=(1.0, 0.0)), ValueError, "clip"),
-        (lambda m: fgsm_error(m, X, Y, clip=1.0), TypeError, "clip"),
-        (lambda m: fgsm_error(m, X.astype("uint8"), Y), TypeError, "images"),
-        (lambda m: fgsm_error(m, X, Y, from_logits="yes"), TypeError, "from_logits"),
-        (lambda m: input_gradient(m, X, np.zeros((4, 2, 2))), ValueError, "labels"),
-        (
-            lambda m: cifar100_c_robustness(m, ".", severities=(0,)),
-            ValueError,
-            "severities",
-        ),
-        (
-            lambda m: cifar100_c_robustness(m, ".", severities=()),
-            ValueError,
-            "severities",
-        ),
-        (
-            lambda m: cifar100_c_robustness(m, ".", corruptions=["x"]),
-            ValueError,
-            "corruptions",
-        ),
-        (
-            lambda m: cifar100_c_robustness(m, ".", corruptions=["fog", "fog"]),
-            ValueError,
-            "corruptions",
-        ),
-        (lambda m: cifar100_c_robustness(m, ".", limit=0), ValueError, "limit"),
-        (
-            lambda m: generated_corruption_robustness(m, X, Y, corruptions=["frost"]),
-            ValueError,
-            "corruptions",
-        ),
-        (
-            lambda m: generated_corruption_robustness(m, X, Y, seed=1.5),
-            TypeError,
-            "seed",
-        ),
-        (lambda m: MedianTop1(last=0), ValueError, "last"),
-        (lambda m: MedianTop1(validation_data=X), ValueError, "validation_data"),
-        (lambda m: MedianTop1(monitor=3), TypeError, "monitor"),
-    ],
-)
-def test_argument_errors(call, error, name):
-    with pytest.raises(error, match=name):
-        call(_linear())
+ARGUMENT_ERRORS = [
+    (lambda m: top1_accuracy(m, X, Y, batch_size=0), ValueError, "batch_size"),
+    (lambda m: top1_accuracy("model", X, Y), TypeError, "model"),
+    (lambda m: top1_accuracy(m, X, Y[:3]), ValueError, "labels"),
+    (lambda m: top1_accuracy(m, X, Y, preprocess=3), TypeError, "preprocess"),
+    (lambda m: occlusion_robustness(m, X, Y, ratios=(0.5, 1.5)), ValueError, "ratios"),
+    (lambda m: occlusion_robustness(m, X, Y, ratios=0.5), TypeError, "ratios"),
+    (lambda m: occlusion_robustness(m, X, Y, patch_size=0), ValueError, "patch_size"),
+    (lambda m: occlusion_robustness(m, X, Y, grid=(8, 2)), ValueError, "grid"),
+    (lambda m: occlusion_robustness(m, X, Y, grid=4), TypeError, "grid"),
+    (lambda m: occlusion_robustness(m, X, Y, seed=-1), ValueError, "seed"),
+    (lambda m: occlusion_robustness(m, X[0], Y), ValueError, "images"),
+    (
+        lambda m: occlusion_robustness(m, X, Y, data_format="nhwc"),
+        ValueError,
+        "data_format",
+    ),
+    (lambda m: occlusion_masks(2, (8, 8), 0.5, patch_size=0), ValueError, "patch_size"),
+    (lambda m: fgsm_error(m, X, Y, epsilon=-0.1), ValueError, "epsilon"),
+    (lambda m: fgsm_error(m, X, Y, epsilon="8/255"), TypeError, "epsilon"),
+    (lambda m: fgsm_error(m, X, Y, clip=(1.0, 0.0)), ValueError, "clip"),
+    (lambda m: fgsm_error(m, X, Y, clip=1.0), TypeError, "clip"),
+    (lambda m: fgsm_error(m, X.astype("uint8"), Y), TypeError, "images"),
+    (lambda m: fgsm_error(m, X, Y, from_logits="yes"), TypeError, "from_logits"),
+    (lambda m: input_gradient(m, X, np.zeros((4, 2, 2))), ValueError, "labels"),
+    (
+        lambda m: cifar100_c_robustness(m, ".", severities=(0,)),
+        ValueError,
+        "severities",
+    ),
+    (lambda m: cifar100_c_robustness(m, ".", severities=()), ValueError, "severities"),
+    (
+        lambda m: cifar100_c_robustness(m, ".", corruptions=["x"]),
+        ValueError,
+        "corruptions",
+    ),
+    (
+        lambda m: cifar100_c_robustness(m, ".", corruptions=["fog", "fog"]),
+        ValueError,
+        "corruptions",
+    ),
+    (lambda m: cifar100_c_robustness(m, ".", limit=0), ValueError, "limit"),
+    (
+        lambda m: generated_corruption_robustness(m, X, Y, corruptions=["frost"]),
+        ValueError,
+        "corruptions",
+    ),
+    (lambda m: generated_corruption_robustness(m, X, Y, seed=1.5), TypeError, "seed"),
+    (lambda m: MedianTop1(last=0), ValueError, "last"),
+    (lambda m: MedianTop1(validation_data=X), ValueError, "validation_data"),
+    (lambda m: MedianTop1(monitor=3), TypeError, "monitor"),
+]
+
+
+def test_argument_errors():
+    # One test (not parametrized): every case raises the expected error type
+    # with a message naming the argument.
+    model = _linear()
+    for number, (call, error, name) in enumerate(ARGUMENT_ERRORS):
+        with pytest.raises(error, match=name):
+            call(model)
+            pytest.fail(f"case {number} ({name}) raised nothing")

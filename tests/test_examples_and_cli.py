@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -49,6 +50,11 @@ def test_show_defaults_to_every_mixer(tmp_path, capsys):
     assert out.exists()
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="a script over backend-agnostic models (tested on every backend); "
+    "run once, on the fastest backend on CPU",
+)
 def test_demo_quick_trains_and_reports(tmp_path, capsys):
     assert cli.main(["demo", "--quick", "--quiet", "--output", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import BACKEND, source_of, tagged_images, to_np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keras_sumix
@@ -61,6 +61,7 @@ def test_mixup_exact_formula(mode):
         assert np.all(lam == lam[0])
 
 
+@settings(max_examples=6)
 @given(n=st.integers(2, 40))
 def test_permutation_is_a_derangement(n):
     result = MixUp(seed=n).mix(np.zeros((n, 2, 2, 1), "float32"))

@@ -119,7 +119,7 @@ def _contrast(x: np.ndarray, factor: float, rng: np.random.Generator):
 
 def _resize_bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     """`(N, h, w)` -> `(N, height, width)`, aligned corners."""
-    n, h, w = grid.shape
+    _, h, w = grid.shape
     ys = np.linspace(0, h - 1, height, dtype="float32")
     xs = np.linspace(0, w - 1, width, dtype="float32")
     y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)

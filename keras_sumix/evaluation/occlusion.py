@@ -42,7 +42,8 @@ def _check_grid(grid: Any, height: int, width: int) -> tuple[int, int]:
         )
     ):
         raise TypeError(
-            f"`grid` must be a pair of ints (rows, cols) or None. Received: grid={grid!r}."
+            "`grid` must be a pair of ints (rows, cols) or None. "
+            f"Received: grid={grid!r}."
         )
     rows, cols = int(grid[0]), int(grid[1])
     if not (1 <= rows <= height and 1 <= cols <= width):
@@ -53,10 +54,28 @@ def _check_grid(grid: Any, height: int, width: int) -> tuple[int, int]:
     return rows, cols
 
 
+def _layout(
+    height: int, width: int, patch_size: Any, grid: Any
+) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """`(rows, cols)` of patches and each pixel row's / column's patch."""
+    if grid is None:
+        patch_size = check_int("patch_size", patch_size, 1)
+        rows, cols = -(-height // patch_size), -(-width // patch_size)
+        return (
+            rows,
+            cols,
+            _patch_index(height, patch_size, None),
+            _patch_index(width, patch_size, None),
+        )
+    rows, cols = _check_grid(grid, height, width)
+    return rows, cols, _patch_index(height, None, rows), _patch_index(width, None, cols)
+
+
 def _check_ratios(ratios: Any) -> tuple[float, ...]:
     if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence):
         raise TypeError(
-            f"`ratios` must be a sequence of numbers in [0, 1]. Received: ratios={ratios!r}."
+            "`ratios` must be a sequence of numbers in [0, 1]. "
+            f"Received: ratios={ratios!r}."
         )
     if not ratios:
         raise ValueError("`ratios` must hold at least one ratio. Received: ratios=().")
@@ -108,15 +127,7 @@ def occlusion_masks(
     width = check_int("image_size[1]", image_size[1], 1)
     ratio = check_number("ratio", ratio, 0.0, 1.0, include_low=True)
     check_int("seed", seed, 0)
-    if grid is None:
-        patch_size = check_int("patch_size", patch_size, 1)
-        rows, cols = -(-height // patch_size), -(-width // patch_size)
-        row_index = _patch_index(height, patch_size, None)
-        col_index = _patch_index(width, patch_size, None)
-    else:
-        rows, cols = _check_grid(grid, height, width)
-        row_index = _patch_index(height, None, rows)
-        col_index = _patch_index(width, None, cols)
+    rows, cols, row_index, col_index = _layout(height, width, patch_size, grid)
     ranks = _patch_ranks(num_images, rows * cols, seed)
     return _keep(ranks, ratio, rows, cols, row_index, col_index)
 
@@ -140,7 +151,7 @@ def _keep(
     col_index: np.ndarray,
 ) -> np.ndarray:
     """float32 `(n, H, W)` keep-masks: patches of rank below the count masked."""
-    masked = int(round(ratio * rows * cols))
+    masked = round(ratio * rows * cols)
     keep = (ranks >= masked).reshape(len(ranks), rows, cols)
     return keep[:, row_index][:, :, col_index].astype("float32")
 
@@ -217,15 +228,7 @@ def occlusion_robustness(
     )
     channels_first = data_format == "channels_first"
     height, width = images.shape[2:4] if channels_first else images.shape[1:3]
-    if grid is None:
-        patch_size = check_int("patch_size", patch_size, 1)
-        rows, cols = -(-height // patch_size), -(-width // patch_size)
-        row_index = _patch_index(height, patch_size, None)
-        col_index = _patch_index(width, patch_size, None)
-    else:
-        rows, cols = _check_grid(grid, height, width)
-        row_index = _patch_index(height, None, rows)
-        col_index = _patch_index(width, None, cols)
+    rows, cols, row_index, col_index = _layout(height, width, patch_size, grid)
     fill = np.asarray(fill_value).astype(images.dtype)
     ranks = _patch_ranks(len(images), rows * cols, seed)
 

@@ -24,11 +24,21 @@ __all__ = ["MedianTop1", "median_of_last", "top1_accuracy"]
 # ---------------------------------------------------------------------- #
 # Shared helpers (used by the other evaluation modules)
 # ---------------------------------------------------------------------- #
+def _to_numpy(value: Any) -> np.ndarray:
+    """NumPy arrays (and memory maps) as they are, without a round trip
+    through the backend; lists and backend tensors converted."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
 def _as_labels(labels: Any, n: int | None = None, name: str = "labels") -> np.ndarray:
     """Integer `(N,)` labels from integer `(N,)`/`(N, 1)` or one-hot `(N, C)`."""
     try:
-        labels = np.asarray(keras.ops.convert_to_numpy(labels))
-    except Exception as error:  # noqa: BLE001 - report any conversion failure
+        labels = _to_numpy(labels)
+    except Exception as error:
         raise TypeError(
             f"`{name}` must be an array of class indices or one-hot rows. "
             f"Received: {name} of type {type(labels).__name__}."
@@ -59,8 +69,8 @@ def _as_labels(labels: Any, n: int | None = None, name: str = "labels") -> np.nd
 def _as_images(images: Any, name: str = "images", ndim: int | None = None) -> Any:
     """A NumPy array of images with at least one sample."""
     try:
-        images = np.asarray(keras.ops.convert_to_numpy(images))
-    except Exception as error:  # noqa: BLE001
+        images = _to_numpy(images)
+    except Exception as error:
         raise TypeError(
             f"`{name}` must be an array. Received: {name} of type "
             f"{type(images).__name__}."
