@@ -256,6 +256,28 @@ def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam)
 # --------------------------------------------------------------------------
 
 
+def check_loss_options(
+    gamma: Any,
+    lambda_mode: Any,
+    regularizer: Any,
+    semantic_scale: Any,
+    distance_scale: Any,
+    reduction: Any,
+) -> dict[str, Any]:
+    """Validate `sumix_loss`'s options (shared with `SUMixModel`); return
+    them normalised (numbers as floats)."""
+    return {
+        "gamma": check_number("gamma", gamma, low=0.0, include_low=True),
+        "lambda_mode": check_choice("lambda_mode", lambda_mode, LAMBDA_MODES),
+        "regularizer": check_choice("regularizer", regularizer, REGULARIZERS),
+        "semantic_scale": None
+        if semantic_scale is None
+        else check_number("semantic_scale", semantic_scale, low=0.0),
+        "distance_scale": check_number("distance_scale", distance_scale, low=0.0),
+        "reduction": check_choice("reduction", reduction, REDUCTIONS),
+    }
+
+
 def sumix_loss(
     labels: Any,
     raw_logits: Any,
@@ -378,13 +400,12 @@ def sumix_loss(
     >>> tuple(out["lam"].shape)
     (4,)
     """
-    lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
-    regularizer = check_choice("regularizer", regularizer, REGULARIZERS)
-    reduction = check_choice("reduction", reduction, REDUCTIONS)
-    gamma = check_number("gamma", gamma, low=0.0, include_low=True)
-    if semantic_scale is not None:
-        semantic_scale = check_number("semantic_scale", semantic_scale, low=0.0)
-    distance_scale = check_number("distance_scale", distance_scale, low=0.0)
+    # Validated, in the order of check_loss_options' parameters.
+    gamma, lambda_mode, regularizer, semantic_scale, distance_scale, reduction = (
+        check_loss_options(
+            gamma, lambda_mode, regularizer, semantic_scale, distance_scale, reduction
+        ).values()
+    )
     y_a, raw_logits, u_raw, mix_logits, u_mix, perm, lam = _prepare_inputs(
         labels,
         raw_logits,

@@ -59,20 +59,10 @@ class FMix(BaseMixer):
         alpha: float = 1.0,
         decay_power: float = 3.0,
         max_soft: float = 0.0,
-        mode: str = "elem",
-        num_classes: int | None = None,
-        seed: int | None = None,
-        data_format: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            alpha=alpha,
-            mode=mode,
-            num_classes=num_classes,
-            seed=seed,
-            data_format=data_format,
-            **kwargs,
-        )
+        # mode, num_classes, seed, data_format and layer arguments: BaseMixer.
+        super().__init__(alpha=alpha, **kwargs)
         self.decay_power = check_number(
             "decay_power", decay_power, low=0.0, include_low=True
         )

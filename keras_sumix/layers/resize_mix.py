@@ -48,20 +48,10 @@ class ResizeMix(BaseMixer):
         alpha: float = 1.0,
         scope: tuple[float, float] = (0.1, 0.8),
         use_alpha: bool = False,
-        mode: str = "elem",
-        num_classes: int | None = None,
-        seed: int | None = None,
-        data_format: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            alpha=alpha,
-            mode=mode,
-            num_classes=num_classes,
-            seed=seed,
-            data_format=data_format,
-            **kwargs,
-        )
+        # mode, num_classes, seed, data_format and layer arguments: BaseMixer.
+        super().__init__(alpha=alpha, **kwargs)
         if (
             not isinstance(scope, (tuple, list))
             or len(scope) != 2

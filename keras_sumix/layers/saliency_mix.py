@@ -53,20 +53,10 @@ class SaliencyMix(BaseMixer):
         self,
         alpha: float = 1.0,
         saliency_size: int = 64,
-        mode: str = "elem",
-        num_classes: int | None = None,
-        seed: int | None = None,
-        data_format: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            alpha=alpha,
-            mode=mode,
-            num_classes=num_classes,
-            seed=seed,
-            data_format=data_format,
-            **kwargs,
-        )
+        # mode, num_classes, seed, data_format and layer arguments: BaseMixer.
+        super().__init__(alpha=alpha, **kwargs)
         self.saliency_size = check_int("saliency_size", saliency_size, 4)
 
     def _smooth(self, maps: Any, size: int) -> Any:

@@ -14,15 +14,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix._validation import check_int
 from keras_sumix.layers.base import MixingLayer
-from keras_sumix.losses import (
-    DEFAULT_DISTANCE_SCALE,
-    LAMBDA_MODES,
-    REDUCTIONS,
-    REGULARIZERS,
-    sumix_loss,
-)
+from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, check_loss_options, sumix_loss
 from keras_sumix.models import train_step as _train_step
 
 
@@ -397,16 +391,20 @@ class SUMixModel(MixingModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, num_classes, mixer, **kwargs)
-        self.gamma = check_number("gamma", gamma, low=0.0, include_low=True)
-        self.lambda_mode = check_choice("lambda_mode", lambda_mode, LAMBDA_MODES)
-        self.regularizer = check_choice("regularizer", regularizer, REGULARIZERS)
-        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
-        self.semantic_scale = (
-            None
-            if semantic_scale is None
-            else check_number("semantic_scale", semantic_scale, low=0.0)
+        options = check_loss_options(
+            gamma=gamma,
+            lambda_mode=lambda_mode,
+            regularizer=regularizer,
+            semantic_scale=semantic_scale,
+            distance_scale=distance_scale,
+            reduction=reduction,
         )
-        self.distance_scale = check_number("distance_scale", distance_scale, low=0.0)
+        self.gamma = options["gamma"]
+        self.lambda_mode = options["lambda_mode"]
+        self.regularizer = options["regularizer"]
+        self.semantic_scale = options["semantic_scale"]
+        self.distance_scale = options["distance_scale"]
+        self.reduction = options["reduction"]
         if not isinstance(raw_pass_gradient, bool):
             raise TypeError(
                 "`raw_pass_gradient` must be a bool. Received: "
@@ -433,18 +431,18 @@ class SUMixModel(MixingModel):
 
     def _loss(self, labels, raw, mixed, mix) -> dict[str, Any]:
         return sumix_loss(
-            labels,
-            *raw,
-            *mixed,
-            mix.permutation,
-            mix.lam,
-            gamma=self.gamma,
-            lambda_mode=self.lambda_mode,
-            regularizer=self.regularizer,
-            semantic_scale=self.semantic_scale,
-            distance_scale=self.distance_scale,
-            reduction=self.reduction,
+            labels, *raw, *mixed, mix.permutation, mix.lam, **self._loss_options()
         )
+
+    def _loss_options(self) -> dict[str, Any]:
+        return {
+            "gamma": self.gamma,
+            "lambda_mode": self.lambda_mode,
+            "regularizer": self.regularizer,
+            "semantic_scale": self.semantic_scale,
+            "distance_scale": self.distance_scale,
+            "reduction": self.reduction,
+        }
 
     def training_lam(
         self, images: Any, labels: Any, mix: Any, training: bool = False
@@ -474,11 +472,6 @@ class SUMixModel(MixingModel):
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
-            "gamma": self.gamma,
-            "lambda_mode": self.lambda_mode,
-            "regularizer": self.regularizer,
-            "semantic_scale": self.semantic_scale,
-            "distance_scale": self.distance_scale,
-            "reduction": self.reduction,
+            **self._loss_options(),
             "raw_pass_gradient": self.raw_pass_gradient,
         }
