@@ -1,0 +1,42 @@
+"""The tutorial notebooks execute, in their smoke setting, under JAX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import BACKEND
+
+NOTEBOOKS = sorted(
+    (Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")
+)
+pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="run once, under JAX")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("KERAS_SUMIX_SMOKE", "1")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert not errors
+    assert (tmp_path / "outputs").exists()  # the notebook wrote its figure
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
