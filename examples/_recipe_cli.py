@@ -35,7 +35,8 @@ def run(
     parser.add_argument(
         "--weights",
         default="none",
-        help="'none' (random init, offline) or a local .weights.h5 file",
+        help="'none' (random init, offline), a local .weights.h5 file, or "
+        "hub:<keras_hub preset>, e.g. hub:resnet_18_imagenet",
     )
     parser.add_argument("--mixer", default="cutmix")
     parser.add_argument("--sumix", action=argparse.BooleanOptionalAction, default=True)

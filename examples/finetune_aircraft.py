@@ -6,7 +6,9 @@ variants; the paper's recipe: SGD lr 0.001, momentum 0.9, wd 5e-4, batch 16,
 
 Data: the official `fgvc-aircraft-2013b/` folder under `--data-dir`, from
 https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ (the 20-pixel banner at
-the bottom of each image is cropped). `--weights none` starts from random
+the bottom of each image is cropped).
+`--weights hub:resnet_18_imagenet` loads a keras_hub preset (needs
+`pip install keras-hub` and a download). `--weights none` starts from random
 weights and works offline. `--smoke`: a few images at 32 px.
 """
 

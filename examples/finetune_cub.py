@@ -8,7 +8,9 @@ Data: the official `CUB_200_2011/` folder (images.txt, image_class_labels.txt,
 train_test_split.txt, classes.txt, images/) under `--data-dir`, from
 https://www.vision.caltech.edu/datasets/cub_200_2011/ ; without it the TFDS
 `caltech_birds2011` builder is used. Weights: a local Keras `.weights.h5` of
-the backbone (converted ImageNet weights); `--weights none` starts from
+the backbone (converted ImageNet weights);
+`--weights hub:resnet_18_imagenet` loads a keras_hub preset (needs
+`pip install keras-hub` and a download). `--weights none` starts from
 random weights and works offline. `--smoke`: a few images at 32 px.
 """
 

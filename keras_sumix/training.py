@@ -40,7 +40,8 @@ class TrainConfig:
     Attributes:
         dataset: one of `DATASETS`. data_dir: where the dataset lies
             (TFDS `data_dir` for cifar100 / cub without a local layout).
-        backbone: one of `BACKBONES`. weights: local `.weights.h5` for it.
+        backbone: one of `BACKBONES`. weights: local `.weights.h5` for it,
+            or `"hub:<preset>"` for a keras_hub preset's backbone instead.
         mixer: mixer name; alpha: its Beta concentration (None: the paper's).
         sumix: SUMixModel (True) or the MixupModel baseline (False).
         gamma, lambda_mode, regularizer, reduction, semantic_scale,
@@ -154,21 +155,42 @@ def _load(config: TrainConfig) -> tuple[Any, Any, int]:
     return train, test, classes
 
 
+HUB_PREFIX = "hub:"
+
+
+def build_backbone(config: TrainConfig, input_shape) -> keras.Model:
+    """The backbone of a run: one of `BACKBONES` (random init or a local
+    `.weights.h5`), or a keras_hub preset's backbone when `weights` is
+    `"hub:<preset>"` (e.g. `"hub:resnet_18_imagenet"`, downloaded by
+    keras_hub, or a local preset folder)."""
+    weights = config.weights
+    if weights and str(weights).startswith(HUB_PREFIX):
+        try:
+            import keras_hub
+        except ImportError as error:
+            raise ImportError(
+                f"weights={weights!r} loads a keras_hub preset: `pip install "
+                "keras-hub` (or pass a local .weights.h5 file)."
+            ) from error
+        return keras_hub.models.Backbone.from_preset(str(weights)[len(HUB_PREFIX) :])
+    builder = getattr(models, config.backbone)
+    if config.backbone == "small_cnn":
+        if weights:
+            raise ValueError("`weights` is not supported for backbone='small_cnn'.")
+        return builder(input_shape=tuple(input_shape))
+    return builder(input_shape=tuple(input_shape), weights=weights)
+
+
 def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Model:
     """The MixupModel / SUMixModel a config describes."""
-    builder = getattr(models, config.backbone)
-    kwargs = {"input_shape": tuple(input_shape)}
-    if config.backbone != "small_cnn":
-        kwargs["weights"] = config.weights
-    elif config.weights:
-        raise ValueError("`weights` is not supported for backbone='small_cnn'.")
+    backbone = build_backbone(config, input_shape)
     alpha = PAPER_ALPHA[config.mixer] if config.alpha is None else config.alpha
     mixer_kwargs = {"alpha": alpha, "seed": config.seed}
     if config.mixer == "resizemix":
         mixer_kwargs["use_alpha"] = True
     mixer = get_mixer(config.mixer, **mixer_kwargs)
     if not config.sumix:
-        return models.MixupModel(builder(**kwargs), num_classes, mixer)
+        return models.MixupModel(backbone, num_classes, mixer)
     options = {
         "gamma": config.gamma,
         "lambda_mode": config.lambda_mode,
@@ -178,7 +200,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Mod
     }
     if config.distance_scale is not None:
         options["distance_scale"] = config.distance_scale
-    return models.SUMixModel(builder(**kwargs), num_classes, mixer, **options)
+    return models.SUMixModel(backbone, num_classes, mixer, **options)
 
 
 class _HistoryFile(keras.callbacks.Callback):

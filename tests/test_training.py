@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 
 import keras
@@ -14,7 +15,7 @@ from fixtures import aircraft_tree, cub_tree
 import keras_sumix as ks
 from keras_sumix import cli
 from keras_sumix.recipes import RECIPES
-from keras_sumix.training import TrainConfig, train
+from keras_sumix.training import TrainConfig, build_backbone, train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -140,3 +141,37 @@ def test_finetune_aircraft_example_smoke(tmp_path, examples_on_path):
     assert results["config"]["backbone"] == "resnet18"
     with pytest.raises(ValueError, match="weights"):
         finetune_aircraft.main([*argv, "--weights", "imagenet"])
+
+
+def test_keras_hub_preset_backbone_is_wired(tmp_path, monkeypatch):
+    """`weights="hub:<preset>"` loads `keras_hub.models.Backbone.from_preset`
+    (faked here: keras-hub needs a download, and its tensorflow-text
+    dependency pulls a full TensorFlow build)."""
+    requested = []
+
+    def from_preset(preset):
+        requested.append(preset)
+        inputs = keras.Input((None, None, 3))
+        return keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))  # a 4-D map
+
+    fake = types.SimpleNamespace(
+        models=types.SimpleNamespace(
+            Backbone=types.SimpleNamespace(from_preset=from_preset)
+        )
+    )
+    monkeypatch.setitem(sys.modules, "keras_hub", fake)
+    config = TrainConfig(
+        limit=32,
+        epochs=1,
+        batch_size=16,
+        weights="hub:resnet_18_imagenet",
+        output_dir=str(tmp_path),
+    )
+    assert train(config, verbose=0)["epochs_run"] == 1
+    assert requested == ["resnet_18_imagenet"]
+
+
+def test_keras_hub_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_hub", None)
+    with pytest.raises(ImportError, match="keras-hub"):
+        build_backbone(TrainConfig(weights="hub:resnet_18_imagenet"), (32, 32, 3))
