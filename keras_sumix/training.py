@@ -114,44 +114,66 @@ class TrainConfig:
         return self
 
 
-def _load(config: TrainConfig) -> tuple[Any, Any, int]:
-    """Unbatched (train, test) `tf.data` datasets and the class count."""
+def occluded_split(config: TrainConfig, split: str) -> Any:
+    """The embedded `occluded` dataset's `"train"` or `"test"` split of a
+    run (`OccludedObjects`, masks included), as training generates it."""
+    check_choice("split", split, ("train", "test"))
+    size = config.limit or 6000
+    if split == "train":
+        return data_module.occluded_objects(size, seed=config.seed)
+    return data_module.occluded_objects(max(size // 3, 2), seed=config.seed + 1)
+
+
+def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
+    """One unbatched split (`"train"` or `"test"`) as a `tf.data` dataset of
+    `(image, label)`, and the class count."""
     import tensorflow as tf
 
+    training = split == "train"
     if config.dataset == "occluded":
-        size = config.limit or 6000
-        train = data_module.occluded_objects(size, seed=config.seed)
-        test = data_module.occluded_objects(max(size // 3, 2), seed=config.seed + 1)
+        data = occluded_split(config, split)
         return (
-            tf.data.Dataset.from_tensor_slices((train.images, train.labels)),
-            tf.data.Dataset.from_tensor_slices((test.images, test.labels)),
+            tf.data.Dataset.from_tensor_slices((data.images, data.labels)),
             data_module.NUM_CLASSES,
         )
     root = config.data_dir
     if config.dataset == "cifar100":
-        train = data_module.load_cifar100("train", data_dir=root)
-        test = data_module.load_cifar100("test", data_dir=root)
+        ds = data_module.load_cifar100(split, data_dir=root)
         classes = 100
     elif config.dataset == "cub":
         layout = ("CUB_200_2011", "images.txt")
         if root and any((Path(root) / name).exists() for name in layout):
-            train, names = data_module.load_cub200_2011(root, "train", shuffle=True)
-            test, _ = data_module.load_cub200_2011(root, "test")
+            ds, names = data_module.load_cub200_2011(root, split, shuffle=training)
             classes = len(names)
         else:
-            train = data_module.load_caltech_birds2011("train", data_dir=root)
-            test = data_module.load_caltech_birds2011("test", data_dir=root)
+            ds = data_module.load_caltech_birds2011(split, data_dir=root)
             classes = 200
     elif config.dataset == "aircraft":
-        train, names = data_module.load_fgvc_aircraft(root, "trainval", shuffle=True)
-        test, _ = data_module.load_fgvc_aircraft(root, "test")
+        ds, names = data_module.load_fgvc_aircraft(
+            root, "trainval" if training else "test", shuffle=training
+        )
         classes = len(names)
     else:
-        train, names = data_module.load_tiny_imagenet(root, "train", shuffle=True)
-        test, _ = data_module.load_tiny_imagenet(root, "val")
+        ds, names = data_module.load_tiny_imagenet(
+            root, "train" if training else "val", shuffle=training
+        )
         classes = len(names)
     if config.limit:
-        train, test = train.take(config.limit), test.take(config.limit)
+        ds = ds.take(config.limit)
+    return ds, classes
+
+
+def load_test_data(config: TrainConfig) -> tuple[Any, int]:
+    """The unbatched test split of a run (a `tf.data` dataset of
+    `(image, label)`, `limit` applied) and its class count, exactly as
+    `train` evaluates on it (before the pipeline)."""
+    return _load_split(config, "test")
+
+
+def _load(config: TrainConfig) -> tuple[Any, Any, int]:
+    """Unbatched (train, test) `tf.data` datasets and the class count."""
+    train, classes = _load_split(config, "train")
+    test, _ = _load_split(config, "test")
     return train, test, classes
 
 
@@ -276,6 +298,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the pipeline shuffles (seeded)
     )
     history = json.loads((out / "history.json").read_text())
     test_top1 = [row["val_accuracy"] for row in history if "val_accuracy" in row]
