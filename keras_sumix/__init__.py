@@ -1,6 +1,6 @@
 """keras-sumix: mixup augmentation layers and SUMix for Keras 3."""
 
-from keras_sumix import layers, models
+from keras_sumix import callbacks, data, evaluation, layers, models, viz
 from keras_sumix.layers import MixResult
 from keras_sumix.losses import sumix_loss
 from keras_sumix.models import MixupModel, SUMixModel, UncertaintyHead
@@ -13,7 +13,11 @@ __all__ = [
     "SUMixModel",
     "UncertaintyHead",
     "__version__",
+    "callbacks",
+    "data",
+    "evaluation",
     "layers",
     "models",
     "sumix_loss",
+    "viz",
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _positive_int(text: str) -> int:
@@ -70,6 +73,262 @@ def _train(args: argparse.Namespace) -> int:
     results = train(config, verbose=0 if args.quiet else "auto")
     top1 = results["test_top1"]
     print(f"test top-1 {100 * top1:.2f}% -> {config.output_dir}/results.json")
+    return 0
+
+
+#: The FGSM budget of `evaluate_run` ([0, 1] pixel space).
+FGSM_EPSILON = 8 / 255
+#: Mixers whose kept pixels `lam_fidelity` can read.
+_CUTTING_MIXERS = ("CutMix", "FMix", "SaliencyMix", "ResizeMix")
+
+
+def _plain(value: Any) -> Any:
+    """Plain-JSON form: string keys, floats, lists; nan/inf -> None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _normalizing_model(model: Any, input_shape: tuple, stats: Any) -> Any:
+    """`model` preceded by the run's input normalisation, so that it takes
+    images in [0, 1] (the model itself when the pipeline does not
+    normalise)."""
+    import keras
+
+    if stats is None:
+        return model
+    mean, std = stats
+    inputs = keras.Input(tuple(input_shape), name="images")
+    x = keras.layers.Normalization(
+        axis=-1, mean=list(mean), variance=[s * s for s in std], name="normalize"
+    )(inputs)
+    return keras.Model(inputs, model(x), name=f"{model.name}_on_unit_images")
+
+
+def _test_images(config: Any, limit: int | None) -> tuple[Any, Any]:
+    """The run's test images, as its test pipeline makes them but left in
+    [0, 1] (the normalisation is applied by `_normalizing_model`)."""
+    import numpy as np
+
+    from keras_sumix.data import make_pipeline
+    from keras_sumix.training import load_test_data
+
+    test_raw, _ = load_test_data(config)
+    if limit is not None:
+        test_raw = test_raw.take(limit)
+    batches = make_pipeline(
+        test_raw,
+        recipe=config.pipeline,
+        training=False,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        image_size=config.image_size,
+        normalization="unit",
+    )
+    xs, ys = [], []
+    for images, labels in batches.as_numpy_iterator():
+        xs.append(images)
+        ys.append(labels)
+    if not xs:
+        raise ValueError("The run's test split is empty.")
+    return np.concatenate(xs), np.concatenate(ys).astype("int32")
+
+
+def _fidelity(model: Any, config: Any, images: Any, stats: Any, limit: Any) -> Any:
+    """Lam fidelity on the embedded dataset's test split, or why not."""
+    import numpy as np
+
+    from keras_sumix.evaluation import lam_fidelity
+    from keras_sumix.training import occluded_split
+
+    mixer_name = type(model.mixer).__name__
+    if mixer_name not in _CUTTING_MIXERS:
+        return {"skipped": f"{mixer_name} is not a cutting mixer"}
+    data = occluded_split(config, "test")
+    if limit is not None:
+        data = type(data)(*(field[:limit] for field in data))
+    if data.images.shape != images.shape or len(data.images) < 2:
+        return {"skipped": "the test pipeline resizes the images (masks do not match)"}
+    if stats is not None:
+        mean, std = (np.asarray(v, "float32") for v in stats)
+        data = data._replace(images=(data.images - mean) / std)
+    mixer = type(model.mixer).from_config(
+        {**model.mixer.get_config(), "seed": config.seed}
+    )
+    result = lam_fidelity(model, mixer, data, batch_size=max(config.batch_size, 2))
+    return {
+        "mixer": mixer_name,
+        "num_samples": len(result["lam"]),
+        "pearson": result["pearson"],
+        "mae": result["mae"],
+        "mean_true_lam": float(np.mean(result["true_lam"])),
+        "mean_lam": float(np.mean(result["lam"])),
+        "mean_area_lam": float(np.mean(result["area_lam"])),
+    }
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    limit: int | None = None,
+    cifar100_c: str | Path | None = None,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """Evaluate a training run folder and write `RUN_DIR/evaluation.json`.
+
+    Loads `checkpoint.keras` and `config.json`, rebuilds the test split as
+    training does (`keras_sumix.training.load_test_data` and the run's test
+    pipeline) and runs, on the same images:
+
+    - `clean_top1`;
+    - `occlusion`: `occlusion_robustness` at ratios 0, 0.1, ..., 0.9, masked
+      patches set to black (0 in [0, 1] pixel space); 16x16 patches for
+      images of side >= 128, an 8x8 grid of cells for smaller ones;
+    - `fgsm`: white-box FGSM error at epsilon 8/255 in [0, 1] pixel space,
+      clipped to [0, 1] (the paper's Table 5);
+    - `corruption`: the generated corruption subset, or CIFAR-100-C when
+      `cifar100_c` is a folder of its `.npy` files;
+    - `lam_fidelity` on the embedded `occluded` dataset (cutting mixers).
+
+    Every protocol sees un-normalised images in [0, 1]: the test pipeline
+    is run with `normalization="unit"` and the model is wrapped with a
+    `Normalization` layer holding the recipe's mean and std, so the model
+    receives exactly what it was trained on while epsilon, clipping and
+    occlusion live in pixel space.
+
+    Args:
+        run_dir: the run's `output_dir`.
+        limit: evaluate on the first `limit` test images (and CIFAR-100-C
+            images per corruption and severity) only.
+        cifar100_c: folder of the official CIFAR-100-C files, or None.
+        batch_size: evaluation batch size.
+
+    Returns:
+        The plain-JSON dict written to `evaluation.json`.
+
+    Raises:
+        FileNotFoundError: `run_dir` is not a run folder.
+        ValueError: invalid options, or CIFAR-100-C for a model that does
+            not take 32x32 RGB images.
+    """
+    import keras
+
+    from keras_sumix.data.pipelines import _DEFAULTS, _NORMALIZATIONS
+    from keras_sumix.evaluation import (
+        cifar100_c_robustness,
+        fgsm_error,
+        generated_corruption_robustness,
+        occlusion_robustness,
+        top1_accuracy,
+    )
+    from keras_sumix.training import TrainConfig
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"RUN_DIR {str(run)!r} is not a folder.")
+    for name in ("config.json", "checkpoint.keras"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(
+                f"{str(run / name)!r} not found: RUN_DIR must be the output_dir "
+                "of `keras-sumix train`."
+            )
+    try:
+        config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(
+            f"{str(run / 'config.json')!r} is not a run config: {error}"
+        ) from error
+    config.validate()
+    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
+        raise ValueError(f"`limit` must be a positive integer. Received: {limit!r}.")
+
+    model = keras.saving.load_model(run / "checkpoint.keras", compile=False)
+    images, labels = _test_images(config, limit)
+    stats = _NORMALIZATIONS[_DEFAULTS[config.pipeline]["normalization"]]
+    unit_model = _normalizing_model(model, images.shape[1:], stats)
+
+    side = min(images.shape[1:3])
+    occlusion_layout = {"patch_size": 16} if side >= 128 else {"grid": (8, 8)}
+    occlusion = occlusion_robustness(
+        unit_model, images, labels, batch_size=batch_size, **occlusion_layout
+    )
+    fgsm = fgsm_error(
+        unit_model, images, labels, FGSM_EPSILON, batch_size=batch_size, clip=(0, 1)
+    )
+    if cifar100_c is not None:
+        if tuple(images.shape[1:]) != (32, 32, 3):
+            raise ValueError(
+                "CIFAR-100-C images are 32x32 RGB; this run's model takes "
+                f"{tuple(images.shape[1:])} images."
+            )
+        corruption = cifar100_c_robustness(
+            unit_model, cifar100_c, limit=limit, batch_size=batch_size
+        )
+    else:
+        corruption = generated_corruption_robustness(
+            unit_model,
+            images,
+            labels,
+            batch_size=batch_size,
+            data_format="channels_last",
+        )
+    results: dict[str, Any] = {
+        "run_dir": str(run),
+        "backend": keras.backend.backend(),
+        "dataset": config.dataset,
+        "num_images": len(images),
+        "inputs": "images in [0, 1]; the recipe's normalisation is applied "
+        "inside the evaluated model",
+        "clean_top1": top1_accuracy(unit_model, images, labels, batch_size),
+        "occlusion": {
+            "fill": "black (0 in [0, 1] pixels)",
+            **occlusion_layout,
+            "top1": occlusion,
+        },
+        "fgsm": {
+            "epsilon": FGSM_EPSILON,
+            "space": "[0, 1] pixels, clipped to [0, 1]",
+            "error": fgsm,
+        },
+        "corruption": corruption,
+    }
+    if config.dataset == "occluded":
+        results["lam_fidelity"] = _fidelity(model, config, images, stats, limit)
+    results = _plain(results)
+    (run / "evaluation.json").write_text(json.dumps(results, indent=1, allow_nan=False))
+    return results
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    results = evaluate_run(
+        args.run_dir, args.limit, args.cifar100_c, batch_size=args.batch_size
+    )
+    occlusion = results["occlusion"]["top1"]
+    corruption = results["corruption"]
+    print(f"images        {results['num_images']} ({results['backend']})")
+    print(f"clean top-1   {100 * results['clean_top1']:.2f}%")
+    print(
+        "occlusion     "
+        + " ".join(f"{float(r):.1f}:{100 * a:.0f}%" for r, a in occlusion.items())
+    )
+    print(f"FGSM 8/255    error {100 * results['fgsm']['error']:.2f}%")
+    print(
+        f"corruption    mean top-1 {100 * corruption['mean_top1']:.2f}% "
+        f"({corruption['source']})"
+    )
+    fidelity = results.get("lam_fidelity")
+    if fidelity and "skipped" in fidelity:
+        print(f"lam fidelity  skipped: {fidelity['skipped']}")
+    elif fidelity:
+        pearson = fidelity["pearson"]
+        shown = "n/a" if pearson is None else f"{pearson:.3f}"
+        print(f"lam fidelity  pearson {shown}, mae {fidelity['mae']:.3f}")
+    print(f"wrote {Path(args.run_dir) / 'evaluation.json'}")
     return 0
 
 
@@ -148,6 +407,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--output", type=Path, default=Path("outputs/demo"))
     demo.set_defaults(run=_demo)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="occlusion, FGSM (8/255), corruption and lambda-fidelity evaluation "
+        "of a training run; writes RUN_DIR/evaluation.json.",
+    )
+    evaluate.add_argument("run_dir", help="the --output-dir of `keras-sumix train`")
+    evaluate.add_argument(
+        "--limit", type=_positive_int, default=None, help="first N test images only"
+    )
+    evaluate.add_argument(
+        "--cifar100-c",
+        dest="cifar100_c",
+        default=None,
+        help="folder of the official CIFAR-100-C .npy files (default: the "
+        "generated corruption subset)",
+    )
+    evaluate.add_argument(
+        "--batch-size", dest="batch_size", type=_positive_int, default=128
+    )
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
