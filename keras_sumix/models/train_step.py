@@ -14,6 +14,8 @@ from typing import Any
 import keras
 from keras.src.trainers.data_adapters import data_adapter_utils
 
+from keras_sumix.models import replicas
+
 
 def _unpack(model: keras.Model, data: Any):
     x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
@@ -60,7 +62,8 @@ def _tensorflow_step(model, data):
     x, y = _unpack(model, data)
     with tf.GradientTape() as tape:
         terms, y_pred = model.training_terms(x, y)
-        loss = model.optimizer.scale_loss(terms["loss"])
+        # Under tf.distribute the loss is the global one on every replica.
+        loss = model.optimizer.scale_loss(replicas.scale_for_gradient(terms["loss"]))
     variables = model.trainable_variables
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply(gradients, variables)
