@@ -56,10 +56,21 @@ def demo_table(report: dict) -> str:
     return format_table(report)
 
 
+def study_table(report: dict) -> str:
+    """The study's tables and plot, from `study/summary.json`."""
+    from keras_sumix.study import format_markdown
+
+    return (
+        format_markdown(report, heading="####")
+        + "\n\n![accuracy vs lambda fidelity](benchmarks/results/study/study.png)"
+    )
+
+
 TABLES = {
     "mixers": ("mixers.json", mixers_table),
     "step": ("step_overhead.json", step_table),
     "demo": ("demo/results.json", demo_table),
+    "study": ("study/summary.json", study_table),
 }
 
 

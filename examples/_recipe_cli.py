@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from keras_sumix.recipes import paper_gamma
 from keras_sumix.training import TrainConfig, train
 
 
@@ -40,6 +41,13 @@ def run(
     )
     parser.add_argument("--mixer", default="cutmix")
     parser.add_argument("--sumix", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--gamma",
+        type=float,
+        help="SUMix regulariser weight (default: the paper's for the recipe and "
+        "mixer, appendix A.1; 0.5 where it gives none)",
+    )
+    parser.add_argument("--seed", type=int, help="seed of everything random")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--output-dir", default="runs/example")
     parser.add_argument("--smoke", action="store_true", help="tiny, for the tests")
@@ -49,6 +57,10 @@ def run(
         "weights": None if args.weights == "none" else args.weights,
         "mixer": args.mixer,
         "sumix": args.sumix,
+        "gamma": paper_gamma(args.recipe, args.mixer)
+        if args.gamma is None
+        else args.gamma,
+        "seed": args.seed,
         "epochs": args.epochs,
         "output_dir": args.output_dir,
     }

@@ -1,8 +1,10 @@
-"""Training callbacks: `LamLogger` follows the area lam and the corrected
-(SUMix) lam of a fixed held-out batch epoch by epoch, in TensorBoard."""
+"""Training callbacks: `StopOnNaN` stops a diverging run with an error;
+`LamLogger` follows the area lam and the corrected (SUMix) lam of a fixed
+held-out batch epoch by epoch, in TensorBoard."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -11,9 +13,63 @@ import numpy as np
 
 from keras_sumix._validation import check_int
 
-__all__ = ["LamLogger"]
+__all__ = ["LamLogger", "StopOnNaN", "TrainingDiverged"]
 
 _LOSS_KEYS = ("reg_loss", "mix_loss")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite, and `StopOnNaN` stopped
+    the run.
+
+    Attributes:
+        epoch: the epoch it happened in (as many epochs had finished).
+        batch: the batch of that epoch.
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """`keras.callbacks.TerminateOnNaN` that raises instead of stopping
+    quietly: `TrainingDiverged` (a `FloatingPointError`) at the first NaN or
+    infinite training loss, naming the epoch, the batch and the likely
+    causes.
+
+    Raising skips the epoch end and the train end, so no NaN history row or
+    checkpoint is written and a `BackupAndRestore` backup keeps the last
+    finite epoch. `MixupModel.fit` and `SUMixModel.fit` add one unless a
+    `TerminateOnNaN` (this one or Keras's, which stops without an error) is
+    among the callbacks.
+
+    Example:
+
+    ```python
+    model.fit(ds, epochs=10, callbacks=[keras_sumix.callbacks.StopOnNaN()])
+    ```
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"the training loss became {float(loss)} at epoch {self.epoch}, "
+                f"batch {batch}; training stopped. Likely causes: NaN/Inf "
+                "images or out-of-range labels in the data, or a diverging "
+                "optimiser (learning rate too high).",
+                self.epoch,
+                batch,
+            )
 
 
 def _buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:

@@ -60,6 +60,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from keras_sumix.study.command import run_from_args
+
+    return run_from_args(args, "keras-sumix study")
+
+
 def _train(args: argparse.Namespace) -> int:
     from keras_sumix.training import TrainConfig, train
 
@@ -79,7 +85,6 @@ def _train(args: argparse.Namespace) -> int:
 #: The FGSM budget of `evaluate_run` ([0, 1] pixel space).
 FGSM_EPSILON = 8 / 255
 #: Mixers whose kept pixels `lam_fidelity` can read.
-_CUTTING_MIXERS = ("CutMix", "FMix", "SaliencyMix", "ResizeMix")
 
 
 def _plain(value: Any) -> Any:
@@ -145,11 +150,12 @@ def _fidelity(model: Any, config: Any, images: Any, stats: Any, limit: Any) -> A
     import numpy as np
 
     from keras_sumix.evaluation import lam_fidelity
+    from keras_sumix.evaluation.fidelity import IN_PLACE_MIXERS
     from keras_sumix.training import occluded_split
 
     mixer_name = type(model.mixer).__name__
-    if mixer_name not in _CUTTING_MIXERS:
-        return {"skipped": f"{mixer_name} is not a cutting mixer"}
+    if not isinstance(model.mixer, IN_PLACE_MIXERS):
+        return {"skipped": f"{mixer_name} does not paste pixels in place"}
     data = occluded_split(config, "test")
     if limit is not None:
         data = type(data)(*(field[:limit] for field in data))
@@ -408,6 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", type=Path, default=Path("outputs/demo"))
     demo.set_defaults(run=_demo)
 
+    from keras_sumix.study.command import add_arguments as add_study_arguments
+
+    study = commands.add_parser(
+        "study",
+        help="the SUMix study: MCE vs SUMix variants x mixers x datasets x seeds "
+        "(JSON-lines record, summary.json, study.md, study.png); recorded runs "
+        "are skipped.",
+    )
+    add_study_arguments(study)
+    study.set_defaults(run=_study)
+
     evaluate = commands.add_parser(
         "evaluate",
         help="occlusion, FGSM (8/255), corruption and lambda-fidelity evaluation "
@@ -432,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; invalid arguments give one clear line and exit code 2."""
+    """Entry point; invalid arguments give one clear line and exit code 2, a
+    diverged training run (NaN/inf loss) one line and exit code 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -440,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"keras-sumix {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # training.TrainingDiverged
+        print(f"keras-sumix {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

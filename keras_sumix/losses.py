@@ -21,7 +21,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_sumix._validation import check_choice, check_number
+from keras_sumix._validation import (
+    check_choice,
+    check_class_indices,
+    check_number,
+    check_unit_interval,
+    host_array,
+)
 
 __all__ = ["DEFAULT_DISTANCE_SCALE", "sumix_loss"]
 
@@ -212,6 +218,20 @@ def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam)
             f"Received: raw_logits with shape {shape}."
         )
     n, c = shape
+    if 0 in shape:
+        raise ValueError(
+            "`raw_logits` must hold at least one sample and one class (the loss "
+            f"of an empty batch is NaN). Received: raw_logits with shape {shape}."
+        )
+    # Values are checked where they are on the host (NumPy / lists); tensors,
+    # maybe traced, are not read back.
+    host_labels, host_perm, host_lam = (host_array(v) for v in (labels, perm, lam))
+    if host_labels is not None and host_labels.ndim == 1 and c is not None:
+        check_class_indices("labels", host_labels, c, f"C={c} columns of raw_logits")
+    if host_perm is not None and n is not None:
+        check_class_indices("permutation", host_perm, n, f"N={n} rows of raw_logits")
+    if host_lam is not None and host_lam.dtype.kind in "fiub":
+        check_unit_interval("lam", host_lam)
     floats = {
         "raw_logits": raw_logits,
         "raw_uncertainty": ops.convert_to_tensor(raw_unc),
@@ -352,9 +372,10 @@ def sumix_loss(
         semantic_scale: the `s` multiplying `alpha` (used by
             `lambda_mode="reference"` and by the regulariser's alpha), `> 0`.
             `None` (default) uses the batch size `N`, as the reference code
-            does: the correction then depends on the batch size, and under
-            data parallelism on the *per-replica* batch this function sees.
-            Pass a number to make it independent of the batch size.
+            does: the correction then depends on the batch size this function
+            sees (`SUMixModel` always passes it the global batch, also under
+            data parallelism). Pass a number to make it independent of the
+            batch size.
         distance_scale: the `t` of `lambda_mode="distance"`, `> 0`
             (default `DEFAULT_DISTANCE_SCALE = 2.0`, the spec's example).
         reduction: `"reference"` (default) reproduces the reference code,
@@ -370,10 +391,24 @@ def sumix_loss(
         `gamma`; 0 for `regularizer="none"`) and `"lam"` (`(N,)`, the
         corrected `lam_a`, without gradient).
 
+    Hostile inputs: shapes and dtypes are checked on every call (static
+    shapes); values only where they are NumPy arrays or lists (a tensor,
+    maybe traced or on an accelerator, is not read back). A batch of one is
+    valid (its partner is itself, `permutation == [0]`, and the loss is that
+    of the sample with its own label, whatever `lam`). NaN or Inf logits and
+    uncertainties (network outputs) are never checked, nor is a `lam`
+    tensor: they make the loss NaN. Inside a
+    traced step, an out-of-range label is undefined behaviour (a gather out
+    of bounds: TensorFlow on CPU and torch raise, JAX returns NaN, GPUs may
+    return 0): check labels upstream, as `SUMixModel.fit` does.
+
     Raises:
         ValueError: an unknown mode string, a negative `gamma`, a
-            non-positive `semantic_scale`/`distance_scale`, or shapes that do
-            not agree (checked on static shapes where known).
+            non-positive `semantic_scale`/`distance_scale`, shapes that do
+            not agree (checked on static shapes where known), an empty batch
+            (N = 0) or no class; and, for NumPy/list inputs, integer labels
+            outside `[0, C)`, a permutation outside `[0, N)`, or a `lam` not
+            finite or outside [0, 1].
         TypeError: a non-number `gamma`/scale, or integer labels/permutation
             with a floating dtype (or floating logits with an integer one).
 

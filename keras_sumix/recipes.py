@@ -14,6 +14,53 @@ PAPER_ALPHA = {
     "resizemix": 1.0,
 }
 
+# The SUMix regulariser weight gamma the paper reports per recipe and mixer
+# (appendix A.1, Tables 7-9); recipes and mixers not listed use 0.5.
+PAPER_GAMMA: dict[str, dict[str, float]] = {
+    "cifar100-r18": {"cutmix": 0.5, "fmix": 1.0, "saliencymix": 0.5, "resizemix": 0.2},
+    "cifar100-rx50": {
+        "cutmix": 0.5,
+        "fmix": 1.0,
+        "saliencymix": 1.0,
+        "resizemix": 0.5,
+    },
+    "cifar100-wrn28-8": {
+        "cutmix": 0.5,
+        "fmix": 0.5,
+        "saliencymix": 0.5,
+        "resizemix": 0.5,
+    },
+    "cub-r18": {"cutmix": 1.0, "fmix": 0.5, "saliencymix": 0.5, "resizemix": 0.5},
+    "cub-rx50": {"cutmix": 0.5, "fmix": 0.1, "saliencymix": 0.2, "resizemix": 0.5},
+    "aircraft-r18": {
+        "cutmix": 1.0,
+        "fmix": 0.5,
+        "saliencymix": 1.0,
+        "resizemix": 0.5,
+    },
+    "aircraft-rx50": {
+        "cutmix": 0.5,
+        "fmix": 0.5,
+        "saliencymix": 0.5,
+        "resizemix": 0.5,
+    },
+}
+
+
+def paper_gamma(recipe: str, mixer: str, default: float = 0.5) -> float:
+    """The paper's gamma for a recipe and mixer (`PAPER_GAMMA`), or `default`.
+
+    Args:
+        recipe: a key of `RECIPES`.
+        mixer: a mixer name (`"cutmix"`, `"fmix"`, ...).
+        default: returned when the paper gives no value.
+
+    Returns:
+        The regulariser weight.
+    """
+    return PAPER_GAMMA.get(recipe, {}).get(str(mixer).lower(), default)
+
+
 _CIFAR = {
     "dataset": "cifar100",
     "pipeline": "cifar",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from keras_sumix import data as data_module
 from keras_sumix import models
 from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
 from keras_sumix.layers import MIXERS, get_mixer
 from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
 from keras_sumix.recipes import PAPER_ALPHA, RECIPES
@@ -239,7 +241,11 @@ class _HistoryFile(keras.callbacks.Callback):
         self.path.write_text(json.dumps([*history, row], indent=1))
 
 
-def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, Any]:
     """Train (or resume) a run and write its folder.
 
     `output_dir` receives `config.json`, `checkpoint.keras` (every epoch),
@@ -247,19 +253,40 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
     (Keras `BackupAndRestore`: rerunning the same command resumes an
     interrupted run) and, at the end, `results.json`.
 
+    Resume is exact: the backup is taken at every epoch end and holds the
+    weights, the optimizer (momentum, step count, hence the learning-rate
+    schedule) and the mixer's random state; a run interrupted during epoch
+    `k` restarts epoch `k` from its first batch, and the pipeline's shuffle
+    and augmentation of epoch `k` depend only on `(seed, k)`
+    (`make_pipeline(epoch=...)`). A resumed run thus ends with the weights of
+    an uninterrupted one (to float rounding; same backend and machine).
+
+    If the training loss becomes NaN or infinite, training stops at once:
+    `results.json` gets `"status": "diverged"` and the `"error"`, the
+    checkpoint and the backup keep the last finite epoch, and
+    `TrainingDiverged` (a `FloatingPointError`) is raised; `keras-sumix
+    train` prints the error and exits with status 1. A finished run has
+    `"status": "completed"`.
+
     Args:
         config: the run.
         verbose: `fit` verbosity (Keras progress bars by default).
+        callbacks: extra Keras callbacks, run after the run's own ones.
 
     Returns:
         The results: final test top-1 and loss, the median test top-1 of the
         last `median_of` epochs, the backend and the config.
+
+    Raises:
+        TrainingDiverged: the training loss became NaN or infinite.
     """
     config.validate()
     keras.utils.set_random_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+
+    import tensorflow as tf
 
     train_raw, test_raw, num_classes = _load(config)
     pipeline = {
@@ -268,7 +295,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
         "seed": config.seed,
         "image_size": config.image_size,
     }
-    train_ds = data_module.make_pipeline(train_raw, training=True, **pipeline)
+    # Each epoch's order and augmentation depend on (seed, epoch) only, so a
+    # resumed run replays exactly the epochs it has not finished.
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_ds = data_module.make_pipeline(
+        train_raw, training=True, epoch=epoch, **pipeline
+    )
     test_ds = data_module.make_pipeline(test_raw, training=False, **pipeline)
     input_shape = train_ds.element_spec[0].shape[1:]
     model = build_model(config, num_classes, input_shape)
@@ -285,26 +317,45 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> dict[str, Any]:
         ),
         metrics=["accuracy"],
     )
-    # The history row is written before the backup marks the epoch done.
-    callbacks = [
+    # The history row is written before the backup marks the epoch done. The
+    # backup is taken at epoch ends only: Keras restarts an interrupted epoch
+    # from its first batch, so a mid-epoch backup would replay batches on
+    # top of weights that had already seen them.
+    run_callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda index, logs: epoch.assign(index)
+        ),
         _HistoryFile(out / "history.json"),
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch"),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNaN(),
+        *callbacks,
     ]
-    model.fit(
-        train_ds,
-        validation_data=test_ds,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles (seeded)
-    )
+    try:
+        model.fit(
+            train_ds,
+            validation_data=test_ds,
+            epochs=config.epochs,
+            callbacks=run_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles (seeded, per epoch)
+        )
+    except TrainingDiverged as error:
+        results = {
+            "backend": keras.backend.backend(),
+            "status": "diverged",
+            "error": str(error),
+            "epochs_run": error.epoch,  # the epochs finished before it
+            "config": dataclasses.asdict(config),
+        }
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        raise
     history = json.loads((out / "history.json").read_text())
     test_top1 = [row["val_accuracy"] for row in history if "val_accuracy" in row]
     final = model.evaluate(test_ds, verbose=0, return_dict=True)
     results = {
         "backend": keras.backend.backend(),
+        "status": "completed",
         "test_top1": float(final["accuracy"]),
         "test_loss": float(final["loss"]),
         f"median_top1_last_{config.median_of}": float(

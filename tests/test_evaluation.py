@@ -510,3 +510,44 @@ def test_argument_errors():
         with pytest.raises(error, match=name):
             call(model)
             pytest.fail(f"case {number} ({name}) raised nothing")
+
+
+# --------------------------------------------------------------------------
+# Lambda fidelity
+# --------------------------------------------------------------------------
+
+
+def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
+    from keras_sumix.data import true_lam
+    from keras_sumix.evaluation import kept_mask, lam_fidelity
+
+    data = occluded_objects(12, seed=5)
+    model = ks.MixupModel(
+        ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, ks.layers.CutMix()
+    )
+    result = lam_fidelity(model, ks.layers.CutMix(1.0, seed=2), data, batch_size=6)
+    # MCE trains with the area lam; the truth is recomputed from the masks.
+    np.testing.assert_allclose(result["lam"], result["area_lam"])
+    mixer = ks.layers.CutMix(1.0, seed=2)
+    truths = []
+    for start in (0, 6):
+        images = data.images[start : start + 6]
+        mix = mixer.mix(images)
+        kept = kept_mask(images, keras.ops.convert_to_numpy(mix.images))
+        perm = keras.ops.convert_to_numpy(mix.permutation)
+        truths.append(true_lam(data.masks[start : start + 6], perm, kept))
+    np.testing.assert_allclose(result["true_lam"], np.concatenate(truths))
+    assert result["mae"] == pytest.approx(
+        np.abs(result["true_lam"] - result["lam"]).mean()
+    )
+
+
+@pytest.mark.parametrize("mixer", [ks.layers.ResizeMix, ks.layers.MixUp])
+def test_lam_fidelity_refuses_mixers_that_do_not_paste_in_place(mixer):
+    from keras_sumix.evaluation import lam_fidelity
+
+    model = ks.MixupModel(
+        ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, mixer()
+    )
+    with pytest.raises(TypeError, match="in place"):
+        lam_fidelity(model, mixer(), occluded_objects(4, seed=0))

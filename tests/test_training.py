@@ -49,19 +49,12 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-def test_interrupted_run_resumes(tmp_path, monkeypatch):
+def test_interrupted_run_resumes(tmp_path):
     config = TrainConfig(limit=32, epochs=3, batch_size=16, output_dir=str(tmp_path))
-    original = keras.callbacks.TerminateOnNaN
-    monkeypatch.setattr(
-        keras.callbacks,
-        "TerminateOnNaN",
-        lambda: _Interrupt(),  # after backup
-    )
     with pytest.raises(RuntimeError, match="interrupted"):
-        train(config, verbose=0)
+        train(config, verbose=0, callbacks=[_Interrupt()])  # after backup
     first = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in first] == [0, 1]
-    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", original)
     results = train(config, verbose=0)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in history] == [0, 1, 2]

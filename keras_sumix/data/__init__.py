@@ -1,6 +1,8 @@
 """Datasets and input pipelines.
 
 - The embedded occluded-objects set (`occluded_objects`, no download).
+- scikit-learn's bundled handwritten digits (`load_digits_split`, no
+  download; the `study` extra).
 - CIFAR-100 and CUB-200-2011 through TensorFlow Datasets (`load_cifar100`,
   `load_caltech_birds2011`; the `data` extra).
 - Official on-disk layouts (`load_fgvc_aircraft`, `load_cub200_2011`,
@@ -13,6 +15,7 @@ Nothing here downloads data unless asked (`download=True`); TensorFlow and
 TensorFlow Datasets are imported only when a loader or pipeline is called.
 """
 
+from keras_sumix.data.digits import DIGITS_NUM_CLASSES, DigitsSplit, load_digits_split
 from keras_sumix.data.directories import (
     CIFAR100_C_CORRUPTIONS,
     load_cifar100_c,
@@ -45,10 +48,12 @@ __all__ = [
     "CIFAR_MEAN",
     "CIFAR_STD",
     "CLASS_NAMES",
+    "DIGITS_NUM_CLASSES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "NUM_CLASSES",
     "RECIPES",
+    "DigitsSplit",
     "OccludedObjects",
     "cifar_pipeline",
     "fine_grained_pipeline",
@@ -56,6 +61,7 @@ __all__ = [
     "load_cifar100",
     "load_cifar100_c",
     "load_cub200_2011",
+    "load_digits_split",
     "load_fgvc_aircraft",
     "load_tiny_imagenet",
     "make_pipeline",

@@ -4,7 +4,9 @@ TensorFlow Datasets lacks FGVC-Aircraft, Tiny-ImageNet and CIFAR-100-C (and
 its CUB-200-2011 needs a download), so these read the archives as their
 authors distribute them, once extracted. Nothing here downloads anything: a
 missing file raises `FileNotFoundError` naming the dataset's official page
-and the exact layout looked for.
+and the exact layout looked for; a `data_dir` that is not a path raises a
+TypeError; annotation files that are malformed, name unknown classes or
+list no image for the split raise a ValueError (never an empty dataset).
 
 Image loaders return `(dataset, class_names)`: a `tf.data.Dataset` of
 `(image, label)` with `image` uint8 `(H, W, 3)` (grayscale files are expanded
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keras_sumix._validation import check_choice, check_int
+from keras_sumix._validation import check_choice, check_class_indices, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -185,6 +187,12 @@ def _split_first(line: str, path: str, number: int) -> tuple[str, str]:
 def _check_images_exist(
     paths: Sequence[str], dataset: str, url: str, layout: str, root: str
 ) -> None:
+    if not paths:
+        raise ValueError(
+            f"The {dataset} annotation files under {root!r} list no image for "
+            "this split (empty or truncated files?): the dataset would be "
+            f"empty. Re-extract the archive from {url}. Expected layout:\n{layout}"
+        )
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         shown = ", ".join(repr(p) for p in missing[:3])
@@ -501,6 +509,9 @@ def load_cifar100_c(
 
     Raises:
         FileNotFoundError: the layout above is not found.
+        ValueError: files that would be misread: not `(5 * n, H, W, 3)`
+            images with `5 * n` labels, images not uint8 (a cast would wrap
+            or truncate them), labels not integers in `[0, 100)`.
 
     Example:
 
@@ -520,15 +531,30 @@ def load_cifar100_c(
     images = np.load(path, mmap_mode="r")
     labels = np.load(os.path.join(root, "labels.npy"), mmap_mode="r")
     total = images.shape[0]
-    if images.ndim != 4 or total % 5 or labels.shape != (total,):
+    if (
+        images.ndim != 4
+        or images.shape[-1] != 3
+        or total == 0
+        or total % 5
+        or labels.shape != (total,)
+    ):
         raise ValueError(
             f"{path!r} must hold (5 * n, H, W, 3) images with labels.npy of "
             f"length 5 * n. Received shapes {images.shape} and {labels.shape}."
         )
+    # A cast would silently wrap or truncate other dtypes (float images in
+    # [0, 1] would all become 0).
+    if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{path!r} must hold uint8 images and labels.npy integer labels. "
+            f"Received dtypes {images.dtype} and {labels.dtype}."
+        )
     n = total // 5
     rows = slice((severity - 1) * n, severity * n)
-    images = np.ascontiguousarray(images[rows], dtype="uint8")
-    labels = np.asarray(labels[rows], dtype="int32")
+    images = np.ascontiguousarray(images[rows])
+    labels = np.asarray(labels[rows])
+    check_class_indices("labels.npy", labels, 100, "CIFAR-100 has 100 classes")
+    labels = labels.astype("int32")
     if as_dataset:
         return _tensorflow().data.Dataset.from_tensor_slices((images, labels))
     return images, labels

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_sumix._validation import check_int
+from keras_sumix._validation import check_int, check_number
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
 # Two families of object colour; the class is (shape, family).
@@ -74,9 +74,9 @@ def occluded_objects(
     data.
 
     Args:
-        num_images: number of images.
+        num_images: number of images (0 gives empty arrays).
         image_size: side in pixels. Defaults to 32.
-        seed: seed of the generator.
+        seed: seed of the generator, a non-negative integer.
         min_scale: smallest object half-size, as a share of the side.
         max_scale: largest object half-size, as a share of the side.
         clutter: distractor blobs per image.
@@ -94,6 +94,9 @@ def occluded_objects(
     check_int("num_images", num_images, 0)
     check_int("image_size", image_size, 8)
     check_int("clutter", clutter, 0)
+    check_int("seed", seed, 0)
+    check_number("min_scale", min_scale, low=0.0, high=0.5, include_high=False)
+    check_number("max_scale", max_scale, low=0.0, high=0.5, include_high=False)
     if not 0 < min_scale <= max_scale < 0.5:
         raise ValueError(
             "Need 0 < min_scale <= max_scale < 0.5. Received: "

@@ -23,7 +23,19 @@ is `image_size=224, resize_size=256, crop_scale=(0.5, 1.0)`.
 
 Output images are float32, channels-last, normalised as `normalization`
 says (`"unit"` keeps them in [0, 1]). Input images may be uint8 (0..255) or
-float (taken to be in [0, 1]).
+float in [0, 1].
+
+Hostile inputs: a float image that is not finite or not in [0, 1] (within
+1e-3), e.g. 0..255 floats or NaN, raises an `InvalidArgumentError` when it
+is produced (a `tf.debugging` assertion, per image); other integer dtypes
+raise a TypeError. Images that look channels-first (`(C, H, W)` with `C`
+in (1, 3, 4) and `H`, `W` > 4), batched datasets, padding larger than
+static images allow and integer labels without a mixer's `num_classes`
+raise a ValueError when the pipeline is built. Tiny images (down to 1x1)
+work with the resize recipes and with `padding_mode="constant"`. Label
+values are not read by the pipeline; a mixer checks them (see
+`keras_sumix.layers.MixingLayer`). An empty dataset gives an empty
+pipeline.
 
 A pipeline: shuffle (seeded, reshuffled every epoch) -> per-image
 augmentation (stateless random ops whose seeds come from a seeded
@@ -39,7 +51,12 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    misplaced_channels,
+)
 from keras_sumix.data.directories import _check_bool, _tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,6 +93,8 @@ _PADDING_MODES = {
     "symmetric": "SYMMETRIC",
 }
 _CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# Float input images may overshoot [0, 1] by this much (rounding, resizing).
+_UNIT_TOLERANCE = 1e-3
 _RRC_ATTEMPTS = 10
 
 # Recipe defaults (None: the input's own size).
@@ -122,7 +141,24 @@ def _to_unit_float(tf: Any, image: Any) -> Any:
             f"Images must be uint8 (0..255) or float (in [0, 1]). Received "
             f"dtype {image.dtype.name}."
         )
-    return tf.cast(image, tf.float32)
+    image = tf.cast(image, tf.float32)
+    # Float images are taken as they are: 0..255 floats, already-normalised
+    # or NaN images would come out silently wrong (the resize recipes clip
+    # to [0, 1]), so they fail here, when the element is produced.
+    low, high = -_UNIT_TOLERANCE, 1.0 + _UNIT_TOLERANCE
+    in_range = tf.reduce_all((image >= low) & (image <= high))
+    check = tf.debugging.Assert(
+        in_range,
+        [
+            "Float images must be finite and in [0, 1] (uint8 images are "
+            "divided by 255; divide 0..255 float images by 255). Received "
+            "an image with min, max:",
+            tf.reduce_min(image),
+            tf.reduce_max(image),
+        ],
+    )
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.identity(image)
 
 
 def _resize(tf: Any, image: Any, size: Any, method: str) -> Any:
@@ -258,6 +294,15 @@ def _element_layout(tf: Any, dataset: Any) -> tuple[Any, Any]:
             f"received images of shape {image.shape}. Pass an unbatched "
             "dataset (the pipeline batches it)."
         )
+    if image.shape.rank == 3 and misplaced_channels(
+        tuple(image.shape), "channels_last"
+    ):
+        raise ValueError(
+            f"`dataset` images of shape {image.shape} look channels-first "
+            "(C, H, W); pipelines take channels-last (H, W, C) images. "
+            "Transpose them first, e.g. `dataset.map(lambda x, y: "
+            "(tf.transpose(x, (1, 2, 0)), y))`."
+        )
     return image, label
 
 
@@ -286,6 +331,54 @@ def _check_scale(value: Any) -> tuple[float, float]:
             f"`crop_scale` must have low <= high. Received: crop_scale={value!r}."
         )
     return low, high
+
+
+def _check_epoch(tf: Any, epoch: Any, seed: int | None) -> Any:
+    if epoch is None:
+        return None
+    if seed is None:
+        raise ValueError(
+            "`epoch` makes every epoch's shuffle and augmentation a function of "
+            "`(seed, epoch)`: it needs a `seed`. Received: seed=None."
+        )
+    if isinstance(epoch, (tf.Variable, tf.Tensor)):
+        if not epoch.dtype.is_integer or epoch.shape.rank != 0:
+            raise TypeError(
+                "`epoch` must be an int or an integer scalar `tf.Variable`. "
+                f"Received: dtype {epoch.dtype.name}, shape {epoch.shape}."
+            )
+        return epoch
+    return check_int("epoch", epoch, 0)
+
+
+#: Graph-level seed of the per-epoch randomness (`make_pipeline(epoch=...)`).
+_EPOCH_SEED = 0x5EED
+
+
+def _for_epoch(tf: Any, ds: Any, seed: int, epoch: Any, randomize: Callable) -> Any:
+    """`randomize(ds, epoch_seed, False)`, with `epoch_seed` a hash of
+    `(seed, epoch)` computed when an iteration begins (so a `tf.Variable`
+    epoch is read then)."""
+
+    def one_epoch(_):
+        # tf.data pairs an op seed with the graph-level seed. Setting the
+        # latter inside this traced function affects this function only: the
+        # order then depends on (seed, epoch) alone, not on the global seed
+        # (a global seed of 0 would also reject a tensor op seed).
+        tf.random.set_seed(_EPOCH_SEED)
+        key = tf.random.experimental.stateless_fold_in(
+            tf.constant([seed, _EPOCH_SEED], tf.int64), tf.cast(epoch, tf.int64)
+        )
+        epoch_seed = tf.random.stateless_uniform(
+            [], key, minval=0, maxval=2**31 - 1, dtype=tf.int64
+        )
+        return randomize(ds, epoch_seed, False)
+
+    out = tf.data.Dataset.range(1).flat_map(one_epoch)
+    cardinality = int(ds.cardinality())  # flat_map loses it: restore it
+    if cardinality != tf.data.UNKNOWN_CARDINALITY:
+        out = out.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return out
 
 
 def _check_mixer(mixer: Any, training: bool, label_spec: Any) -> None:
@@ -343,6 +436,7 @@ def make_pipeline(
     shuffle_buffer: int | None = None,
     drop_remainder: bool | None = None,
     cache: bool = False,
+    epoch: Any = None,
 ) -> tf.data.Dataset:
     """Batched training or evaluation pipeline following a paper recipe.
 
@@ -388,6 +482,18 @@ def make_pipeline(
         drop_remainder: drop the last partial batch. Defaults to `training`.
         cache: cache the decoded images in memory before shuffling (sensible
             for CIFAR and Tiny-ImageNet).
+        epoch: None (default), an int, or an integer scalar `tf.Variable`
+            holding the current epoch (needs `seed`). With None, the shuffle
+            order and the augmentation change every time the dataset is
+            iterated, so epoch `k` depends on how many times *this* dataset
+            object was iterated before: a run resumed in a new process (e.g.
+            by `keras.callbacks.BackupAndRestore`) replays the orders of
+            epochs 0, 1, ... instead. With an epoch, each iteration's order
+            and augmentation are a function of `(seed, epoch)` alone, the
+            variable being read when the iteration begins: assign it at
+            every epoch start, e.g. with
+            `keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, _:
+            epoch.assign(e))` (what `keras_sumix.training.train` does).
 
     Returns:
         A `tf.data.Dataset` of `(images float32 (N, S, S, C), labels)`;
@@ -444,6 +550,7 @@ def make_pipeline(
         "drop_remainder", training if drop_remainder is None else drop_remainder
     )
     cache = _check_bool("cache", cache)
+    epoch = _check_epoch(tf, epoch, seed)
     channels = image_spec.shape[-1] if image_spec.shape.rank else None
     if normalization != "unit" and channels not in (None, 3):
         raise ValueError(
@@ -464,6 +571,20 @@ def make_pipeline(
                 tuple(_PADDING_MODES),
             )
         ]
+        # Reflect padding needs a side larger than the padding (symmetric at
+        # least as large): checked where the side is static, else tf.pad
+        # fails when the element is produced.
+        dims = [image_size] * 2 if image_size else []
+        if not dims and image_spec.shape.rank == 3:
+            dims = [d for d in image_spec.shape[:2] if d is not None]
+        need = {"REFLECT": pad + 1, "SYMMETRIC": pad}.get(pad_mode, 0)
+        if training and dims and min(dims) < need:
+            raise ValueError(
+                f"padding={pad} with padding_mode="
+                f"{pad_mode.lower()!r} needs images of at least {need} pixels a "
+                f"side. Received images of side {min(dims)}; lower `padding` or "
+                "use padding_mode='constant'."
+            )
 
         def transform(image, image_seed):
             image = _to_unit_float(tf, image)
@@ -532,15 +653,25 @@ def make_pipeline(
     ds = _to_pair(tf, dataset)
     if cache:
         ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if training:
+
+    def randomize(ds, seed, every_iteration):
+        if shuffle:
+            ds = ds.shuffle(
+                shuffle_buffer, seed=seed, reshuffle_each_iteration=every_iteration
+            )
+        if not training:
+            return ds.map(lambda *pair: (pair, tf.constant(0, tf.int64)))
         # One random int64 per example, from a seeded stream that differs
         # every epoch: the seeds of the stateless augmentation ops.
-        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, randoms))
+        randoms = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=every_iteration
+        )
+        return tf.data.Dataset.zip((ds, randoms))
+
+    if epoch is None:
+        ds = randomize(ds, seed, True)
     else:
-        ds = ds.map(lambda *pair: (pair, tf.constant(0, tf.int64)))
+        ds = _for_epoch(tf, ds, seed, epoch, randomize)
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(
         batch_size,

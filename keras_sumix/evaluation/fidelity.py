@@ -11,6 +11,14 @@ import numpy as np
 from keras_sumix._validation import check_int
 from keras_sumix.data.occluded import OccludedObjects, true_lam
 from keras_sumix.layers.base import MixingLayer
+from keras_sumix.layers.cut_mix import CutMix
+from keras_sumix.layers.f_mix import FMix
+from keras_sumix.layers.saliency_mix import SaliencyMix
+
+#: Mixers whose kept pixels stay where they were in both images, so the true
+#: share follows from the masks. Not MixUp (no kept pixels) nor ResizeMix (it
+#: shrinks the partner, so the partner's mask is not pasted in place).
+IN_PLACE_MIXERS = (CutMix, FMix, SaliencyMix)
 
 
 def kept_mask(
@@ -47,14 +55,25 @@ def lam_fidelity(
 
     Args:
         model: a `MixupModel` or `SUMixModel`.
-        mixer: a cutting mixer (CutMix, FMix, SaliencyMix, ResizeMix).
+        mixer: a mixer that pastes pixels in place (`IN_PLACE_MIXERS`:
+            CutMix, FMix, SaliencyMix).
         data: held-out `occluded_objects` data (channels-last).
         batch_size: mixing batch size (pairs are formed within a batch).
 
     Returns:
         `{"pearson", "mae", "true_lam", "lam", "area_lam"}`; the arrays are
         per held-out sample.
+
+    Raises:
+        TypeError: `mixer` does not paste pixels in place (MixUp, ResizeMix,
+            ...), so the masks cannot give the true share.
     """
+    if not isinstance(mixer, IN_PLACE_MIXERS):
+        raise TypeError(
+            "`mixer` must paste pixels in place ("
+            + ", ".join(cls.__name__ for cls in IN_PLACE_MIXERS)
+            + f") for the masks to give the true label share. Received: {mixer!r}."
+        )
     check_int("batch_size", batch_size, 2)
     truths, lams, areas = [], [], []
     for start in range(0, len(data.images) - 1, batch_size):

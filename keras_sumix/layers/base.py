@@ -13,7 +13,14 @@ from typing import Any, NamedTuple
 import keras
 from keras.src.utils import backend_utils, jax_utils, tracking
 
-from keras_sumix._validation import check_choice, check_int, check_number
+from keras_sumix._validation import (
+    check_choice,
+    check_class_indices,
+    check_int,
+    check_number,
+    host_array,
+    misplaced_channels,
+)
 
 _MODES = ("elem", "batch")
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -48,6 +55,39 @@ class MixingLayer(keras.layers.Layer):
     `tf.data` pipeline whatever `KERAS_BACKEND` is, as Keras's own
     preprocessing layers do.
 
+    Input handling (every mixer):
+
+    - Integer, unsigned and bool images are cast to the compute dtype
+      (float32 by default) without rescaling: uint8 images stay in 0..255
+      and mix exactly as the same values given as floats.
+    - NaN and Inf pixels are not checked: they propagate into the output
+      samples they are mixed into (their own, and the one they are pasted or
+      blended into; with a cutting mask they may spread beyond the pasted
+      region, `0 * NaN` being NaN). `lam` and `permutation` never depend on
+      pixel values through NaN, so they stay finite and exact. Training
+      models (`MixingModel.fit`) reject or stop on non-finite data.
+    - A batch of one has no partner: it is returned unmixed, with
+      `permutation == [0]` and `lam == [1]`. An empty batch (N = 0) or an
+      image with no pixel raises a ValueError (when the shape is static).
+    - Images of any size work, down to 1x1: `lam` stays the exact kept share
+      (a cutting mixer then keeps or replaces whole pixels, so `lam` of a 1x1
+      image is 0 or 1).
+    - When `data_format` is not given (taken from
+      `keras.config.image_data_format()`), a batch whose layout looks like
+      the other one, e.g. `(N, 3, 32, 32)` under `"channels_last"` (a first
+      axis of 1, 3 or 4 and two axes larger than 4), raises a ValueError
+      rather than cutting boxes across channels. Pass `data_format`
+      explicitly to mix such a batch as it is.
+    - Integer labels must lie in `[0, num_classes)`: NumPy/list labels are
+      checked when the layer is called (ValueError), and labels computed
+      with TensorFlow ops (a `tf.data` pipeline whatever the backend, or the
+      TensorFlow backend) by a run-time assertion (InvalidArgumentError).
+      Elsewhere (traced JAX code, torch tensors) an out-of-range index is
+      not checked: its one-hot row is all zeros (torch raises for indices
+      `>= num_classes`), so the mixed label row sums to less than 1.
+    - Rank-1 float labels raise a TypeError; labels whose batch size differs
+      from the images' raise a ValueError.
+
     Args:
         num_classes: number of classes; required for integer labels.
         seed: integer seed of the layer's random stream.
@@ -67,6 +107,9 @@ class MixingLayer(keras.layers.Layer):
         self.num_classes = check_int("num_classes", num_classes, 1, allow_none=True)
         check_int("seed", seed, -(2**63), allow_none=True)
         self.seed = seed
+        # Only a format taken from keras.config is second-guessed (see
+        # `_check_images`); an explicit one is trusted.
+        self._data_format_given = data_format is not None
         self.data_format = check_choice(
             "data_format",
             data_format or keras.config.image_data_format(),
@@ -120,6 +163,10 @@ class MixingLayer(keras.layers.Layer):
         return self._backend_generators[name]
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        # Host (NumPy) labels are range-checked here, before conversion.
+        labels = host_array(self._unpack(inputs)[1])
+        if labels is not None and labels.ndim == 1 and self.num_classes:
+            check_class_indices("labels", labels, self.num_classes)
         sample = keras.tree.flatten(inputs)[0]
         with self._backend_scope(sample) as switched:
             if not switched:
@@ -138,12 +185,28 @@ class MixingLayer(keras.layers.Layer):
         # A mixer's only state is its seed generator, created in __init__.
         self.built = True
 
+    # The seed generator's state travels with the weights (`save_weights`,
+    # `.keras` files, `BackupAndRestore`): a restored model continues the
+    # same stream of mixes instead of restarting it. Files written before
+    # the state was saved load too (the stream then restarts from `seed`).
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store: Any) -> None:
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = self.generator.state
+
+    def load_own_variables(self, store: Any) -> None:
+        if self._SEED_STATE_KEY in store.keys():
+            self.generator.state.assign(store[self._SEED_STATE_KEY])
+
     def mix(self, images: Any) -> MixResult:
         """Mix a batch of images.
 
         Args:
             images: rank-4 batch, `(N, H, W, C)` or `(N, C, H, W)` following
-                `data_format`. Integer images are cast to the compute dtype.
+                `data_format`, N >= 1. Integer and bool images are cast to
+                the compute dtype, not rescaled; see the class docstring for
+                NaN pixels, a batch of one and tiny images.
 
         Returns:
             A `MixResult(images, permutation, lam)`.
@@ -206,6 +269,27 @@ class MixingLayer(keras.layers.Layer):
                 "`images` must be a rank-4 batch (N, H, W, C) or (N, C, H, W). "
                 f"Received shape {shape}."
             )
+        if 0 in shape:
+            raise ValueError(
+                "`images` must not be empty: at least one image, of at least "
+                f"one pixel and one channel. Received shape {shape}."
+            )
+        if not self._data_format_given and misplaced_channels(
+            shape[1:], self.data_format
+        ):
+            other = (
+                "channels_first"
+                if self.data_format == "channels_last"
+                else "channels_last"
+            )
+            raise ValueError(
+                f"`images` of shape {shape} look {other} but the layer uses "
+                f"data_format={self.data_format!r} (from "
+                "keras.config.image_data_format()). Pass "
+                f"data_format={other!r} to the layer (or transpose the images); "
+                f"pass data_format={self.data_format!r} explicitly to mix this "
+                "shape as it is."
+            )
 
     def _mix_labels(self, labels: Any, result: MixResult) -> Any:
         ops = self.backend
@@ -224,6 +308,8 @@ class MixingLayer(keras.layers.Layer):
                     "Pass `num_classes=` to the layer, or give one-hot labels "
                     "of shape (N, C)."
                 )
+            if ops.name == "tensorflow":
+                labels = self._assert_class_indices(labels)
             labels = ops.nn.one_hot(
                 ops.numpy.reshape(labels, (-1,)), self.num_classes, dtype="float32"
             )
@@ -251,6 +337,25 @@ class MixingLayer(keras.layers.Layer):
         lam = ops.numpy.expand_dims(result.lam, -1)
         partner = ops.numpy.take(labels, result.permutation, axis=0)
         return lam * labels + (1.0 - lam) * partner
+
+    def _assert_class_indices(self, labels: Any) -> Any:
+        """With TensorFlow ops (a `tf.data` pipeline, the TensorFlow
+        backend): fail at run time, in a graph too, on an index outside
+        `[0, num_classes)` instead of one-hot encoding it to zeros."""
+        import tensorflow as tf
+
+        valid = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+        check = tf.debugging.Assert(
+            valid,
+            [
+                f"`labels` must be class indices in [0, {self.num_classes}) "
+                f"(num_classes={self.num_classes}). Received:",
+                labels,
+            ],
+            summarize=16,
+        )
+        with tf.control_dependencies([check] if check is not None else []):
+            return tf.identity(labels)
 
     def _mix(self, images: Any) -> MixResult:
         raise NotImplementedError

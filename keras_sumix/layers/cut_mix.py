@@ -17,6 +17,12 @@ class CutMix(BaseMixer):
     alpha)`, a uniformly drawn centre, and is clipped to the image; the
     returned `lam` is recomputed from the pixels actually pasted.
 
+    Inputs as every mixer takes them (`MixingLayer`): integer images are cast
+    to float without rescaling, NaN pixels propagate to the samples they are
+    mixed into, a batch of one is returned unmixed (`lam = 1`), an empty
+    batch raises, 1x1 images keep an exact `lam`, and out-of-range integer
+    labels raise where their values are known.
+
     Reference: [CutMix: Regularization Strategy to Train Strong Classifiers
     with Localizable Features](https://arxiv.org/abs/1905.04899).
 

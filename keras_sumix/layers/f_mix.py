@@ -25,6 +25,12 @@ class FMix(BaseMixer):
     masks of a batch come from one vectorised computation (one small FFT,
     a fixed number of comparisons).
 
+    Inputs as every mixer takes them (`MixingLayer`): integer images are cast
+    to float without rescaling, NaN pixels propagate to the samples they are
+    mixed into, a batch of one is returned unmixed (`lam = 1`), an empty
+    batch raises, 1x1 images keep an exact `lam`, and out-of-range integer
+    labels raise where their values are known.
+
     Reference: [FMix: Enhancing Mixed Sample Data Augmentation](
     https://arxiv.org/abs/2002.12047).
 

@@ -16,6 +16,12 @@ class MixUp(BaseMixer):
     Safe inside a `tf.data` pipeline whatever the Keras backend, and inside a
     compiled train step.
 
+    Inputs as every mixer takes them (`MixingLayer`): integer images are cast
+    to float without rescaling, NaN pixels propagate to the samples they are
+    mixed into, a batch of one is returned unmixed (`lam = 1`), an empty
+    batch raises, 1x1 images keep an exact `lam`, and out-of-range integer
+    labels raise where their values are known.
+
     Reference: [mixup: Beyond Empirical Risk Minimization](
     https://arxiv.org/abs/1710.09412).
 

@@ -18,6 +18,9 @@ class RandomChoice(MixingLayer):
     (branching would freeze the draw at tracing time, or carry random state
     out of a JAX branch). The cost is the sum of the candidates' costs.
 
+    Inputs are handled as by every mixer (`MixingLayer`); each candidate
+    checks the images it mixes.
+
     Args:
         mixers: list of mixing layers (`MixUp`, `CutMix`, ...).
         probabilities: optional probabilities, one per mixer (normalised);

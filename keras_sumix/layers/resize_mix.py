@@ -19,6 +19,12 @@ class ResizeMix(BaseMixer):
     `use_alpha=True` `tau = scope[0] + (scope[1] - scope[0]) * Beta(alpha,
     alpha)` (the paper's setting). `lam = 1 - box area / image area`, exact.
 
+    Inputs as every mixer takes them (`MixingLayer`): integer images are cast
+    to float without rescaling, NaN pixels propagate to the samples they are
+    mixed into, a batch of one is returned unmixed (`lam = 1`), an empty
+    batch raises, 1x1 images keep an exact `lam`, and out-of-range integer
+    labels raise where their values are known.
+
     Reference: [ResizeMix: Mixing Data with Preserved Object Information and
     True Labels](https://arxiv.org/abs/2012.11101).
 
@@ -110,7 +116,15 @@ class ResizeMix(BaseMixer):
         top, bottom, rows = box(height)
         left, right, cols = box(width)
         # One gather: output pixel (n, y, x) reads partner pixel
-        # (n, rows[n, y], cols[n, x]) of the flattened batch.
+        # (n, rows[n, y], cols[n, x]) of the flattened batch, by an int32
+        # index (JAX has no int64 by default): fail rather than overflow.
+        static = images.shape[:3]
+        if None not in static and static[0] * static[1] * static[2] >= 2**31:
+            raise ValueError(
+                "ResizeMix indexes the pixels of a batch with int32: `images` "
+                f"of shape {tuple(images.shape)} hold N * H * W >= 2**31 pixels. "
+                "Mix smaller batches."
+            )
         n = ops.shape(images)[0]
         rows = ops.numpy.broadcast_to(rows, (n, height))
         cols = ops.numpy.broadcast_to(cols, (n, width))

@@ -26,6 +26,12 @@ class SaliencyMix(BaseMixer):
     centred on the first partner's peak, serves the whole batch (as the
     reference does).
 
+    Inputs as every mixer takes them (`MixingLayer`): integer images are cast
+    to float without rescaling, NaN pixels propagate to the samples they are
+    mixed into, a batch of one is returned unmixed (`lam = 1`), an empty
+    batch raises, 1x1 images keep an exact `lam`, and out-of-range integer
+    labels raise where their values are known.
+
     Reference: [SaliencyMix: A Saliency Guided Data Augmentation Strategy for
     Better Regularization](https://arxiv.org/abs/2006.01791).
 

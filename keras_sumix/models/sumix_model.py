@@ -9,14 +9,18 @@ on clean images.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_sumix._validation import check_int
+from keras_sumix._validation import check_class_indices, check_int, host_array
+from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, check_loss_options, sumix_loss
+from keras_sumix.models import replicas
 from keras_sumix.models import train_step as _train_step
 
 
@@ -72,6 +76,30 @@ class MixingModel(keras.Model):
     mixed batches by `fit`, evaluated as a plain classifier.
 
     Subclasses implement `_terms(images, labels_int, labels_dense)`.
+
+    Hostile inputs:
+
+    - NumPy inputs of `fit`, `train_on_batch` and `evaluate` are checked
+      before any tracing: an empty `x`, non-finite (NaN/Inf) training images,
+      integer labels outside `[0, num_classes)`, float `(N,)` labels,
+      non-finite one-hot labels and `x`/`y` batch sizes that differ raise a
+      ValueError or TypeError naming the argument.
+    - Tensors and datasets cannot be read ahead. Float `(N,)` labels still
+      raise a TypeError (their dtype is static), and so do static batch
+      sizes that differ (ValueError). An out-of-range integer label or a
+      non-finite one-hot label in a step makes that step's loss NaN (instead
+      of the silently wrong loss an all-zero one-hot row would give), and so
+      do NaN images (through the network). `fit` stops at the first NaN or
+      Inf loss with `keras_sumix.callbacks.TrainingDiverged` (it adds a
+      `keras_sumix.callbacks.StopOnNaN` unless a
+      `keras.callbacks.TerminateOnNaN` is among the callbacks).
+    - uint8 images are cast to float by the mixer and the backbone, not
+      rescaled (see `MixingLayer`): give the images the scale the backbone
+      expects.
+    - A batch of one trains on the clean sample (the mixer returns it
+      unmixed with `lam = 1`; for SUMixModel the corrected lam is 1 too).
+    - Channels-first images with a channels-last backbone (or the converse)
+      raise a ValueError, from the mixer or from the backbone's input spec.
     """
 
     def __init__(
@@ -162,13 +190,93 @@ class MixingModel(keras.Model):
 
     def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
         """`keras.Model.fit`; `sample_weight` is not supported (the mixed loss
-        pairs samples), and is rejected before any tracing."""
+        pairs samples), and is rejected before any tracing.
+
+        NumPy `x`, `y` and `validation_data` are checked first (see the class
+        docstring), and training stops with `TrainingDiverged` (a
+        `FloatingPointError`) at the first NaN or Inf loss: a
+        `keras_sumix.callbacks.StopOnNaN` is added to `callbacks` unless one
+        (any `keras.callbacks.TerminateOnNaN`) is already there.
+        """
         if kwargs.get("sample_weight") is not None:
             raise ValueError(
                 f"{type(self).__name__} does not support `sample_weight` in "
                 "training: the mixed loss pairs samples across the batch."
             )
-        return super().fit(*args, **kwargs)
+        bound = inspect.signature(keras.Model.fit).bind_partial(self, *args, **kwargs)
+        given = bound.arguments
+        self._check_host_data(given.get("x"), given.get("y"), finite=True)
+        validation = given.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:
+            names = ("validation_data[0]", "validation_data[1]")
+            self._check_host_data(*validation, names=names)
+        callbacks = given.get("callbacks")
+        if callbacks is None or isinstance(callbacks, (list, tuple)):
+            callbacks = list(callbacks or [])
+            if not any(
+                isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks
+            ):
+                callbacks.append(StopOnNaN())
+            given["callbacks"] = callbacks
+        return super().fit(*bound.args[1:], **bound.kwargs)
+
+    def train_on_batch(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
+        """`keras.Model.train_on_batch`, with NumPy `x` and `y` checked first
+        (see the class docstring). Tensors are not read back: a bad batch
+        then shows as a NaN loss in the returned value."""
+        self._check_host_data(x, y, finite=True)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
+        """`keras.Model.evaluate`, with NumPy `y` checked first (class indices
+        in range, batch sizes agreeing); images are not required finite."""
+        self._check_host_data(x, y, finite=False)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_host_data(
+        self, x: Any, y: Any, finite: bool = False, names: tuple = ("x", "y")
+    ) -> None:
+        """Checks on NumPy (host) inputs; tensors and datasets pass through."""
+        name_x, name_y = names
+        images, labels = host_array(x), host_array(y)
+        if images is not None and images.ndim >= 1:
+            if len(images) == 0:
+                raise ValueError(
+                    f"`{name_x}` holds no samples (shape {images.shape}): there "
+                    "is nothing to train on."
+                )
+            if finite and images.dtype.kind in "fc":
+                bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+                if bad.any():
+                    raise ValueError(
+                        f"`{name_x}` holds non-finite values (NaN or Inf) in "
+                        f"{int(bad.sum())} sample(s), e.g. {name_x}"
+                        f"[{int(np.argmax(bad))}]. Training on them would make "
+                        "every weight NaN; clean or drop those samples."
+                    )
+        if labels is None:
+            return
+        if labels.ndim == 2 and labels.shape[-1] == 1:
+            labels = labels.reshape(-1)
+        if images is not None and images.ndim >= 1 and labels.ndim >= 1:
+            if len(images) != len(labels):
+                raise ValueError(
+                    f"`{name_x}` and `{name_y}` must hold as many samples. "
+                    f"Received {len(images)} images and {len(labels)} labels."
+                )
+        if labels.ndim == 1:
+            if labels.dtype.kind not in "iu":
+                raise TypeError(
+                    f"`{name_y}` of shape (N,) must be integer class indices. "
+                    f"Received dtype {labels.dtype}; cast them (e.g. "
+                    f"`{name_y}.astype('int32')`) or pass one-hot labels "
+                    f"(N, {self.num_classes})."
+                )
+            check_class_indices(name_y, labels, self.num_classes)
+        elif labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+            raise ValueError(
+                f"`{name_y}` (one-hot/soft labels) holds non-finite values."
+            )
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Restore the compile state saved with the model (`.keras` files)."""
@@ -218,6 +326,13 @@ class MixingModel(keras.Model):
         if len(y.shape) == 2 and y.shape[-1] == 1:
             y = ops.reshape(y, (-1,))
         if len(y.shape) == 1:
+            dtype = keras.backend.standardize_dtype(y.dtype)
+            if "int" not in dtype:
+                raise TypeError(
+                    "Labels of shape (N,) must be integer class indices. "
+                    f"Received dtype {dtype}; cast them, or pass one-hot "
+                    f"labels (N, {self.num_classes})."
+                )
             labels = ops.cast(y, "int32")
             return labels, ops.one_hot(labels, self.num_classes, dtype="float32")
         if len(y.shape) == 2 and y.shape[-1] in (None, self.num_classes):
@@ -241,7 +356,21 @@ class MixingModel(keras.Model):
         if not self.built:  # TF and torch build lazily, in the first step
             self.build(tuple(x.shape))
         labels, dense = self._labels(y)
-        return self._terms(x, labels, dense)
+        n_x, n_y = x.shape[0], labels.shape[0]
+        if n_x is not None and n_y is not None and n_x != n_y:
+            raise ValueError(
+                f"The labels' batch size ({n_y}) does not match the images' ({n_x})."
+            )
+        terms, y_pred = self._terms(x, labels, dense)
+        # Label values cannot raise inside a traced step: an out-of-range
+        # index (an all-zero one-hot row) or a non-finite one-hot row makes
+        # the loss NaN rather than silently wrong, and `fit` stops on it.
+        valid = ops.logical_and(
+            ops.all((labels >= 0) & (labels < self.num_classes)),
+            ops.all(ops.isfinite(dense)),
+        )
+        terms = {**terms, "loss": ops.where(valid, terms["loss"], float("nan"))}
+        return terms, y_pred
 
     def update_training_metrics(
         self, terms: dict[str, Any], y: Any, y_pred: Any
@@ -256,6 +385,14 @@ class MixingModel(keras.Model):
 
     def _terms(self, images: Any, labels: Any, dense: Any):
         raise NotImplementedError
+
+    def _mix_global_batch(self, images: Any) -> Any:
+        """Mix the global batch (see `replicas`): one device's batch, or
+        under `tf.distribute` the replicas' shards gathered, so that the
+        pairing and the batch statistics never depend on the device count.
+        The `MixResult` is global; a replica takes its rows with
+        `replicas.local_rows`."""
+        return self.mixer.mix(replicas.gather(images))
 
     def training_lam(
         self, images: Any, labels: Any, mix: Any, training: bool = False
@@ -299,6 +436,10 @@ class MixupModel(MixingModel):
     compiled metrics are measured on the mixed batch against each sample's
     own label.
 
+    Bad data (NaN images, out-of-range or float labels, empty or mismatched
+    batches, channels-first images) raises or stops `fit` with an error, as
+    `MixingModel` documents; uint8 images are cast, not rescaled.
+
     Args:
         backbone: a Keras model from images to features (4-D maps are
             global-average-pooled), e.g. `keras_sumix.models.resnet18_cifar()`
@@ -319,11 +460,12 @@ class MixupModel(MixingModel):
     """
 
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self.mixer.mix(images)
-        logits = self(mix.images, training=True)
+        mix = self._mix_global_batch(images)
+        logits = self(replicas.local_rows(mix.images, images), training=True)
+        dense = replicas.gather(dense)
         lam = ops.expand_dims(mix.lam, -1)
         target = lam * dense + (1.0 - lam) * ops.take(dense, mix.permutation, axis=0)
-        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        log_p = ops.log_softmax(ops.cast(replicas.gather(logits), "float32"), axis=-1)
         loss = ops.mean(-ops.sum(target * log_p, axis=-1))
         return {"loss": loss, "lam_area": ops.mean(mix.lam)}, logits
 
@@ -339,9 +481,29 @@ class SUMixModel(MixingModel):
     `SUMIX_SPEC.md`). The defaults reproduce the authors' code. Evaluation and
     prediction use the plain classifier on clean images; the uncertainty
     head is a training-time device. Compiled metrics run on the raw pass.
+    Bad data (NaN images, out-of-range or float labels, empty or mismatched
+    batches, channels-first images) raises or stops `fit` with an error, as
+    `MixingModel` documents; uint8 images are cast, not rescaled; a batch of
+    one trains with lam = 1 (area and corrected).
 
     History reports `loss`, `mix_loss`, `reg_loss` (before gamma),
     `lam_area` (mean area lam) and `lam_sumix` (mean corrected lam).
+
+    Mixed precision: under `keras.mixed_precision.set_global_policy(
+    "mixed_float16")` or `"mixed_bfloat16"` the networks run in half
+    precision while the SUMix loss is computed in float32 (its `exp(-N x)`
+    terms underflow in float16); with `"mixed_float16"`, `compile` wraps the
+    optimizer in a `LossScaleOptimizer` and the train step scales the loss
+    and unscales the gradients as Keras's own step does. Both policies train
+    on TensorFlow, JAX and torch (CPU included).
+
+    Resume: the mixer's random state is saved with the weights (and the
+    optimizer's), so `keras.callbacks.BackupAndRestore(save_freq="epoch")`
+    resumes a crashed run exactly, provided the data of each epoch does not
+    depend on how many epochs this process has run (see
+    `keras_sumix.data.make_pipeline(epoch=...)`). With an integer
+    `save_freq`, Keras restarts the interrupted epoch from its first batch on
+    top of weights that had already seen some of it.
 
     Args:
         backbone: a Keras model from images to features (4-D maps are
@@ -354,7 +516,8 @@ class SUMixModel(MixingModel):
         regularizer: `"both"` (default), `"uncertainty"`, `"semantic"` or
             `"none"`.
         semantic_scale: the scale `s` of the semantic term; None (default)
-            uses the batch size, as the reference does.
+            uses the batch size, as the reference does: the *global* batch
+            under data parallelism (see the README's "Scaling out").
         distance_scale: the temperature `t` of `lambda_mode="distance"`.
         reduction: `"reference"` (batch-mean weights, default) or
             `"per_sample"` (each sample its own ratio, as the paper says).
@@ -453,13 +616,18 @@ class SUMixModel(MixingModel):
         return self._loss(labels, raw, mixed, mix)["lam"]
 
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self.mixer.mix(images)
+        mix = self._mix_global_batch(images)
         raw_logits, raw_uncertainty = self._outputs(images)
         if not self.raw_pass_gradient:
             raw_logits = ops.stop_gradient(raw_logits)
             raw_uncertainty = ops.stop_gradient(raw_uncertainty)
-        mixed = self._outputs(mix.images)
-        out = self._loss(labels, (raw_logits, raw_uncertainty), mixed, mix)
+        mixed = self._outputs(replicas.local_rows(mix.images, images))
+        out = self._loss(
+            replicas.gather(labels),
+            (replicas.gather(raw_logits), replicas.gather(raw_uncertainty)),
+            tuple(replicas.gather(t) for t in mixed),
+            mix,
+        )
         terms = {
             "loss": out["loss"],
             "mix_loss": out["mix_loss"],

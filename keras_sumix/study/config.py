@@ -1,0 +1,182 @@
+"""The study's budget: data settings, training schedule and evaluation
+settings shared by every run (`StudyConfig`), with the full and the quick
+presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from keras_sumix._validation import check_int, check_number
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study run shares, apart from what the grid varies.
+
+    The datasets are fixed (one data seed); a run's seed drives the weight
+    initialisation, the shuffling and the mixer, so the spread between seeds
+    is the spread of training, not of the data.
+
+    Attributes:
+        embedded_train: training images of the embedded occluded-objects
+            data. embedded_test: its test images (top-1, occlusion).
+        min_scale, max_scale, clutter: `occluded_objects` settings (object
+            half-size range as a share of the side; distractor blobs).
+        fidelity_samples: held-out embedded images mixed to measure lambda
+            fidelity (the same mixes for every run of one mixer).
+        digits_test_fraction: share of each digit held out for test
+            (`load_digits_split`). digits_limit: use only the first images
+            of each digits split (None: all; the quick grid).
+        widths: filters of the `small_cnn` stages.
+        epochs: training epochs. batch_size: the default batch (part E
+            varies it). learning_rate: SGD peak LR, cosine-decayed to 0 over
+            all steps. momentum: Nesterov momentum. weight_decay: SGD decay.
+        alpha: Beta concentration of every mixer (None: the paper's per
+            mixer, `keras_sumix.recipes.PAPER_ALPHA`).
+        median_last: epochs the median top-1 is taken over (test top-1 is
+            measured after each of them).
+        eval_every: test top-1 is also measured every `eval_every` epochs
+            before those, for the learning curve.
+        occlusion_ratios: masking ratios of the occlusion protocol (a 4x4
+            grid of 8x8 cells on 32x32 images, masked to 0).
+        seeds: the seeds of every cell.
+        data_seed: seed of the datasets and held-out mixes.
+        quick: use the quick grid (a few runs covering every code path).
+        run_eagerly: train without compiling the train step (the quick
+            grid: its handful of steps run faster eagerly than the 10 s it
+            takes TensorFlow to trace a SUMix step; the compiled steps are
+            the models' own tests' business).
+    """
+
+    embedded_train: int = 800
+    embedded_test: int = 1000
+    min_scale: float = 0.08
+    max_scale: float = 0.16
+    clutter: int = 12
+    fidelity_samples: int = 512
+    digits_test_fraction: float = 0.8
+    digits_limit: int | None = None
+    widths: tuple[int, ...] = (16, 32, 64)
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    alpha: float | None = 1.0
+    median_last: int = 5
+    eval_every: int = 5
+    occlusion_ratios: tuple[float, ...] = (0.25, 0.5)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    data_seed: int = 0
+    quick: bool = False
+    run_eagerly: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> StudyConfig:
+        """Check every field; raise a ValueError/TypeError naming it.
+
+        Returns:
+            The config itself.
+        """
+        check_int("embedded_train", self.embedded_train, 4)
+        check_int("embedded_test", self.embedded_test, 2)
+        check_int("fidelity_samples", self.fidelity_samples, 2)
+        check_int("clutter", self.clutter, 0)
+        if not 0 < self.min_scale <= self.max_scale < 0.5:
+            raise ValueError(
+                "Need 0 < min_scale <= max_scale < 0.5. Received: "
+                f"min_scale={self.min_scale!r}, max_scale={self.max_scale!r}."
+            )
+        check_number(
+            "digits_test_fraction",
+            self.digits_test_fraction,
+            0.0,
+            1.0,
+            include_high=False,
+        )
+        check_int("digits_limit", self.digits_limit, 4, allow_none=True)
+        if not self.widths:
+            raise ValueError("`widths` must name at least one stage.")
+        for width in self.widths:
+            check_int("widths", width, 1)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 2)
+        check_number("learning_rate", self.learning_rate, low=0.0)
+        check_number("momentum", self.momentum, 0.0, 1.0, include_low=True)
+        check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
+        if self.alpha is not None:
+            check_number("alpha", self.alpha, low=0.0)
+        check_int("median_last", self.median_last, 1)
+        check_int("eval_every", self.eval_every, 1)
+        if not self.occlusion_ratios:
+            raise ValueError("`occlusion_ratios` must hold at least one ratio.")
+        for ratio in self.occlusion_ratios:
+            check_number("occlusion_ratios", ratio, 0.0, 1.0, include_low=True)
+        object.__setattr__(self, "seeds", check_seeds(self.seeds))
+        check_int("data_seed", self.data_seed, 0)
+        for name in ("quick", "run_eagerly"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (tuples as lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    def signature(self) -> str:
+        """A short hash of every setting that changes a run's result (all
+        fields but `seeds`): runs recorded under another signature are
+        neither skipped nor summarised."""
+        fields = {k: v for k, v in self.to_dict().items() if k != "seeds"}
+        text = json.dumps(fields, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def check_seeds(seeds: Any) -> tuple[int, ...]:
+    """Validate a non-empty sequence of distinct non-negative integer seeds.
+
+    Args:
+        seeds: the seeds.
+
+    Returns:
+        The seeds as a tuple of ints.
+    """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(
+            f"`seeds` must be a sequence of integers. Received: seeds={seeds!r}."
+        )
+    seeds = tuple(check_int("seeds", seed, 0) for seed in seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(
+            f"`seeds` must hold at least one seed, without repeats. Received: "
+            f"seeds={seeds!r}."
+        )
+    return seeds
+
+
+#: The full study (sized to about 75 minutes on a 2-core CPU, TensorFlow).
+FULL = StudyConfig()
+
+#: The quick grid the tests run: tiny data, two epochs, one seed.
+QUICK = StudyConfig(
+    embedded_train=96,
+    embedded_test=64,
+    fidelity_samples=64,
+    digits_limit=96,
+    epochs=2,
+    batch_size=32,
+    median_last=2,
+    seeds=(0,),
+    quick=True,
+    run_eagerly=True,
+)

@@ -1,0 +1,401 @@
+"""The study's grid: the methods compared, the cells (dataset x mixer x
+method x options x batch size) of each part, and the runs (cells x seeds).
+
+Parts (`PARTS`):
+
+- A: every method with CutMix on the embedded data (incl. the clean-pass
+  control and the paper's Table 6 regulariser ablation);
+- B: a subset of methods with CutMix on scikit-learn's digits (real images);
+- C: the other mixers (FMix, SaliencyMix, ResizeMix, MixUp) x {MCE, SUMix,
+  SUMix distance mode with each reduction} on the embedded data;
+- D: a sweep of `distance_scale` (distance mode, each reduction);
+- E: a sweep of `semantic_scale` (reference mode), including its default
+  (the batch size) at batch 32, 64 and 128.
+
+A cell shared by two parts (e.g. SUMix's default in A and in E) is one set
+of runs, recorded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keras_sumix._validation import check_choice, check_int
+from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
+from keras_sumix.study.config import StudyConfig, check_seeds
+
+DATASETS = ("embedded", "digits")
+MIXER_NAMES = ("cutmix", "fmix", "saliencymix", "resizemix", "mixup")
+#: Display names of the mixers.
+MIXER_LABELS = {
+    "cutmix": "CutMix",
+    "fmix": "FMix",
+    "saliencymix": "SaliencyMix",
+    "resizemix": "ResizeMix",
+    "mixup": "MixUp",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method: `MixupModel` (`sumix=False`) or `SUMixModel` with
+    `options`.
+
+    Attributes:
+        label: display name. sumix: SUMixModel or MixupModel.
+        options: `SUMixModel` keyword arguments, as `(name, value)` pairs.
+    """
+
+    label: str
+    sumix: bool = True
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One of `options`, or `default`."""
+        return dict(self.options).get(name, default)
+
+
+#: The methods of the study, by key.
+METHODS: dict[str, Method] = {
+    "mce": Method("MCE (MixupModel)", sumix=False),
+    "mce_clean": Method(
+        "MCE + clean pass, no loss (area, regularizer none)",
+        options=(("lambda_mode", "area"), ("regularizer", "none")),
+    ),
+    "sumix": Method("SUMix reference / reduction reference (paper default)"),
+    "sumix_ps": Method(
+        "SUMix reference / reduction per_sample",
+        options=(("reduction", "per_sample"),),
+    ),
+    "distance": Method(
+        "SUMix distance / reduction reference",
+        options=(("lambda_mode", "distance"),),
+    ),
+    "distance_ps": Method(
+        "SUMix distance / reduction per_sample",
+        options=(("lambda_mode", "distance"), ("reduction", "per_sample")),
+    ),
+    "area": Method(
+        "SUMix area (regulariser alone)",
+        options=(("lambda_mode", "area"),),
+    ),
+    "reg_none": Method(
+        "Table 6: reference, regularizer none",
+        options=(("regularizer", "none"),),
+    ),
+    "reg_semantic": Method(
+        "Table 6: reference, regularizer semantic",
+        options=(("regularizer", "semantic"),),
+    ),
+    "reg_uncertainty": Method(
+        "Table 6: reference, regularizer uncertainty",
+        options=(("regularizer", "uncertainty"),),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration trained with every seed.
+
+    Attributes:
+        dataset: `"embedded"` or `"digits"`. mixer: one of `MIXER_NAMES`.
+        method: a key of `METHODS`. batch_size: training batch (None: the
+            study's default). distance_scale: `t` of the distance mode
+            (distance methods only; None: the library default).
+            semantic_scale: `s` (SUMix methods only; None: the batch size).
+    """
+
+    dataset: str
+    mixer: str
+    method: str
+    batch_size: int | None = None
+    distance_scale: float | None = None
+    semantic_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("mixer", self.mixer, MIXER_NAMES)
+        check_choice("method", self.method, tuple(METHODS))
+        check_int("batch_size", self.batch_size, 2, allow_none=True)
+        method = METHODS[self.method]
+        if self.distance_scale is not None and (
+            method.option("lambda_mode") != "distance"
+        ):
+            raise ValueError(
+                "`distance_scale` applies to distance-mode methods only. "
+                f"Received: distance_scale={self.distance_scale!r} for "
+                f"method={self.method!r}."
+            )
+        if self.semantic_scale is not None and not method.sumix:
+            raise ValueError(
+                "`semantic_scale` applies to SUMix methods only. Received: "
+                f"semantic_scale={self.semantic_scale!r} for method={self.method!r}."
+            )
+
+    def resolved(self, config: StudyConfig) -> Cell:
+        """The cell with its defaults filled in (batch size, distance scale),
+        so that equal configurations have equal keys."""
+        distance = self.distance_scale
+        if distance is None and METHODS[self.method].option("lambda_mode") == (
+            "distance"
+        ):
+            distance = DEFAULT_DISTANCE_SCALE
+        return Cell(
+            self.dataset,
+            self.mixer,
+            self.method,
+            self.batch_size or config.batch_size,
+            None if distance is None else float(distance),
+            None if self.semantic_scale is None else float(self.semantic_scale),
+        )
+
+    @property
+    def key(self) -> str:
+        """A stable id: dataset|mixer|method|b<batch>[|t<t>][|s<s>] (call it
+        on a `resolved` cell)."""
+        parts = [self.dataset, self.mixer, self.method, f"b{self.batch_size}"]
+        if self.distance_scale is not None:
+            parts.append(f"t{self.distance_scale:g}")
+        if self.semantic_scale is not None:
+            parts.append(f"s{self.semantic_scale:g}")
+        return "|".join(parts)
+
+    def model_options(self) -> dict[str, Any]:
+        """`SUMixModel` keyword arguments of the cell (empty for MCE)."""
+        method = METHODS[self.method]
+        if not method.sumix:
+            return {}
+        options = dict(method.options)
+        if self.distance_scale is not None:
+            options["distance_scale"] = self.distance_scale
+        if self.semantic_scale is not None:
+            options["semantic_scale"] = self.semantic_scale
+        return options
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cell as a part shows it: a row label and the cell."""
+
+    label: str
+    cell: Cell
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a resolved cell and a seed.
+
+    Attributes:
+        part: the first part that lists the cell. label: its row label there.
+        cell: the resolved cell. seed: the run's seed.
+    """
+
+    part: str
+    label: str
+    cell: Cell
+    seed: int = field(default=0)
+
+    @property
+    def key(self) -> str:
+        """The cell's key and the seed."""
+        return f"{self.cell.key}|seed{self.seed}"
+
+
+#: Titles of the parts.
+PARTS: dict[str, str] = {
+    "A": "A. Methods (CutMix, embedded occluded objects)",
+    "B": "B. Real images (CutMix, scikit-learn digits)",
+    "C": "C. Other mixers (embedded occluded objects)",
+    "D": "D. distance_scale sweep (distance mode, both reductions, CutMix, embedded)",
+    "E": "E. semantic_scale sweep (reference mode, CutMix, embedded)",
+}
+
+_A_METHODS = (
+    "mce",
+    "mce_clean",
+    "sumix",
+    "sumix_ps",
+    "distance",
+    "distance_ps",
+    "area",
+    "reg_none",
+    "reg_semantic",
+    "reg_uncertainty",
+)
+_B_METHODS = (
+    "mce",
+    "mce_clean",
+    "sumix",
+    "sumix_ps",
+    "distance",
+    "distance_ps",
+    "area",
+)
+_C_MIXERS = ("fmix", "saliencymix", "resizemix", "mixup")
+_C_METHODS = ("mce", "sumix", "distance", "distance_ps")
+_D_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
+_E_SCALES = (1.0, 4.0, 16.0, 256.0)
+_E_BATCHES = (32, 128)
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label
+
+
+def _full_part(part: str, config: StudyConfig) -> list[Entry]:
+    if part == "A":
+        return [Entry(_label(m), Cell("embedded", "cutmix", m)) for m in _A_METHODS]
+    if part == "B":
+        return [Entry(_label(m), Cell("digits", "cutmix", m)) for m in _B_METHODS]
+    if part == "C":
+        return [
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            for x in _C_MIXERS
+            for m in _C_METHODS
+        ]
+    if part == "D":
+        return [
+            Entry(
+                f"{name}, t={t:g}"
+                + (" (default)" if t == DEFAULT_DISTANCE_SCALE else ""),
+                Cell("embedded", "cutmix", method, distance_scale=t),
+            )
+            for method, name in (
+                ("distance", "distance"),
+                ("distance_ps", "distance per_sample"),
+            )
+            for t in _D_SCALES
+        ]
+    batch = config.batch_size
+    entries = [
+        Entry(
+            f"s = batch size ({batch}), the default",
+            Cell("embedded", "cutmix", "sumix", batch_size=batch),
+        )
+    ]
+    entries += [
+        Entry(
+            f"s={s:g}, batch {batch}",
+            Cell("embedded", "cutmix", "sumix", batch, semantic_scale=s),
+        )
+        for s in _E_SCALES
+    ]
+    entries += [
+        Entry(
+            f"s = batch size ({b}), the default",
+            Cell("embedded", "cutmix", "sumix", batch_size=b),
+        )
+        for b in _E_BATCHES
+    ]
+    return entries
+
+
+def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
+    """A few cells per part that together take every code path."""
+    cutmix = "cutmix"
+    if part == "A":
+        return [
+            Entry(_label("mce"), Cell("embedded", cutmix, "mce")),
+            Entry(_label("distance_ps"), Cell("embedded", cutmix, "distance_ps")),
+        ]
+    if part == "B":
+        return [Entry(_label("sumix"), Cell("digits", cutmix, "sumix"))]
+    if part == "C":
+        return [
+            Entry(
+                "ResizeMix: " + _label("sumix"),
+                Cell("embedded", "resizemix", "sumix"),
+            )
+        ]
+    if part == "D":
+        return [
+            Entry(
+                "distance, t=4",
+                Cell("embedded", cutmix, "distance", distance_scale=4.0),
+            )
+        ]
+    half = max(config.batch_size // 2, 2)
+    return [
+        Entry(
+            f"s=4, batch {half}",
+            Cell("embedded", cutmix, "sumix", batch_size=half, semantic_scale=4.0),
+        )
+    ]
+
+
+def check_parts(parts: Any) -> tuple[str, ...]:
+    """Validate part names (None: all, in order).
+
+    Args:
+        parts: a sequence of names in `PARTS` (case-insensitive), or None.
+
+    Returns:
+        The parts, upper-case, in the order of `PARTS`.
+    """
+    if parts is None:
+        return tuple(PARTS)
+    if isinstance(parts, str):
+        parts = [parts]
+    if not hasattr(parts, "__iter__"):
+        raise TypeError(
+            f"`parts` must be a sequence of part names. Received: parts={parts!r}."
+        )
+    names = []
+    for part in parts:
+        name = part.upper() if isinstance(part, str) else part
+        if name not in PARTS:
+            raise ValueError(
+                f"`parts` must name parts among {tuple(PARTS)}. Received: "
+                f"parts={list(parts)!r}."
+            )
+        names.append(name)
+    if not names:
+        raise ValueError("`parts` must name at least one part. Received: [].")
+    return tuple(p for p in PARTS if p in names)
+
+
+def part_entries(part: str, config: StudyConfig) -> list[Entry]:
+    """The rows of one part, cells resolved (defaults filled in).
+
+    Args:
+        part: a name in `PARTS`.
+        config: the study's config (`quick` picks the quick grid).
+
+    Returns:
+        The part's entries, in display order.
+    """
+    (part,) = check_parts([part])
+    build = _quick_part if config.quick else _full_part
+    return [Entry(e.label, e.cell.resolved(config)) for e in build(part, config)]
+
+
+def build_grid(
+    config: StudyConfig,
+    parts: Any = None,
+    seeds: Any = None,
+) -> list[RunSpec]:
+    """The runs of the selected parts, each run once (a cell shared by two
+    parts belongs to the first), ordered part by part, then seed by seed.
+
+    Args:
+        config: the study's config.
+        parts: part names (None: all).
+        seeds: seeds (None: `config.seeds`).
+
+    Returns:
+        The runs.
+    """
+    parts = check_parts(parts)
+    seeds = config.seeds if seeds is None else check_seeds(seeds)
+    runs, seen = [], set()
+    for part in parts:
+        entries = part_entries(part, config)
+        for seed in seeds:
+            for entry in entries:
+                run = RunSpec(part, entry.label, entry.cell, seed)
+                if run.key not in seen:
+                    seen.add(run.key)
+                    runs.append(run)
+    return runs

@@ -1,0 +1,282 @@
+"""The study (`keras_sumix.study`, `benchmarks/study.py`, `keras-sumix
+study`) and the digits loader it trains on.
+
+The quick grid is trained once, under TensorFlow only (the fastest backend
+for it here; the study is a script, not a property of a backend). The
+loader, the grid's structure and the argument checks run on every backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BACKEND
+
+from keras_sumix.data import DIGITS_NUM_CLASSES, load_digits_split
+from keras_sumix.study import (
+    FULL,
+    METHODS,
+    PARTS,
+    QUICK,
+    RUNS_FILE,
+    Cell,
+    StudyConfig,
+    build_grid,
+    read_records,
+    run_study,
+    summarise,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+only_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="the quick study is trained once, under TF"
+)
+
+
+def _script(name: str):
+    """Import a script of `benchmarks/` as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------- #
+# The digits loader (every backend; NumPy only)
+# ---------------------------------------------------------------------- #
+def test_digits_split_shapes_range_balance_and_determinism():
+    train, test = load_digits_split("train"), load_digits_split("test")
+    assert train.images.shape == (899, 32, 32, 3)
+    assert test.images.shape == (898, 32, 32, 3)
+    for split in (train, test):
+        assert split.images.dtype == np.float32 and split.labels.dtype == np.int32
+        assert split.images.min() >= 0 and split.images.max() <= 1
+        assert split.images.max() == pytest.approx(1.0, abs=0.05)
+        # Grey images: the three channels are equal.
+        assert np.array_equal(split.images[..., 0], split.images[..., 2])
+    # Stratified: each class split as round(0.5 * its size).
+    counts_train = np.bincount(train.labels, minlength=DIGITS_NUM_CLASSES)
+    counts_test = np.bincount(test.labels, minlength=DIGITS_NUM_CLASSES)
+    totals = counts_train + counts_test
+    assert totals.sum() == 1797
+    assert np.array_equal(counts_test, np.round(0.5 * totals).astype(int))
+    # Deterministic; another seed, another split; the size is an argument.
+    again = load_digits_split("train")
+    assert np.array_equal(again.images, train.images)
+    assert np.array_equal(again.labels, train.labels)
+    other = load_digits_split("train", seed=1)
+    assert not np.array_equal(other.images, train.images)
+    small = load_digits_split("test", image_size=16, test_fraction=0.8)
+    assert small.images.shape == (1438, 16, 16, 3)
+
+
+def test_digits_split_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        load_digits_split("validation")
+    with pytest.raises(ValueError, match="image_size"):
+        load_digits_split("train", image_size=4)
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_digits_split("train", test_fraction=1.0)
+
+
+# ---------------------------------------------------------------------- #
+# The grid (every backend; no training)
+# ---------------------------------------------------------------------- #
+def test_full_grid_structure():
+    runs = build_grid(FULL)
+    keys = [run.key for run in runs]
+    assert len(keys) == len(set(keys)) == 141
+    per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
+    # Shared cells are trained once, in the first part listing them:
+    # D's t=2 are A's distance modes, E's default at batch 64 is A's SUMix.
+    assert per_part == {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18}
+    clean = METHODS["mce_clean"]
+    assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}
+    assert {run.seed for run in runs} == set(FULL.seeds)
+    assert {run.cell.batch_size for run in runs} == {32, 64, 128}
+
+
+def test_bad_study_arguments_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="parts"):
+        run_study(QUICK, parts=["Z"], output_dir=tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_study(QUICK, seeds=[0, 0], output_dir=tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_study(QUICK, seeds=[-1], output_dir=tmp_path)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match="output_dir"):
+        run_study(QUICK, output_dir=a_file)
+    with pytest.raises(TypeError, match="config"):
+        run_study({"epochs": 1}, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="epochs"):
+        StudyConfig(epochs=0)
+    with pytest.raises(ValueError, match="min_scale"):
+        StudyConfig(min_scale=0.3, max_scale=0.2)
+    with pytest.raises(ValueError, match="method"):
+        Cell("embedded", "cutmix", "unknown")
+    with pytest.raises(ValueError, match="distance_scale"):
+        Cell("embedded", "cutmix", "mce", distance_scale=1.0)
+    with pytest.raises(ValueError, match="semantic_scale"):
+        Cell("embedded", "cutmix", "mce", semantic_scale=1.0)
+    assert not (tmp_path / RUNS_FILE).exists()
+
+
+def test_cli_rejects_unknown_part():
+    from keras_sumix.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "--parts", "Z"])
+    assert exit_info.value.code == 2
+
+
+# ---------------------------------------------------------------------- #
+# The quick study (TensorFlow only)
+# ---------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    output = tmp_path_factory.mktemp("study")
+    summary = run_study(QUICK, output_dir=output, command="quick test", verbose=0)
+    return output, summary
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+@only_tensorflow
+def test_quick_study_records_every_run_with_finite_values(quick_study):
+    output, _ = quick_study
+    records = read_records(output / RUNS_FILE)
+    expected = {run.key for run in build_grid(QUICK)}
+    assert {r["key"] for r in records} == expected
+    assert len(records) == len(expected)
+    datasets = {r["dataset"] for r in records}
+    assert datasets == {"embedded", "digits"}
+    assert {r["part"] for r in records} == set(PARTS)
+    for record in records:
+        assert record["backend"] == "tensorflow"
+        assert record["epochs_run"] == QUICK.epochs and not record["diverged"]
+        assert 0 <= record["final_top1"] <= 1 and 0 <= record["median_top1"] <= 1
+        assert record["top1_history"][-1] == record["final_top1"]
+        assert record["seconds_per_epoch"] > 0 and record["total_seconds"] > 0
+        assert set(record["occlusion"]) == {"0.25", "0.5"}
+        assert all(_finite(v) for v in record["occlusion"].values())
+        measurable = record["dataset"] == "embedded" and record["mixer"] == "cutmix"
+        if measurable:
+            assert _finite(record["pearson"]) and 0 <= record["mae"] <= 1
+        else:
+            assert record["pearson"] is None and "skipped" in record["fidelity"]
+
+
+@only_tensorflow
+def test_quick_study_rerun_skips_recorded_runs(quick_study, capsys):
+    output, _ = quick_study
+    before = (output / RUNS_FILE).read_text()
+    run_study(QUICK, output_dir=output, verbose=1)
+    assert (output / RUNS_FILE).read_text() == before
+    assert "0 to train" in capsys.readouterr().out
+
+
+@only_tensorflow
+def test_quick_study_summary_matches_numpy(quick_study):
+    output, _ = quick_study
+    records = read_records(output / RUNS_FILE)
+    # Add a second seed (shifted values) so that the std is defined.
+    doubled = list(records)
+    for record in records:
+        fake = json.loads(json.dumps(record))
+        fake["seed"] = 1
+        fake["key"] = record["key"].replace("|seed0", "|seed1")
+        fake["final_top1"] = record["final_top1"] * 0.5 + 0.25
+        fake["seconds_per_epoch"] = record["seconds_per_epoch"] * 2
+        fake["occlusion"] = {k: 1 - v for k, v in record["occlusion"].items()}
+        doubled.append(fake)
+    result = summarise(doubled, QUICK, "tensorflow", seeds=(0, 1))
+    assert result["runs_found"] == result["runs_expected"] == 2 * len(records)
+    by_cell: dict[str, list] = {}
+    for record in doubled:
+        by_cell.setdefault(record["cell"], []).append(record)
+    for part in result["parts"].values():
+        for row in part["rows"]:
+            group = by_cell[row["cell"]]
+            assert row["n"] == len(group) == 2
+            for metric in ("final_top1", "median_top1", "seconds_per_epoch"):
+                values = np.array([r[metric] for r in group], "float64")
+                assert row[metric]["mean"] == pytest.approx(values.mean())
+                assert row[metric]["std"] == pytest.approx(values.std(ddof=1))
+            occluded = np.array([r["occlusion"]["0.5"] for r in group])
+            assert row["occlusion"]["0.5"]["mean"] == pytest.approx(occluded.mean())
+            assert row["occlusion"]["0.5"]["std"] == pytest.approx(occluded.std(ddof=1))
+    # The written summary: one seed, so no std; means are the records'.
+    written = json.loads((output / "summary.json").read_text())
+    assert written["runs_found"] == len(records)
+    assert written["commands"] == ["quick test"]  # what trained the runs
+    for part in written["parts"].values():
+        for row in part["rows"]:
+            (record,) = by_cell[row["cell"]][:1]
+            assert row["final_top1"]["mean"] == pytest.approx(record["final_top1"])
+            assert row["final_top1"]["std"] is None
+
+
+@only_tensorflow
+def test_quick_study_report_files(quick_study):
+    output, summary = quick_study
+    markdown = (output / "study.md").read_text()
+    for part in summary["parts"].values():
+        assert part["title"] in markdown
+        for row in part["rows"]:
+            assert row["label"] in markdown
+    assert "n/a (1)" in markdown  # ResizeMix fidelity, with its reason
+    png = (output / "study.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@only_tensorflow
+def test_quick_study_cli_script_and_readme_block(quick_study):
+    from keras_sumix.cli import main
+
+    output, _ = quick_study
+    assert main(["study", "--quick", "--output", str(output), "--quiet"]) == 0
+    written = json.loads((output / "summary.json").read_text())
+    assert written["command"].endswith(f"keras-sumix study --quick --output {output}")
+    script = _script("study.py")
+    assert script.main(["--quick", "--summary-only", "--output", str(output)]) == 0
+    written = json.loads((output / "summary.json").read_text())
+    assert "python benchmarks/study.py --quick" in written["command"]
+    assert script.main(["--quick", "--seeds", "0", "0", "--output", str(output)]) == 2
+    tables = _script("readme_tables.py")
+    filename, render = tables.TABLES["study"]
+    assert filename == "study/summary.json"
+    block = render(written)
+    assert "A. Methods" in block and "study.png" in block
+
+
+@only_tensorflow
+def test_quick_study_time_estimate(quick_study):
+    from keras_sumix.study.runner import StudyData, estimate_seconds, matching
+
+    output, _ = quick_study
+    records = matching(read_records(output / RUNS_FILE), QUICK, "tensorflow")
+    runs = build_grid(QUICK)
+    data = StudyData(QUICK)
+
+    # From the recorded runs (both kinds are there): no measuring.
+    def must_not_measure():
+        raise AssertionError("the recorded runs should have been used")
+
+    recorded = estimate_seconds(runs, QUICK, data, records, measure=must_not_measure)
+    assert 0 < recorded < 10 * sum(r["total_seconds"] for r in records.values())
+    # Nothing recorded: a measured run of each kind, scaled by training images.
+    measured = estimate_seconds(
+        runs, QUICK, data, {}, measure=lambda: {"mce": 10.0, "sumix": 20.0}
+    )
+    per_image = {False: 10.0 / 96, True: 20.0 / 96}
+    expected = sum(per_image[METHODS[r.cell.method].sumix] * 96 for r in runs)
+    assert measured == pytest.approx(expected)
+    assert estimate_seconds([], QUICK, data, {}) == 0.0
