@@ -63,7 +63,7 @@ def test_demo_quick_trains_and_reports(tmp_path, capsys):
     assert list(results["methods"]) == [
         "MCE (MixupModel)",
         "SUMix, authors' formula",
-        "SUMix, distance mode",
+        "SUMix, distance mode (per sample)",
     ]
     for row in results["methods"].values():
         assert 0.0 <= row["top1"] <= 1.0

@@ -93,7 +93,7 @@ def test_full_grid_structure():
     assert len(keys) == len(set(keys)) == 141
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
-    # D's t=2 are A's distance modes, E's default at batch 64 is A's SUMix.
+    # D's default t are A's distance modes, E's default at batch 64 is A's SUMix.
     assert per_part == {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18}
     clean = METHODS["mce_clean"]
     assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}

@@ -25,6 +25,11 @@ from keras_sumix._validation import check_choice, check_int
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
 from keras_sumix.study.config import StudyConfig, check_seeds
 
+#: The `distance_scale` of the distance-mode methods in parts A-C: the
+#: library's default when the study was run. Part D sweeps it, and moved the
+#: library's default (`DEFAULT_DISTANCE_SCALE`) to 4.
+STUDY_DISTANCE_SCALE = 2.0
+
 DATASETS = ("embedded", "digits")
 MIXER_NAMES = ("cutmix", "fmix", "saliencymix", "resizemix", "mixup")
 #: Display names of the mixers.
@@ -103,7 +108,7 @@ class Cell:
         dataset: `"embedded"` or `"digits"`. mixer: one of `MIXER_NAMES`.
         method: a key of `METHODS`. batch_size: training batch (None: the
             study's default). distance_scale: `t` of the distance mode
-            (distance methods only; None: the library default).
+            (distance methods only; None: `STUDY_DISTANCE_SCALE`).
             semantic_scale: `s` (SUMix methods only; None: the batch size).
     """
 
@@ -141,7 +146,7 @@ class Cell:
         if distance is None and METHODS[self.method].option("lambda_mode") == (
             "distance"
         ):
-            distance = DEFAULT_DISTANCE_SCALE
+            distance = STUDY_DISTANCE_SCALE
         return Cell(
             self.dataset,
             self.mixer,
@@ -259,7 +264,8 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(
                 f"{name}, t={t:g}"
-                + (" (default)" if t == DEFAULT_DISTANCE_SCALE else ""),
+                + (" (parts A-C)" if t == STUDY_DISTANCE_SCALE else "")
+                + (" (library default)" if t == DEFAULT_DISTANCE_SCALE else ""),
                 Cell("embedded", "cutmix", method, distance_scale=t),
             )
             for method, name in (
