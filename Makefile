@@ -1,56 +1,102 @@
 # keras-sumix developer commands. Everything runs inside .venv, created on demand.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 BACKENDS := tensorflow jax torch
-# CPU builds that install fast; torch==2.13.0 is a CPU wheel (an open range
-# would pull a multi-GB CUDA build).
+# The exact versions `make install` installs (every package, CPU builds
+# included), so a fresh clone installs what CI last passed with. pip freeze of
+# a verified environment rather than a resolver's lock: pip is the only
+# installer here that takes the CPU build of torch from this machine's disk
+# (uv and pip-compile resolve a multi-GB CUDA build), and the freeze records
+# exactly the environment the suite passed in, local version labels included.
+LOCK := requirements/lock.txt
+EXTRAS := data,viz,study,dev,docs
+# For `make lock` / `make test-latest`: the newest releases. torch==2.13.0 is a
+# CPU wheel (an open range would pull a multi-GB CUDA build).
 CPU_DEPS := tensorflow-cpu "jax[cpu]" torch==2.13.0
+LATEST := .venv-latest
 
-.PHONY: install test test-serial lint demo bench clean
+FAST := not slow and not wheel
+ONCE := slow or wheel
+
+.PHONY: install test test-serial test-latest lock lint docs dist demo bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CPU_DEPS)
-	$(PY) -m pip install -q -e ".[data,viz,study,dev]"
+	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
+
+# A fresh environment of the newest releases (what users get from PyPI).
+$(LATEST)/.installed:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(LATEST)/bin/python -m pip install -q $(CPU_DEPS)
+	$(LATEST)/bin/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+# For whoever updates the lock (not in CI): the suite against the newest
+# releases, then `make lock` freezes that same environment.
+test-latest:
+	rm -rf $(LATEST)
+	$(MAKE) $(LATEST)/.installed
+	$(MAKE) test VENV=$(LATEST)
+
+lock: $(LATEST)/.installed
+	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); \
+	  $(LATEST)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	@echo "wrote $(LOCK) from $(LATEST); run make test, then commit it"
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check keras_sumix tests benchmarks examples
 
+# The documentation site; --strict turns a broken reference into a failure.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .test-logs/site
+
+# The sdist and the wheel, checked as PyPI would.
+dist: install
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 # Every backend runs the suite without the slow tests; the slow ones (long
-# runs) run once, under JAX, with their reports (-rP) in the log. Two lanes
+# runs) and the wheel tests (fresh JAX-only and torch-only environments) run
+# once, in the JAX lane, with their reports (-rP) in the log. Two lanes
 # share the (2-core) machine: JAX, whose time goes to single-threaded XLA
 # compilation, runs alongside TensorFlow then torch (one thread: OpenMP's
 # spinning threads crawl on a shared CPU). Its log is printed when it ends.
 # `make test-serial` runs the backends one after another instead.
-test: install lint
+test: install lint docs
 	@mkdir -p .test-logs; \
-	( KERAS_BACKEND=jax $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) && \
-	  { KERAS_BACKEND=jax $(PY) -m pytest -q -m slow -rP $(PYTEST_ARGS); \
+	( KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) && \
+	  { KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
 	    s=$$?; [ $$s -eq 0 ] || [ $$s -eq 5 ]; } ) > .test-logs/jax.log 2>&1 & \
 	jax=$$!; status=0; \
 	echo "=== KERAS_BACKEND=tensorflow ==="; \
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) || status=1; \
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) || status=1; \
 	echo "=== KERAS_BACKEND=torch ==="; \
-	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) || status=1; \
+	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) || status=1; \
 	wait $$jax || status=1; \
-	echo "=== KERAS_BACKEND=jax (ran alongside; then the slow tests) ==="; \
+	echo "=== KERAS_BACKEND=jax (ran alongside; then the slow and wheel tests) ==="; \
 	cat .test-logs/jax.log; \
 	[ $$status -eq 0 ] && echo "=== all backends passed ===" || echo "=== FAILED ==="; \
 	exit $$status
 
-test-serial: install lint
+test-serial: install lint docs
 	@set -e; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS); \
 	done
-	@echo "=== slow tests, KERAS_BACKEND=jax ==="
-	@KERAS_BACKEND=jax $(PY) -m pytest -q -m slow -rP $(PYTEST_ARGS); \
+	@echo "=== slow and wheel tests, KERAS_BACKEND=jax ==="
+	@KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]  # 5: none selected
 
 demo: install
@@ -60,4 +106,4 @@ bench: install
 	KERAS_BACKEND=jax $(PY) benchmarks/mixers.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .test-logs
+	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache .hypothesis .test-logs dist

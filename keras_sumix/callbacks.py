@@ -11,6 +11,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_sumix._optional import tensorflow
 from keras_sumix._validation import check_int
 
 __all__ = ["LamLogger", "StopOnNaN", "TrainingDiverged"]
@@ -163,15 +164,11 @@ class LamLogger(keras.callbacks.Callback):
         self._writer = None
         self._tf = None
         if self.log_dir is not None:
-            try:
-                import tensorflow as tf
-            except ImportError as error:
-                raise ImportError(
-                    "LamLogger writes TensorBoard events with tf.summary: "
-                    "`pip install tensorflow`, or pass log_dir=None to keep "
-                    "the values in `.history` only."
-                ) from error
-            self._tf = tf
+            self._tf = tensorflow(
+                "LamLogger(log_dir=...) writes TensorBoard events with "
+                "tf.summary (pass log_dir=None to keep the values in "
+                "`.history` only) and"
+            )
 
     def _mixer(self) -> Any:
         mixer = getattr(self.model, "mixer", None)

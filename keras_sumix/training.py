@@ -19,6 +19,7 @@ from keras_sumix import data as data_module
 from keras_sumix import models
 from keras_sumix._validation import check_choice, check_int, check_number
 from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
+from keras_sumix.data.directories import _tensorflow
 from keras_sumix.layers import MIXERS, get_mixer
 from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
 from keras_sumix.recipes import PAPER_ALPHA, RECIPES
@@ -129,7 +130,7 @@ def occluded_split(config: TrainConfig, split: str) -> Any:
 def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
     """One unbatched split (`"train"` or `"test"`) as a `tf.data` dataset of
     `(image, label)`, and the class count."""
-    import tensorflow as tf
+    tf = _tensorflow()
 
     training = split == "train"
     if config.dataset == "occluded":
@@ -286,8 +287,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
-    import tensorflow as tf
-
+    tf = _tensorflow()
     train_raw, test_raw, num_classes = _load(config)
     pipeline = {
         "recipe": config.pipeline,

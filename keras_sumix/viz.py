@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_sumix._optional import optional_import
 from keras_sumix.layers.base import MixResult
 
 
@@ -46,11 +47,7 @@ def mix_grid(
     >>> keras_sumix.viz.mix_grid(x, res, "/tmp/grid.png").name
     'grid.png'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if not results:
         raise ValueError("`results` must hold at least one mixer's MixResult.")
     annotations = annotations or {}
@@ -105,9 +102,10 @@ def mix_grid(
 # Lambda histograms, occlusion curves
 # ---------------------------------------------------------------------- #
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    optional_import("matplotlib", "keras_sumix.viz draws with matplotlib and").use(
+        "Agg"
+    )
     import matplotlib.pyplot as plt
 
     return plt

@@ -273,8 +273,11 @@ def test_spec_worked_example(p_ya, n_pairs, options, expected):
     lam_a = to_np(sumix_loss(**batch, **options)["lam"])
     assert lam_a.shape == (2 * n_pairs,)
     assert round(float(lam_a[0]), 2) == expected
-    # By symmetry every pair gets the same ratio.
-    np.testing.assert_allclose(lam_a[::2], lam_a[0], rtol=1e-6)
+    # By symmetry every pair gets the same ratio, up to the float32 rounding
+    # of the batch reductions it goes through. lam is a share in [0, 1]: an
+    # absolute 1e-6 is far below anything a label weight can show, and near 0
+    # (s = N drives it to ~3e-10 here) a relative bound would compare noise.
+    np.testing.assert_allclose(lam_a[::2], lam_a[0], rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------

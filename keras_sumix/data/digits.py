@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_sumix._optional import optional_import
 from keras_sumix._validation import check_choice, check_int, check_number
 
 #: Number of classes (the digits 0-9).
@@ -102,15 +103,11 @@ def load_digits_split(
     test_fraction = check_number(
         "test_fraction", test_fraction, 0.0, 1.0, include_high=False
     )
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as error:
-        raise ImportError(
-            "load_digits_split needs scikit-learn (its digits ship inside the "
-            "wheel, no download): `pip install keras-sumix[study]` or "
-            "`pip install scikit-learn`."
-        ) from error
-    digits = load_digits()
+    datasets = optional_import(
+        "sklearn.datasets",
+        "load_digits_split reads the digits scikit-learn ships (no download) and",
+    )
+    digits = datasets.load_digits()
     images = digits.images.astype("float64") / 16.0
     labels = digits.target.astype("int32")
     keep = _stratified_test_index(labels, test_fraction, seed)

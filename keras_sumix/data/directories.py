@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from keras_sumix._optional import tensorflow
 from keras_sumix._validation import check_choice, check_class_indices, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,16 +107,10 @@ CIFAR-100-C/
 # Shared helpers
 # ---------------------------------------------------------------------- #
 def _tensorflow() -> Any:
-    """Import TensorFlow lazily, with an install hint if it is missing."""
-    try:
-        import tensorflow as tf
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "keras_sumix.data builds `tf.data` pipelines and needs TensorFlow "
-            "(whatever the Keras backend). Install it with "
-            "`pip install 'keras-sumix[data]' tensorflow` (or tensorflow-cpu)."
-        ) from error
-    return tf
+    """TensorFlow, imported lazily, with the extra to install if missing."""
+    return tensorflow(
+        "keras_sumix.data builds `tf.data` pipelines (whatever the Keras backend) and"
+    )
 
 
 def _check_dir(name: str, value: Any) -> str:
@@ -232,6 +227,9 @@ def _image_dataset(
 
 
 def _check_loader_args(shuffle: Any, seed: Any) -> bool:
+    """The arguments every `tf.data` loader shares; TensorFlow is asked for
+    first, so a missing install fails before any file is read."""
+    _tensorflow()
     shuffle = _check_bool("shuffle", shuffle)
     check_int("seed", seed, 0, allow_none=True)
     return shuffle

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from keras_sumix._optional import optional_import
 from keras_sumix._validation import check_int
 from keras_sumix.data.directories import _check_bool, _tensorflow
 
@@ -21,18 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["load_caltech_birds2011", "load_cifar100"]
 
 _SPLITS = ("train", "test")
-
-
-def _import_tfds() -> Any:
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise ImportError(
-            "This loader needs `tensorflow_datasets`, which is not installed. "
-            "Install the `data` extra: `pip install 'keras-sumix[data]'` (or "
-            "`pip install tensorflow-datasets`)."
-        ) from error
-    return tfds
 
 
 def _check_split(split: Any) -> str | list[str]:
@@ -79,8 +68,8 @@ def _load(
     download = _check_bool("download", download)
     shuffle_files = _check_bool("shuffle_files", shuffle_files)
     check_int("seed", seed, 0, allow_none=True)
-    tfds = _import_tfds()
     tf = _tensorflow()
+    tfds = optional_import("tensorflow_datasets", f"Loading {pretty} through TFDS")
     read_config = tfds.ReadConfig(shuffle_seed=seed) if seed is not None else None
     try:
         loaded = tfds.load(

@@ -1,0 +1,113 @@
+"""What a JAX-only or torch-only user does with the installed wheel.
+
+Run by `tests/test_wheel.py` inside a fresh virtual environment that holds
+the built wheel, Keras and one backend (no TensorFlow), as
+
+    KERAS_BACKEND=jax python wheel_check.py OUTPUT_DIR
+
+It exits non-zero, with the failing assertion, if anything a user of that
+environment needs fails; on success it prints one line per check and
+`wheel check passed`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import keras_sumix
+from keras_sumix import layers
+
+
+def check(label: str) -> None:
+    print(f"ok: {label}", flush=True)
+
+
+def main(out: Path) -> None:
+    backend = os.environ["KERAS_BACKEND"]
+    assert keras.backend.backend() == backend, keras.backend.backend()
+    assert importlib.util.find_spec("tensorflow") is None, "TensorFlow is installed"
+    other = {"jax": "torch", "torch": "jax"}[backend]
+    assert importlib.util.find_spec(other) is None, f"{other} is installed"
+    here = Path(keras_sumix.__file__).resolve()
+    assert "site-packages" in here.parts, f"not the installed wheel: {here}"
+    check(f"keras_sumix {keras_sumix.__version__} from the wheel, {backend} only")
+
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 32, 32, 3), dtype="float32")
+    labels = rng.integers(0, 10, 8).astype("int32")
+    mixers = [cls(alpha=1.0, num_classes=10, seed=1) for cls in layers.MIXERS.values()]
+    mixers.append(layers.RandomChoice(mixers[:2], num_classes=10, seed=2))
+    for mixer in mixers:
+        result = mixer.mix(images)
+        mixed = keras.ops.convert_to_numpy(result.images)
+        lam = keras.ops.convert_to_numpy(result.lam)
+        assert mixed.shape == images.shape, mixed.shape
+        assert lam.shape == (8,) and np.all((lam >= 0) & (lam <= 1)), lam
+        perm = keras.ops.convert_to_numpy(result.permutation)
+        assert sorted(perm.tolist()) == list(range(8)), perm
+        assert np.all(perm != np.arange(8)), perm  # no sample paired with itself
+        out_images, out_labels = mixer((images, labels), training=True)
+        assert tuple(out_images.shape) == images.shape, out_images.shape
+        out_labels = keras.ops.convert_to_numpy(out_labels)
+        assert out_labels.shape == (8, 10), out_labels.shape
+        np.testing.assert_allclose(out_labels.sum(axis=1), 1.0, atol=1e-5)
+        check(f"{type(mixer).__name__}: mix and layer call")
+
+    x = rng.random((32, 16, 16, 3), dtype="float32")
+    y = rng.integers(0, 4, 32).astype("int32")
+    for cls, options in [
+        (keras_sumix.MixupModel, {}),
+        (keras_sumix.SUMixModel, dict(lambda_mode="distance", reduction="per_sample")),
+    ]:
+        backbone = keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+            ]
+        )
+        model = cls(backbone, 4, layers.CutMix(alpha=1.0, seed=0), **options)
+        model.compile(optimizer="sgd", metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][-1]), history.history
+        predicted = model.predict(x, verbose=0)
+        assert predicted.shape == (32, 4), predicted.shape
+        path = out / f"{cls.__name__}.keras"
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        np.testing.assert_allclose(
+            restored.predict(x, verbose=0), predicted, rtol=1e-5, atol=1e-6
+        )
+        check(f"{cls.__name__}: fit, predict, .keras save/load")
+
+    # What genuinely needs TensorFlow says which extra to install.
+    needs_tensorflow = {
+        "make_pipeline": lambda: keras_sumix.data.make_pipeline(None),
+        "load_fgvc_aircraft": lambda: keras_sumix.data.load_fgvc_aircraft(out),
+        "load_cifar100": lambda: keras_sumix.data.load_cifar100(data_dir=out),
+        "LamLogger(log_dir=...)": lambda: keras_sumix.callbacks.LamLogger(
+            images, labels, log_dir=out
+        ),
+    }
+    for name, call in needs_tensorflow.items():
+        try:
+            call()
+        except ImportError as error:
+            assert type(error) is ImportError, type(error)  # not ModuleNotFound
+            assert "pip install 'keras-sumix[" in str(error), str(error)
+            check(f"{name}: {error}")
+        else:
+            raise AssertionError(f"{name} ran without TensorFlow")
+    print("wheel check passed", flush=True)
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tmp))
