@@ -59,7 +59,7 @@ lint: install
 
 # The documentation site; --strict turns a broken reference into a failure.
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .test-logs/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .test-logs/site
 
 # The sdist and the wheel, checked as PyPI would.
 dist: install

@@ -1,20 +1,39 @@
-"""Regenerate the benchmark tables in README.md from benchmarks/results/*.json.
+"""Regenerate the generated tables of README.md and docs/*.md from
+benchmarks/results/*.json.
 
-    python benchmarks/readme_tables.py
+    python benchmarks/readme_tables.py              # every table
+    python benchmarks/readme_tables.py mixers step  # only these
 
-Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers
-in the README; a results file that does not exist yet leaves its table
-saying so.
+Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->`
+markers, in every file that has them (README.md and the pages under docs/):
+the study's full tables on the docs' study page and a summary in the README,
+the benchmarks on the docs' benchmarks page, ... Every file gets the same
+table, with its image links made relative to that file; an image shown on a
+docs page is copied into docs/img/ first, since the site is built from docs/
+alone. A table whose markers are in no file is an error. A results file that
+does not exist yet leaves its table saying so; one in an older format (its
+renderer raises ValueError) leaves the table as it was, with a warning.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+#: Where images shown on docs pages are copied (inside the mkdocs docs_dir).
+DOCS_IMAGES = DOCS / "img"
+#: A Markdown image whose target is a path (renderers write them relative to
+#: the repository root).
+_IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
 
 
 def mixers_table(report: dict) -> str:
@@ -61,9 +80,83 @@ def study_table(report: dict) -> str:
     from keras_sumix.study import format_markdown
 
     return (
-        format_markdown(report, heading="####")
+        format_markdown(report, heading="###")
         + "\n\n![accuracy vs lambda fidelity](benchmarks/results/study/study.png)"
     )
+
+
+#: The README's study summary: rows (method key, label) and columns
+#: (dataset, mixer, header), looked up in parts A-C of `study/summary.json`.
+_SUMMARY_METHODS = (
+    ("mce", "MCE (MixupModel)"),
+    ("sumix", "SUMix as published (the defaults)"),
+    ("distance_ps", '`lambda_mode="distance", reduction="per_sample"`'),
+)
+_SUMMARY_COLUMNS = (
+    ("embedded", "cutmix", "CutMix"),
+    ("embedded", "fmix", "FMix"),
+    ("embedded", "saliencymix", "SaliencyMix"),
+    ("embedded", "resizemix", "ResizeMix"),
+    ("embedded", "mixup", "MixUp"),
+    ("digits", "cutmix", "digits, CutMix"),
+)
+
+
+def study_summary_table(report: dict) -> str:
+    """A short summary of the study, from `study/summary.json`: top-1 of the
+    three headline methods per mixer and dataset, and CutMix's lam fidelity."""
+
+    def mean_std(stat: dict, scale: float, digits: int) -> str:
+        if stat["mean"] is None:
+            return "-"
+        text = f"{scale * stat['mean']:.{digits}f}"
+        if stat["std"] is None:
+            return text
+        return f"{text} ± {scale * stat['std']:.{digits}f}"
+
+    rows: dict[tuple[str, str, str], dict] = {}
+    for key in ("A", "B", "C"):
+        for row in report["parts"].get(key, {}).get("rows", []):
+            if row.get("semantic_scale") is None and row["n"]:
+                rows.setdefault((row["dataset"], row["mixer"], row["method"]), row)
+    seeds = len(report["seeds"])
+    lines = [
+        f"Test top-1 %, mean ± std over {seeds} seeds (backend "
+        f"{report['backend']}; `small_cnn`, {report['config']['epochs']} epochs); "
+        "the first five columns on the embedded occluded objects, the last on "
+        "scikit-learn's digits; lam r: Pearson correlation of the training lam "
+        "with the true label share (CutMix, embedded).",
+        "",
+        "| method | "
+        + " | ".join(header for _, _, header in _SUMMARY_COLUMNS)
+        + " | lam r |",
+        "|---" * (len(_SUMMARY_COLUMNS) + 2) + "|",
+    ]
+    for method, label in _SUMMARY_METHODS:
+        cells = [label]
+        for dataset, mixer, _ in _SUMMARY_COLUMNS:
+            row = rows.get((dataset, mixer, method))
+            cells.append(mean_std(row["final_top1"], 100, 1) if row else "not run")
+        row = rows.get(("embedded", "cutmix", method))
+        cells.append(mean_std(row["pearson"], 1, 2) if row else "not run")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def long_runs_table(report: dict) -> str:
+    """The long-run stability table, from `long_runs.json` (its Markdown
+    report, whose title line, e.g. `# Long runs (jax, 2 CPUs, load 4.5)`,
+    becomes `Measured on jax, 2 CPUs, load 4.5.`)."""
+    path = RESULTS / "long_runs.md"
+    if not path.exists():
+        return json.dumps(report)
+    lines = path.read_text().strip().splitlines()
+    title = re.fullmatch(r"#+\s*[^(]*\((.*)\)\s*", lines[0]) if lines else None
+    if title:
+        lines[0] = f"Measured on {title.group(1)}."
+    elif lines and lines[0].startswith("#"):
+        lines[0] = lines[0].lstrip("# ")
+    return "\n".join(lines)
 
 
 TABLES = {
@@ -71,29 +164,91 @@ TABLES = {
     "step": ("step_overhead.json", step_table),
     "demo": ("demo/results.json", demo_table),
     "study": ("study/summary.json", study_table),
+    "study-summary": ("study/summary.json", study_summary_table),
+    "long_runs": ("long_runs.json", long_runs_table),
 }
 
 
-def main() -> None:
-    """Rewrite every marked table of README.md."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name, (filename, render) in TABLES.items():
-        path = RESULTS / filename
-        body = (
-            render(json.loads(path.read_text()))
-            if path.exists()
-            else f"_Not measured yet: run the script that writes `{filename}`._"
+def targets() -> list[Path]:
+    """The files whose marked tables are rewritten: README.md and docs/."""
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+def localise(body: str, target: Path) -> str:
+    """`body` with its image links (relative to the repository root) made
+    relative to `target`; for a file under docs/, an image from outside
+    docs/ is copied into `DOCS_IMAGES` and linked there."""
+
+    def relink(match: re.Match) -> str:
+        link = match.group(2)
+        if "://" in link or link.startswith("/"):
+            return match.group(0)
+        image = ROOT / link
+        if DOCS in target.parents and DOCS not in image.parents:
+            copy = DOCS_IMAGES / image.name
+            if image.exists():
+                DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(image, copy)
+            image = copy
+        relative = Path(os.path.relpath(image, target.parent)).as_posix()
+        return match.group(1) + relative + match.group(3)
+
+    return _IMAGE.sub(relink, body)
+
+
+def render(name: str) -> str | None:
+    """The body of table `name`, or None when its results file is in a
+    format its renderer does not read (a warning says so)."""
+    filename, renderer = TABLES[name]
+    path = RESULTS / filename
+    if not path.exists():
+        return f"_Not measured yet: run the script that writes `{filename}`._"
+    try:
+        return renderer(json.loads(path.read_text()))
+    except ValueError as error:
+        print(
+            f"readme_tables: {filename} could not be rendered, the {name!r} "
+            f"table is left as it was: {error}",
+            file=sys.stderr,
         )
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Rewrite the marked tables (all, or those named) wherever they are."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"tables to rewrite (default: all): {', '.join(TABLES)}",
+    )
+    names = parser.parse_args(argv).names or list(TABLES)
+    unknown = [name for name in names if name not in TABLES]
+    if unknown:
+        parser.error(f"unknown tables {unknown}; expected some of {list(TABLES)}")
+    texts = {path: path.read_text() for path in targets()}
+    for name in names:
         pattern = re.compile(
             rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S
         )
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
-        text = pattern.sub(
-            lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text
-        )
-    readme.write_text(text)
+        holders = [path for path, text in texts.items() if pattern.search(text)]
+        if not holders:
+            raise SystemExit(
+                f"No file has <!-- {name}:start/end --> markers (README.md, docs/)."
+            )
+        body = render(name)
+        if body is None:
+            continue
+        for path in holders:
+            local = localise(body, path)
+            texts[path] = pattern.sub(
+                lambda m, local=local: m.group(1) + local + "\n" + m.group(2),
+                texts[path],
+            )
+    for path, text in texts.items():
+        if text != path.read_text():
+            path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ mixers, two datasets, seeds; lambda fidelity, occlusion, wall-clock.
 Each finished run is appended to `benchmarks/results/study/runs.jsonl`; a
 rerun skips the runs recorded there. The summary (`summary.json`), the tables
 (`study.md`) and the plot (`study.png`) are written next to it;
-`python benchmarks/readme_tables.py` copies the tables into the README. The
+`python benchmarks/readme_tables.py` copies the tables into the docs and the README. The
 engine is `keras_sumix.study`.
 """
 

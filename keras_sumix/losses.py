@@ -1,7 +1,7 @@
 """The SUMix loss (ECCV 2024), backend-agnostic (`keras.ops` only).
 
-The code follows `/work/shared/SUMIX_SPEC.md` equation by equation; each
-private helper is one piece of it:
+The code follows the equations of the SUMix docs page (`docs/sumix.md`)
+one by one; each private helper is one piece of it:
 
 - `_l2norm`, `_cross_entropy`, `_pick`: notation (`l2norm`, `CE(z, y)` with
   `z` used as logits, `v[i, y[i]]`).
@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_DISTANCE_SCALE", "sumix_loss"]
 
 #: Default `distance_scale`, the `t` of `lambda_mode="distance"`
 #: (`w = exp(-t * ||p_mix - p_raw||_2)`). The spec leaves it free (its worked
-#: example uses `t = 2`); 4 is chosen by the study's sweep (README "Results",
+#: example uses `t = 2`); 4 is chosen by the study's sweep (`docs/study.md`,
 #: part D: with `reduction="per_sample"`, t = 4 beat t = 2 on every seed,
 #: +1.1 top-1 points on average, at the same lambda fidelity, r 0.78 vs 0.79;
 #: with the reference reduction t made no difference beyond seed noise).

@@ -1,4 +1,4 @@
-"""The paper's training recipes (SUMIX_SPEC.md, "Training recipes"), as
+"""The paper's training recipes (`docs/data.md`, "Recipes"), as
 presets of `keras_sumix.training.TrainConfig`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`sumix_loss` against a NumPy re-implementation of SUMIX_SPEC.md, the spec's
+"""`sumix_loss` against a NumPy re-implementation of docs/sumix.md, the spec's
 worked example, gradient paths, numerics and argument validation."""
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def test_matches_numpy_reference(n, c, seed, scalar_lam):
 def test_defaults_match_reference_defaults():
     batch = make_batch(6, 5, seed=1)
     check_against_reference(batch)
-    assert DEFAULT_DISTANCE_SCALE == 4.0  # the study's choice (README, part D)
+    assert DEFAULT_DISTANCE_SCALE == 4.0  # the study's choice (docs/study.md, part D)
     check_against_reference(batch, lambda_mode="distance")
 
 

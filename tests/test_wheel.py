@@ -75,7 +75,8 @@ def test_build_and_twine_check(dist):
 def test_wheel_without_tensorflow(dist, backend, tmp_path):
     """`pip install keras-sumix[BACKEND]` into an empty environment, then
     what that user does: every mixer, both models' fit / predict / .keras
-    round trip, and clear ImportErrors for what needs TensorFlow."""
+    round trip, clear ImportErrors for what needs TensorFlow, and the
+    README's first example."""
     env_dir = tmp_path / f"venv-{backend}"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -88,7 +89,6 @@ def test_wheel_without_tensorflow(dist, backend, tmp_path):
     assert {"jax": "torch", "torch": "jax"}[backend] not in names, names
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.pop("PYTHONPATH", None)
-    result = _run(
-        python, ROOT / "tests" / "wheel_check.py", tmp_path, cwd=tmp_path, env=env
-    )
+    check = ROOT / "tests" / "wheel_check.py"
+    result = _run(python, check, tmp_path, ROOT / "README.md", cwd=tmp_path, env=env)
     assert "wheel check passed" in result.stdout, result.stdout

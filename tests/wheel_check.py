@@ -3,7 +3,7 @@
 Run by `tests/test_wheel.py` inside a fresh virtual environment that holds
 the built wheel, Keras and one backend (no TensorFlow), as
 
-    KERAS_BACKEND=jax python wheel_check.py OUTPUT_DIR
+    KERAS_BACKEND=jax python wheel_check.py OUTPUT_DIR README.md
 
 It exits non-zero, with the failing assertion, if anything a user of that
 environment needs fails; on success it prints one line per check and
@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import keras
@@ -29,7 +28,14 @@ def check(label: str) -> None:
     print(f"ok: {label}", flush=True)
 
 
-def main(out: Path) -> None:
+def first_example(markdown: Path) -> str:
+    """The first Python code block of a Markdown file."""
+    text = markdown.read_text()
+    start = text.index("```python\n") + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def main(out: Path, readme: Path) -> None:
     backend = os.environ["KERAS_BACKEND"]
     assert keras.backend.backend() == backend, keras.backend.backend()
     assert importlib.util.find_spec("tensorflow") is None, "TensorFlow is installed"
@@ -105,9 +111,15 @@ def main(out: Path) -> None:
             check(f"{name}: {error}")
         else:
             raise AssertionError(f"{name} ran without TensorFlow")
+
+    # The README's first example, as a user pastes it.
+    namespace: dict = {}
+    exec(compile(first_example(readme), str(readme), "exec"), namespace)
+    lam = namespace["history"].history["lam_sumix"]
+    assert len(lam) == 3 and all(0.0 <= v <= 1.0 for v in lam), lam
+    check("the README's first example")
     print("wheel check passed", flush=True)
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tmp))
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -44,6 +44,8 @@ class FMix(BaseMixer):
             linear in the field's value between the quantiles `lam -
             max_soft` and `lam + max_soft`). 0 (default) gives binary masks.
             With a soft mask `lam` is the mean mask weight.
+
+    Keyword Args:
         mode: `"elem"` (one lam and mask per sample) or `"batch"` (one for
             the whole batch).
         num_classes: number of classes, required for integer labels.

@@ -34,6 +34,8 @@ class ResizeMix(BaseMixer):
             `(0.1, 0.8)`.
         use_alpha: draw `tau` from the Beta distribution mapped into `scope`
             instead of uniformly. Defaults to False.
+
+    Keyword Args:
         mode: `"elem"` (one box per sample) or `"batch"` (one for the batch).
         num_classes: number of classes, required for integer labels.
         seed: integer seed.

@@ -40,6 +40,8 @@ class SaliencyMix(BaseMixer):
             for SUMix is 0.2).
         saliency_size: side of the grid saliency is computed on. Defaults to
             64.
+
+    Keyword Args:
         mode: `"elem"` or `"batch"`.
         num_classes: number of classes, required for integer labels.
         seed: integer seed.

@@ -478,7 +478,7 @@ class SUMixModel(MixingModel):
     Each training step mixes the batch with `mixer.mix`, runs the network on
     the clean batch (raw pass) and on the mixed batch (mixed pass), both in
     training mode, and minimises `keras_sumix.sumix_loss` (see
-    `SUMIX_SPEC.md`). The defaults reproduce the authors' code. Evaluation and
+    `docs/sumix.md`). The defaults reproduce the authors' code. Evaluation and
     prediction use the plain classifier on clean images; the uncertainty
     head is a training-time device. Compiled metrics run on the raw pass.
     Bad data (NaN images, out-of-range or float labels, empty or mismatched
@@ -517,7 +517,7 @@ class SUMixModel(MixingModel):
             `"none"`.
         semantic_scale: the scale `s` of the semantic term; None (default)
             uses the batch size, as the reference does: the *global* batch
-            under data parallelism (see the README's "Scaling out").
+            under data parallelism (see `docs/scaling.md`).
         distance_scale: the temperature `t` of `lambda_mode="distance"`.
         reduction: `"reference"` (batch-mean weights, default) or
             `"per_sample"` (each sample its own ratio, as the paper says).
