@@ -21,6 +21,7 @@ _EXTRAS = {
     "tensorflow_datasets": ("data", "pip install tensorflow-datasets"),
     "matplotlib": ("viz", "pip install matplotlib"),
     "sklearn": ("study", "pip install scikit-learn"),
+    "keras_hub": ("hub", "pip install --no-deps keras-hub, then its requirements"),
 }
 
 
