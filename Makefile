@@ -19,7 +19,7 @@ LATEST := .venv-latest
 FAST := not slow and not wheel
 ONCE := slow or wheel
 
-.PHONY: pip-check install test test-serial test-latest lock lint docs dist demo bench clean
+.PHONY: pip-check device-check install test test-serial test-latest lock lint docs dist demo bench clean
 
 install: $(VENV)/.installed
 
@@ -111,6 +111,10 @@ test-serial: install lint docs
 	@echo "=== slow and wheel tests, KERAS_BACKEND=jax ==="
 	@KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]  # 5: none selected
+
+# On a CUDA machine: the GPU table's figures (docs/gpu.md), within 8 minutes.
+device-check: install
+	$(PY) benchmarks/device_check.py
 
 demo: install
 	$(VENV)/bin/keras-sumix demo

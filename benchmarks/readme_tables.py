@@ -36,36 +36,126 @@ DOCS_IMAGES = DOCS / "img"
 _IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
 
 
+#: The tf.data sections of `mixers.json`, as the mixers table names them.
+_MIXER_SECTIONS = (
+    ("slices", "slices, batch"),
+    ("slices_drop", "drop_remainder"),
+    ("jpeg", "JPEG decode"),
+    ("constant", "constant batch"),
+)
+
+
 def mixers_table(report: dict) -> str:
-    """Throughput in tf.data and the goals, from `mixers.json`."""
-    machine, settings = report["machine"], report["settings"]
-    shape = "x".join(str(v) for v in settings["image_shape"])
-    lines = [
-        f"Measured {machine['date'][:10]}, backend {machine['backend']}, batch "
-        f"{settings['batch_size']} x {shape}, median of {settings['repeats']} "
-        "round-robin repeats; other processes shared the 2 cores, so compare ratios.",
-        "",
-        "| layer (tf.data map) | img/s | x keras CutMix |",
-        "|---|--:|--:|",
-    ]
-    for entry in report["entries"]:
-        if entry["pipeline"] != "tf.data" or entry["key"] == "identity":
-            continue
-        lines.append(
-            f"| {entry['label']} | {entry['median_img_s']:,.0f} | "
-            f"{entry['x_keras_cutmix']:.2f}x |"
-        )
+    """Throughput in the tf.data pipelines users build, the mixers' share of
+    a compiled train step, and the goals, from `mixers.json` (format 2)."""
+    if report.get("format") != 2:
+        raise ValueError("mixers.json predates format 2 (pipelines + step)")
+    sections, machine = report["sections"], report["machine"]
+    shown = [(key, name) for key, name in _MIXER_SECTIONS if key in sections]
+    lines = []
+    if shown:
+        first = sections[shown[0][0]]
+        shape = "x".join(str(v) for v in first["image_shape"])
+        lines += [
+            f"Measured {first['date_start'][:10]}, `KERAS_BACKEND="
+            f"{machine['backend']}` (the layers run as TensorFlow ops inside "
+            f"tf.data), batch {first['batch_size']} x {shape} float32, each "
+            "layer mapped with `num_parallel_calls=AUTOTUNE`; median of "
+            f"{first['repeats']} round-robin repeats, load average "
+            f"{first['loadavg_start']} -> {first['loadavg_end']} on 2 shared "
+            "cores, so compare ratios. The pipelines:",
+            "",
+        ]
+        lines += [f"- {name}: `{sections[key]['pipeline']}`" for key, name in shown]
+        header = ["layer"]
+        for _, name in shown:
+            header += [f"{name} img/s", "x keras CutMix"]
+        lines += [
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---" + "|--:" * (len(header) - 1) + "|",
+        ]
+        rows = {
+            key: {r["key"]: r for r in sections[key]["entries"]} for key, _ in shown
+        }
+        for entry in sections[shown[0][0]]["entries"]:
+            cells = [entry["label"]]
+            for key, _ in shown:
+                row = rows[key].get(entry["key"])
+                cells += (
+                    ["-", "-"]
+                    if row is None
+                    else [
+                        f"{row['median_img_s']:,.0f}",
+                        f"{row['x_keras_cutmix']:.2f}x",
+                    ]
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+    step = sections.get("step")
+    if step:
+        blocks = step["backends"]
+        lines += [
+            "",
+            f"Inside a compiled train step (`{step['pipeline']}`): each mixer's "
+            "share of the step without mixing, measured as the step with the "
+            "mixer over the step without (median of same-round pairs; the "
+            "step's own noise is a few %) and as the mixer's `mix` compiled "
+            "alone at the same shape.",
+            "",
+            "| mixer | "
+            + " | ".join(
+                f"{b['backend']} ({b['compiler']}): step +share | mix alone"
+                for b in blocks
+            )
+            + " |",
+            "|---" + "|--:|--:" * len(blocks) + "|",
+        ]
+        by_backend = [{r["mixer"]: r for r in b["rows"]} for b in blocks]
+        for row in blocks[0]["rows"]:
+            if row["mixer"] == "none":
+                cells = [
+                    "no mixing (s/step)",
+                    *(
+                        v
+                        for rows in by_backend
+                        for v in (f"{rows['none']['seconds_per_step']:.3g} s", "")
+                    ),
+                ]
+            else:
+                cells = [row["label"]]
+                for rows in by_backend:
+                    r = rows[row["mixer"]]
+                    cells += [
+                        f"{100 * r['step_share']:+.1f}%",
+                        f"{1e3 * r['mix_alone_seconds']:.2f} ms "
+                        f"({100 * r['mix_alone_share']:.2f}%)",
+                    ]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| goal | measured | result |", "|---|--:|---|"]
     for goal in report["goals"]:
-        verdict = "PASS" if goal["passed"] else "FAIL"
-        lines.append(f"| {goal['goal']} | {goal['ratio']:.2f}x | {verdict} |")
+        verdict = ("PASS" if goal["passed"] else "FAIL") + (
+            " (stretch)" if goal["stretch"] else ""
+        )
+        if goal["section"] == "step":
+            measured = f"{100 * goal['share']:.1f}%"
+            text = goal["goal"]
+        else:
+            measured = f"{goal['ratio']:.2f}x"
+            text = f"{goal['goal']} ({goal['section']})"
+        lines.append(f"| {text} | {measured} | {verdict} |")
     return "\n".join(lines)
 
 
-def step_table(report: dict) -> str:
-    """SUMix / MCE step times per backend, from `step_overhead.json`."""
-    path = RESULTS / "step_overhead.md"
-    return path.read_text().strip() if path.exists() else json.dumps(report)
+def markdown_beside(filename: str):
+    """A renderer that takes the Markdown table a benchmark wrote next to its
+    JSON (same name, `.md`)."""
+
+    def render(report: dict) -> str:
+        path = RESULTS / Path(filename).with_suffix(".md")
+        return path.read_text().strip() if path.exists() else json.dumps(report)
+
+    render.__doc__ = f"The table of `{Path(filename).with_suffix('.md')}`."
+    return render
 
 
 def demo_table(report: dict) -> str:
@@ -161,7 +251,9 @@ def long_runs_table(report: dict) -> str:
 
 TABLES = {
     "mixers": ("mixers.json", mixers_table),
-    "step": ("step_overhead.json", step_table),
+    "step": ("step_overhead.json", markdown_beside("step_overhead.json")),
+    "xla": ("xla_step.json", markdown_beside("xla_step.json")),
+    "device": ("device_check.json", markdown_beside("device_check.json")),
     "demo": ("demo/results.json", demo_table),
     "study": ("study/summary.json", study_table),
     "study-summary": ("study/summary.json", study_summary_table),

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import BACKEND
 
 from keras_sumix import cli
 
@@ -56,19 +57,148 @@ def test_show_defaults_to_every_mixer(tmp_path, capsys):
     "run once, on the fastest backend on CPU",
 )
 def test_demo_quick_trains_and_reports(tmp_path, capsys):
+    from keras_sumix import demo
+    from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
+
     assert cli.main(["demo", "--quick", "--quiet", "--output", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "| method | test top-1 |" in printed
     results = json.loads((tmp_path / "results.json").read_text())
-    assert list(results["methods"]) == [
-        "MCE (MixupModel)",
-        "SUMix, authors' formula",
-        "SUMix, distance mode (per sample)",
-    ]
-    for row in results["methods"].values():
-        assert 0.0 <= row["top1"] <= 1.0
-        assert -1.0 <= row["pearson"] <= 1.0 and 0.0 <= row["mae"] <= 1.0
+    # The printed table is `format_table` of what was written.
+    assert demo.format_table(results) in printed
+    assert results["seeds"] == list(demo.QUICK_SEEDS) and results["mixer"] == "cutmix"
+    names = list(demo.METHODS)
+    assert (
+        list(results["methods"])
+        == names
+        == [
+            "MCE (MixupModel)",
+            "SUMix, authors' formula",
+            "SUMix, distance mode (per sample)",
+        ]
+    )
+    for name in names:
+        assert f"| {name} | " in printed
+    # One study record per method and seed, all with the demo's settings.
+    runs = results["runs"]
+    assert len(runs) == len(names) * len(results["seeds"])
+    assert len({r["key"] for r in runs}) == len(runs)
+    assert {r["signature"] for r in runs} == {demo.demo_config(quick=True).signature()}
+    assert all(r["epochs_run"] == results["config"]["epochs"] == 2 for r in runs)
+    # The distance mode runs as SUMixModel(lambda_mode="distance",
+    # reduction="per_sample"), i.e. at the library's distance_scale.
+    distance = results["methods"]["SUMix, distance mode (per sample)"]
+    assert distance["cell"].endswith(f"|t{DEFAULT_DISTANCE_SCALE:g}")
+    by_method = {
+        name: {r["seed"]: r for r in runs if r["cell"] == row["cell"]}
+        for name, row in results["methods"].items()
+    }
+    mce = by_method["MCE (MixupModel)"]
+    for name, row in results["methods"].items():
+        top1 = [by_method[name][s]["final_top1"] for s in results["seeds"]]
+        assert row["top1"]["values"] == pytest.approx(top1)
+        assert row["top1"]["n"] == 2 and all(0.0 <= v <= 1.0 for v in top1)
+        assert row["top1"]["mean"] == pytest.approx(np.mean(top1))
+        assert row["top1"]["std"] == pytest.approx(np.std(top1, ddof=1))
+        # Paired with MCE seed by seed.
+        paired = [
+            by_method[name][s]["final_top1"] - mce[s]["final_top1"]
+            for s in results["seeds"]
+        ]
+        assert row["top1_vs_mce"]["values"] == pytest.approx(paired)
+        for key in ("pearson", "mae"):
+            assert row[key]["n"] == 2 and row[key]["std"] is not None
+        assert -1.0 <= row["pearson"]["mean"] <= 1.0
+        assert 0.0 <= row["mae"]["mean"] <= 1.0
+        # Every method is measured on the same held-out mixes.
+        assert row["mean_true_lam"]["values"] == pytest.approx(
+            results["methods"]["MCE (MixupModel)"]["mean_true_lam"]["values"]
+        )
+        assert row["seconds"]["n"] == 2 and row["seconds"]["mean"] > 0
+    # MCE trains with the area lam, which does not depend on the network:
+    # its fidelity is the same for every seed, and no paired difference.
+    baseline = results["methods"]["MCE (MixupModel)"]
+    assert baseline["top1_vs_mce"]["values"] == [0.0, 0.0]
+    assert baseline["pearson"]["std"] == pytest.approx(0.0, abs=1e-12)
+    assert baseline["mean_lam"]["mean"] == pytest.approx(
+        mce[0]["fidelity"]["mean_area_lam"]
+    )
+    assert results["total_seconds"] >= sum(r["total_seconds"] for r in runs)
     assert (tmp_path / "mixes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_config_is_the_study_setting_with_fewer_epochs():
+    from keras_sumix import demo
+    from keras_sumix.study import FULL
+    from keras_sumix.study.runner import evaluation_epochs
+
+    config = demo.demo_config()
+    assert config.epochs == demo.EPOCHS and config.seeds == demo.SEEDS == (0, 1, 2)
+    # The data, model and optimiser are the study's; top-1 is measured once.
+    for field in ("embedded_train", "embedded_test", "min_scale", "max_scale"):
+        assert getattr(config, field) == getattr(FULL, field)
+    assert (config.clutter, config.widths) == (FULL.clutter, FULL.widths)
+    assert evaluation_epochs(config) == {demo.EPOCHS - 1}
+    assert evaluation_epochs(demo.demo_config(7, [3, 5])) == {6}
+    assert demo.demo_config(7, [3, 5]).seeds == (3, 5)
+    quick = demo.demo_config(quick=True)
+    assert quick.embedded_train < config.embedded_train and quick.seeds == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [1, 1]}, "seeds"),
+    ],
+)
+def test_demo_config_rejects_bad_settings(kwargs, match):
+    from keras_sumix import demo
+
+    with pytest.raises(ValueError, match=match):
+        demo.demo_config(**kwargs)
+
+
+def test_demo_run_rejects_bad_arguments_before_training(tmp_path):
+    from keras_sumix import demo
+
+    with pytest.raises(TypeError, match="config"):
+        demo.run({"epochs": 1}, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="verbose"):
+        demo.run(demo.demo_config(quick=True), output_dir=tmp_path, verbose=3)
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_cli_rejects_repeated_seeds(capsys):
+    assert cli.main(["demo", "--quick", "--seeds", "1", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seeds" in err[0]
+
+
+def test_demo_table_of_the_committed_results():
+    """`format_table` (the README's demo block) reads the committed
+    `benchmarks/results/demo/results.json`; an older results dict is
+    refused with a ValueError."""
+    from keras_sumix import demo
+
+    results = json.loads(
+        (ROOT / "benchmarks" / "results" / "demo" / "results.json").read_text()
+    )
+    table = demo.format_table(results).splitlines()
+    header = "| method | test top-1 % | top-1 vs MCE (paired), points |"
+    assert table[2].startswith(header)
+    rows = table[4:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        f"| {name}" for name in demo.METHODS
+    ]
+    assert rows[0].split(" | ")[2] == "—" and all(" ± " in row for row in rows)
+    assert f"seeds {', '.join(map(str, results['seeds']))}" in table[0]
+    old = {"backend": "tensorflow", "config": {}, "methods": {"MCE": {"top1": 1.0}}}
+    with pytest.raises(ValueError, match="results"):
+        demo.format_table(old)
+    with pytest.raises(ValueError, match="results"):
+        demo.format_table([])
 
 
 def test_bad_arguments_give_one_line(capsys):
@@ -79,3 +209,28 @@ def test_bad_arguments_give_one_line(capsys):
     assert "Unknown mixer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["show", "cutmix", "--batch", "0"])
+
+
+def _first_example(path: Path) -> str:
+    text = path.read_text()
+    start = text.index("```python\n") + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_first_example_is_the_same_in_readme_and_docs():
+    readme = _first_example(ROOT / "README.md")
+    docs = _first_example(ROOT / "docs" / "getting-started.md")
+    assert readme == docs
+    assert 'lambda_mode="distance", reduction="per_sample"' in readme
+
+
+@pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="under jax and torch the wheel tests run it, in environments "
+    "without TensorFlow (tests/test_wheel.py)",
+)
+def test_readme_first_example_runs():
+    namespace: dict = {}
+    exec(compile(_first_example(ROOT / "README.md"), "README.md", "exec"), namespace)
+    lam = namespace["history"].history["lam_sumix"]
+    assert len(lam) == 3 and all(0.0 <= v <= 1.0 for v in lam), lam

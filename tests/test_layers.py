@@ -239,9 +239,15 @@ def test_saliencymix_box_covers_the_salient_spot():
     maps = to_np(layer.saliency(keras.ops.convert_to_tensor(x[perm])))
     peaks = np.stack(np.unravel_index(maps.reshape(n, -1).argmax(1), (h, w)), 1)
     assert np.all(np.abs(peaks - spots[perm]) <= 1)
+    assert np.any(lam < 1)
     for i in np.nonzero(lam < 1)[0]:
-        r, c = spots[perm[i]]
+        # The box is centred on the partner's saliency peak: it covers it
+        # whenever anything is pasted (a side of 2 or 3 spans [p - 1, p + 1)).
+        r, c = peaks[i]
         assert src[i, r, c] == perm[i]
+        if lam[i] <= 1 - (4 / 32) ** 2:  # side >= 4: the spot's centre too
+            r, c = spots[perm[i]]
+            assert src[i, r, c] == perm[i]
 
 
 def test_resizemix_pastes_the_whole_partner_shrunk():
@@ -322,7 +328,7 @@ def _compiled(fn):
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn)  # XLA has no Beta sampler (supports_jit=False)
+        return tf.function(fn, jit_compile=True)  # XLA
     if BACKEND == "jax":
         import jax
 
@@ -358,18 +364,24 @@ def test_inside_compiled_function(mixer_cls):
 @pytest.mark.parametrize("mixer_cls", [MixUp, CutMix, FMix])
 def test_inside_model_fit(mixer_cls):
     inputs = keras.Input((12, 12, 3))
-    x = mixer_cls(seed=0)(inputs)
+    layer = mixer_cls(seed=0)
+    x = layer(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(3)(x)
     model = keras.Model(inputs, outputs)
+    # XLA on TensorFlow too (the Beta draws compile); torch's compiled step
+    # is covered by test_models.
+    jit = "auto" if BACKEND == "torch" else True
     model.compile(
         optimizer="sgd",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile="auto",
+        jit_compile=jit,
     )
+    assert layer.supports_jit
     x = np.random.default_rng(0).random((16, 12, 12, 3), dtype="float32")
     y = np.arange(16) % 3
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert model.jit_compile is (BACKEND != "torch")
     assert np.all(np.isfinite(history.history["loss"]))
     # Inference passes images through unchanged.
     np.testing.assert_allclose(

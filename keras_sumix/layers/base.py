@@ -21,6 +21,7 @@ from keras_sumix._validation import (
     host_array,
     misplaced_channels,
 )
+from keras_sumix.layers import sampling
 
 _MODES = ("elem", "batch")
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -116,10 +117,8 @@ class MixingLayer(keras.layers.Layer):
             _DATA_FORMATS,
         )
         self.generator = keras.random.SeedGenerator(seed)
-        # TensorFlow's XLA has no kernel for the Beta (gamma) sampler: a model
-        # holding a mixer runs as a plain tf.function there (jit_compile="auto"
-        # resolves to False). JAX jits it as usual.
-        self.supports_jit = keras.backend.backend() != "tensorflow"
+        # Every draw compiles (the Beta sampler is built from normal and
+        # uniform draws, `sampling.beta`), XLA on TensorFlow included.
         self.backend = backend_utils.DynamicBackend()
         self._allow_non_tensor_positional_args = True
 
@@ -452,8 +451,12 @@ class BaseMixer(MixingLayer):
             if n < 2:
                 mixed, lam = images, ops.numpy.ones_like(lam)
         else:
+            # The batch size is known at run time only (a `tf.data` batch
+            # without drop_remainder): branch rather than select element-wise,
+            # which would cost another pass over the whole batch.
             paired = ops.numpy.greater_equal(n, 2)
-            mixed = ops.numpy.where(paired, mixed, images)
+            blended = mixed
+            mixed = ops.core.cond(paired, lambda: blended, lambda: images)
             lam = ops.numpy.where(paired, lam, 1.0)
         if channels_first:
             mixed = ops.numpy.transpose(mixed, (0, 3, 1, 2))
@@ -473,9 +476,14 @@ class BaseMixer(MixingLayer):
         return 1 if self.mode == "batch" else n
 
     def _draw_lam(self, n: Any, seed: Any) -> Any:
-        """Beta(alpha, alpha) draws: `(N,)` in elem mode, `(1,)` in batch mode."""
-        return self.backend.random.beta(
-            (self._num_draws(n),), self.alpha, self.alpha, dtype="float32", seed=seed
+        """Beta(alpha, alpha) draws: `(N,)` in elem mode, `(1,)` in batch mode.
+
+        Drawn with `sampling.beta` (normal and uniform draws only) rather
+        than `keras.random.beta`, whose gamma sampler has no XLA kernel on
+        TensorFlow.
+        """
+        return sampling.beta(
+            (self._num_draws(n),), self.alpha, self.alpha, seed, backend=self.backend
         )
 
     def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
@@ -485,40 +493,74 @@ class BaseMixer(MixingLayer):
     # ------------------------------------------------------------------ #
     # Helpers for cutting mixers
     # ------------------------------------------------------------------ #
+    def _weighted(self, images: Any, partner: Any, weight: Any) -> Any:
+        """`(1 - w) * images + w * partner` with `weight` (M, H, W * C) or
+        broadcastable to it (M in {1, N}), on the batch viewed as rows of
+        `W * C` values: the weight then broadcasts over outer axes only,
+        which element-wise kernels stream (a weight broadcast over the
+        channel axis costs several times more on CPU).
+
+        Exact for a hard weight (0 or 1: no rounding), and a non-finite
+        pixel reaches both outputs at its position (`0 * NaN` is NaN).
+        """
+        ops = self.backend
+        shape = ops.shape(images)
+        rows = (-1, shape[1], shape[2] * shape[3])
+        weight = ops.cast(weight, images.dtype)
+        mixed = (1.0 - weight) * ops.numpy.reshape(
+            images, rows
+        ) + weight * ops.numpy.reshape(partner, rows)
+        return ops.numpy.reshape(mixed, shape)
+
     def _paste(self, images: Any, partner: Any, mask: Any):
         """Take `partner` where `mask` (M, H, W; M in {1, N}) is 1.
 
         Returns the mixed batch and the exact kept share `1 - mean(mask)`.
         """
         ops = self.backend
-        m = ops.numpy.expand_dims(ops.cast(mask, images.dtype), -1)
-        # (1 - m) * x + m * x' is exact for a hard mask (no rounding).
-        mixed = (1.0 - m) * images + m * partner
+        channels = ops.shape(images)[3]
+        weight = ops.numpy.repeat(ops.cast(mask, images.dtype), channels, axis=2)
+        mixed = self._weighted(images, partner, weight)
         lam = 1.0 - ops.numpy.mean(ops.cast(mask, "float32"), axis=(1, 2))
         return mixed, lam
 
-    def _box_mask(
-        self, top: Any, left: Any, bottom: Any, right: Any, height: Any, width: Any
+    def _paste_box(
+        self,
+        images: Any,
+        partner: Any,
+        top: Any,
+        left: Any,
+        bottom: Any,
+        right: Any,
     ):
-        """Boolean masks (M, H, W), True inside `[top, bottom) x [left, right)`."""
+        """Take `partner` inside the boxes `[top, bottom) x [left, right)`
+        (each `(M,)`, M in {1, N}).
+
+        The box is the product of a row mask and a column mask, so the full
+        mask is never built channel by channel. Returns the mixed batch and
+        the exact kept share `1 - rows * cols / (H * W)`.
+        """
         ops = self.backend
-        rows = ops.numpy.arange(height, dtype="int32")[None, :, None]
-        cols = ops.numpy.arange(width, dtype="int32")[None, None, :]
+        shape = ops.shape(images)
+        height, width, channels = shape[1], shape[2], shape[3]
 
-        def col(v):
-            return ops.numpy.reshape(ops.cast(v, "int32"), (-1, 1, 1))
+        def inside(start, stop, length):
+            index = ops.numpy.arange(length, dtype="int32")[None, :]
+            start = ops.numpy.reshape(ops.cast(start, "int32"), (-1, 1))
+            stop = ops.numpy.reshape(ops.cast(stop, "int32"), (-1, 1))
+            return ops.cast((index >= start) & (index < stop), "float32")
 
-        return (
-            (rows >= col(top))
-            & (rows < col(bottom))
-            & (cols >= col(left))
-            & (cols < col(right))
-        )
+        rows = inside(top, bottom, height)  # (M, H)
+        cols = inside(left, right, width)  # (M, W)
+        # Column j of the (H, W * C) view is pixel column j // C.
+        weight = rows[:, :, None] * ops.numpy.repeat(cols, channels, axis=1)[:, None]
+        mixed = self._weighted(images, partner, weight)
+        area = ops.numpy.sum(rows, axis=1) * ops.numpy.sum(cols, axis=1)
+        pixels = ops.cast(height * width, "float32")
+        return mixed, 1.0 - area / pixels
 
-    def _centred_box_mask(
-        self, cy: Any, cx: Any, lam: Any, height: Any, width: Any
-    ) -> Any:
-        """The reference CutMix box as masks (M, H, W).
+    def _centred_box(self, cy: Any, cx: Any, lam: Any, height: Any, width: Any):
+        """The reference CutMix box, `(top, left, bottom, right)`, each (M,).
 
         Side `floor(sqrt(1 - lam) * (H, W))`, centred at `(cy, cx)`, clipped
         to the image (so the true pasted area may be smaller than drawn).
@@ -534,13 +576,11 @@ class BaseMixer(MixingLayer):
         half_h = ops.numpy.floor_divide(side(height), 2)
         half_w = ops.numpy.floor_divide(side(width), 2)
         cy, cx = ops.cast(cy, "int32"), ops.cast(cx, "int32")
-        return self._box_mask(
+        return (
             ops.numpy.clip(cy - half_h, 0, height),
             ops.numpy.clip(cx - half_w, 0, width),
             ops.numpy.clip(cy + half_h, 0, height),
             ops.numpy.clip(cx + half_w, 0, width),
-            height,
-            width,
         )
 
     def get_config(self) -> dict[str, Any]:

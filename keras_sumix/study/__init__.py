@@ -10,16 +10,23 @@ lambda fidelity, occlusion robustness and wall-clock; plus sweeps of
     keras-sumix study --quick         # under a minute (what the tests run)
 
 Modules: `config` (the budget: `StudyConfig`, `FULL`, `QUICK`), `grid`
-(methods, parts, cells, runs), `runner` (one run, the JSON-lines record),
-`summary` (mean/std per cell), `report` (Markdown and plot), `driver`
-(`run_study`), `command` (the command line).
+(methods, parts, cells, runs), `runner` (the data, one run, the JSON-lines
+record), `summary` (mean/std per cell), `report` (Markdown and plot),
+`driver` (`run_study`), `command` (the command line). `keras_sumix.demo`
+(`make demo`) trains three of part A's cells with the same engine.
 """
 
 from keras_sumix.study.config import FULL, QUICK, StudyConfig
 from keras_sumix.study.driver import DEFAULT_OUTPUT, run_study, summarise_study
 from keras_sumix.study.grid import METHODS, PARTS, Cell, Method, RunSpec, build_grid
 from keras_sumix.study.report import format_markdown, plot, write_report
-from keras_sumix.study.runner import RUNS_FILE, read_records, train_run
+from keras_sumix.study.runner import (
+    RUNS_FILE,
+    StudyData,
+    read_records,
+    train_and_measure,
+    train_run,
+)
 from keras_sumix.study.summary import stats, summarise
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "Method",
     "RunSpec",
     "StudyConfig",
+    "StudyData",
     "build_grid",
     "format_markdown",
     "plot",
@@ -41,6 +49,7 @@ __all__ = [
     "stats",
     "summarise",
     "summarise_study",
+    "train_and_measure",
     "train_run",
     "write_report",
 ]

@@ -193,7 +193,27 @@ def train_run(
     data: StudyData,
     verbose: int = 0,
 ) -> dict[str, Any]:
-    """Train one run and measure it.
+    """Train one run and measure it (`train_and_measure`, without the model).
+
+    Args:
+        run: the run.
+        config: the study's config.
+        data: the datasets.
+        verbose: Keras `fit` verbosity.
+
+    Returns:
+        The run's record (plain JSON; non-finite numbers as None).
+    """
+    return train_and_measure(run, config, data, verbose)[1]
+
+
+def train_and_measure(
+    run: RunSpec,
+    config: StudyConfig,
+    data: StudyData,
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Train one run and measure it; return the trained model too.
 
     Trains the run's model on its dataset's training split, with test top-1
     after every epoch; then lambda fidelity (embedded data, cutting mixers:
@@ -209,7 +229,9 @@ def train_run(
         verbose: Keras `fit` verbosity.
 
     Returns:
-        The run's record (plain JSON; non-finite numbers as None).
+        `(model, record)`: the trained `MixupModel` / `SUMixModel` (the
+        next run starts by clearing the Keras session) and the run's record
+        (plain JSON; non-finite numbers as None).
     """
     from keras_sumix.evaluation import (
         lam_fidelity,
@@ -263,7 +285,7 @@ def train_run(
     )
     epoch_seconds = recorder.seconds
     later = epoch_seconds[1:] or epoch_seconds
-    return {
+    return model, {
         "key": run.key,
         "cell": cell.key,
         "signature": config.signature(),
