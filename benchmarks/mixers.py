@@ -1,37 +1,60 @@
-"""Throughput of the keras_sumix mixing layers, side by side with Keras and
-KerasCV.
+"""Throughput of the keras_sumix mixing layers where users run them, side by
+side with Keras and KerasCV.
 
-Two settings are measured, both on a fixed synthetic batch (a random float32
-image tensor and one-hot labels) so that input generation is not timed:
+Sections (``--sections``; all but ``constant`` by default):
 
-* ``tf.data``: ``Dataset.from_tensors(batch).repeat().map(layer,
-  num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)``, for an identity map,
-  our MixUp / CutMix / FMix / SaliencyMix / ResizeMix, and as references
-  ``keras.layers.CutMix``, ``keras.layers.MixUp``, ``keras_cv.layers.CutMix``
-  and ``keras_cv.layers.FourierMix``.
-* ``jit``: ``layer.mix(images)`` of each of our layers inside a ``jax.jit``
-  function (stateless: the seed state goes in and out through a
-  ``keras.StatelessScope``), with ``keras.layers.CutMix`` / ``MixUp`` called
-  the same way on the ``{"images", "labels"}`` dict as references. Only with
-  the JAX backend.
+* ``slices``: what users write. ``Dataset.from_tensor_slices`` over an
+  in-memory pool of float32 images and one-hot labels, ``.shuffle(pool)``,
+  ``.batch(64)`` (the batch dimension is unknown to the traced map function:
+  the pool is not a multiple of the batch, so every epoch ends on a partial
+  batch), ``.repeat()``, ``.map(layer, num_parallel_calls=AUTOTUNE)``,
+  ``.prefetch(AUTOTUNE)``. The goals are judged here.
+* ``slices_drop``: the same with ``batch(64, drop_remainder=True)`` (a static
+  batch dimension).
+* ``jpeg``: the fine-grained recipe's shape. JPEG bytes (encoded once at
+  setup with ``tf.io.encode_jpeg``, about CUB-sized), shuffled, decoded and
+  resized to 224x224 before batching (``map(decode, AUTOTUNE)``), then
+  batched, mixed and prefetched as above.
+* ``constant``: ``Dataset.from_tensors(batch).repeat()``, one cached batch
+  with a static shape; what this benchmark timed before. No training
+  pipeline looks like it; kept, opt-in, to compare with older figures.
+* ``step``: on device, inside a compiled train step: ``keras_sumix.
+  MixupModel`` (MCE) on ``resnet18_cifar`` at batch 128, 32x32, with each of
+  our mixers and with a no-op mixer, compiled (``jax.jit``; XLA on
+  TensorFlow), in one worker process per backend. A mixer's share of the
+  step is its step time over a no-mixing step's timed right next to it,
+  minus one (median over rounds); each
+  mixer's ``mix`` compiled alone at the same shape is timed as well, a
+  precise figure where the step's own noise hides a few milliseconds, and
+  the goal (<= 10% of the step) is judged on it.
+
+Each tf.data section times an identity map (the pipeline's ceiling), our
+MixUp / CutMix / FMix / SaliencyMix / ResizeMix and every peer:
+``keras.layers.CutMix`` / ``MixUp`` and ``keras_cv.layers.CutMix`` / ``MixUp``
+/ ``FourierMix``. All layers take the ``{"images", "labels"}`` dict; ours and
+Keras's switch to TensorFlow ops inside ``tf.data`` whatever
+``KERAS_BACKEND`` is (JAX unless set).
 
 The machine this runs on is small and shared, so absolute numbers drift: every
-entry is measured ``--repeats`` times, round-robin over the entries (direction
-alternating each round), and the median is reported together with ratios to
-references measured in the same run. Each timing also records images per
-CPU-second of this process (less disturbed by other work) and how many cores
-other processes kept busy meanwhile. A goal's ratio is the median over rounds
-of the entry's img/s over its reference's in the same round; every goal's
-reference is timed right next to it.
+entry is measured ``--repeats`` times, round-robin over all tf.data entries
+(direction alternating each round), and the median is reported together with
+ratios to references measured in the same run. Each timing also records images
+per CPU-second of this process (less disturbed by other work) and how many
+cores other processes kept busy meanwhile. A goal's ratio is the median over
+rounds of the entry's img/s over its reference's in the same round; every
+goal's reference is timed right next to it.
 
 Usage::
 
-    python benchmarks/mixers.py             # full run, about 5 minutes
-    python benchmarks/mixers.py --quick     # smoke run, ~20 s (imports, jit)
-    python benchmarks/mixers.py --repeats 5 --seconds 2 --output /tmp/m.json
+    python benchmarks/mixers.py                         # everything, ~20 minutes
+    python benchmarks/mixers.py --sections slices,slices_drop,jpeg   # ~7 minutes
+    python benchmarks/mixers.py --sections step --step-backends jax --merge
+    python benchmarks/mixers.py --quick                 # smoke run, every entry
 
 Writes ``benchmarks/results/mixers.json`` (``mixers_quick.json`` with
-``--quick``) and a Markdown table next to it (same name, ``.md``).
+``--quick``) and a Markdown report next to it (same name, ``.md``). With
+``--merge`` the sections not run are kept from the existing JSON (each
+section records its own date and load).
 """
 
 from __future__ import annotations
@@ -50,44 +73,71 @@ import json
 import math
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_sumix
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS_DIR / "mixers.json"
 QUICK_OUTPUT = RESULTS_DIR / "mixers_quick.json"
-
-# Figures measured earlier on this machine (224x224x3 float32, batch 64,
-# KERAS_BACKEND=jax, tf.data), quoted in the issue. Only shown for full runs.
-ISSUE_REFERENCE_IMG_S = {
-    "identity": 21_800.0,
-    "keras_mixup": 6_200.0,
-    "keras_cv_cutmix": 2_700.0,
-    "keras_cutmix": 2_000.0,
-    "keras_cv_fouriermix": 320.0,
-}
+#: Version of the JSON layout (`benchmarks/readme_tables.py` reads it).
+FORMAT = 2
 
 QUICK_NOTE = (
-    "Quick smoke run (tiny images, a few batches, one repeat): it checks that "
-    "every entry runs; its numbers and goal results mean nothing."
+    "Quick smoke run (tiny images, a few batches, one repeat, a tiny CNN in "
+    "the train step): it checks that every entry runs; its numbers and goal "
+    "results mean nothing."
 )
 
-# The issue's goals: (entry, reference, minimum ratio), all in tf.data.
-GOALS: tuple[tuple[str, str, float], ...] = (
-    ("sumix_cutmix", "keras_cutmix", 1.5),
-    ("sumix_fmix", "keras_cv_fouriermix", 3.0),
-    ("sumix_saliencymix", "keras_cutmix", 0.5),
-    ("sumix_resizemix", "keras_cutmix", 0.5),
+PIPELINE_SECTIONS = ("slices", "slices_drop", "jpeg", "constant")
+SECTIONS = (*PIPELINE_SECTIONS, "step")
+DEFAULT_SECTIONS = ("slices", "slices_drop", "jpeg", "step")
+STEP_BACKENDS = ("jax", "tensorflow")
+COMPILER = {"jax": "jax.jit", "tensorflow": "XLA"}
+
+#: Goals in a tf.data section: (section, entry, reference, minimum ratio,
+#: stretch). A stretch goal is reported but not counted in `all_goals_passed`.
+PIPELINE_GOALS: tuple[tuple[str, str, str, float, bool], ...] = (
+    ("slices", "sumix_cutmix", "keras_cutmix", 1.5, False),
+    ("slices", "sumix_fmix", "keras_cv_fouriermix", 3.0, False),
+    ("slices", "sumix_saliencymix", "keras_cutmix", 0.5, False),
+    ("slices", "sumix_resizemix", "keras_cutmix", 0.5, False),
+    ("slices", "sumix_cutmix", "keras_mixup", 1.0, True),
 )
+#: Inside the compiled step: the most a mixer may add to the step.
+STEP_SHARE_GOAL = 0.10
+
+#: Entries of a tf.data section, in timing order: each goal's entry sits next
+#: to its reference, so that the two are timed close together in every round.
+ENTRY_ORDER = (
+    "identity",
+    "keras_cutmix",
+    "sumix_cutmix",
+    "sumix_saliencymix",
+    "sumix_resizemix",
+    "keras_cv_cutmix",
+    "keras_mixup",
+    "sumix_mixup",
+    "keras_cv_mixup",
+    "keras_cv_fouriermix",
+    "sumix_fmix",
+)
+OUR_MIXERS = {
+    "sumix_mixup": "MixUp",
+    "sumix_cutmix": "CutMix",
+    "sumix_fmix": "FMix",
+    "sumix_saliencymix": "SaliencyMix",
+    "sumix_resizemix": "ResizeMix",
+}
 
 
 # ---------------------------------------------------------------------- #
@@ -101,13 +151,27 @@ class Settings:
     width: int = 224
     batch_size: int = 64
     num_classes: int = 100
-    warmup: int = 5
+    #: Images in the in-memory pool of the `slices` sections (not a multiple
+    #: of the batch: every epoch ends on a partial batch).
+    pool: int = 300
+    #: JPEG images encoded for the `jpeg` section, and their stored size.
+    jpeg_pool: int = 256
+    jpeg_shape: tuple[int, int] = (375, 500)
+    warmup: int = 3
     batches: int | None = None
-    seconds: float = 4.0
-    min_batches: int = 5
+    seconds: float = 3.0
+    min_batches: int = 3
     repeats: int = 3
     seed: int = 1337
     quick: bool = False
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
+    # The compiled train step.
+    step_backends: tuple[str, ...] = STEP_BACKENDS
+    step_batch: int = 128
+    step_size: int = 32
+    step_rounds: int = 3
+    step_steps: int = 1
+    step_seconds: float = 1.0
 
 
 @dataclass
@@ -115,14 +179,14 @@ class Entry:
     """One measured configuration.
 
     `open()` prepares a fresh run and returns a blocking `step()` that
-    produces one mixed batch; `close()` releases it (tf.data iterators keep
-    worker threads alive otherwise).
+    produces one mixed batch and returns its number of images; `close()`
+    releases it (tf.data iterators keep worker threads alive otherwise).
     """
 
     key: str
     label: str
-    pipeline: str  # "tf.data" or "jit"
-    open: Callable[[], Callable[[], Any]]
+    section: str
+    open: Callable[[], Callable[[], int]]
     close: Callable[[], None] = lambda: None
     batches: int = 0
     img_s: list[float] = field(default_factory=list)
@@ -140,148 +204,153 @@ class Entry:
         return statistics.median(self.cpu_img_s) if self.cpu_img_s else float("nan")
 
 
-def make_batch(settings: Settings) -> dict[str, np.ndarray]:
-    """A fixed random batch: float32 images in [0, 1) and one-hot labels."""
+def make_pool(settings: Settings, count: int) -> dict[str, np.ndarray]:
+    """`count` random float32 images in [0, 1) and one-hot labels."""
     rng = np.random.default_rng(settings.seed)
-    shape = (settings.batch_size, settings.height, settings.width, 3)
+    shape = (count, settings.height, settings.width, 3)
     images = rng.random(shape, dtype=np.float32)
-    classes = rng.integers(0, settings.num_classes, settings.batch_size)
+    classes = rng.integers(0, settings.num_classes, count)
     labels = np.eye(settings.num_classes, dtype=np.float32)[classes]
     return {"images": images, "labels": labels}
 
 
-def our_layers(settings: Settings) -> dict[str, tuple[str, keras.layers.Layer]]:
-    """Fresh instances of our layers, keyed by entry name."""
-    kwargs = {"num_classes": settings.num_classes, "seed": settings.seed}
-    layers = keras_sumix.layers
-    return {
-        "sumix_mixup": ("keras_sumix MixUp", layers.MixUp(**kwargs)),
-        "sumix_cutmix": ("keras_sumix CutMix", layers.CutMix(**kwargs)),
-        "sumix_fmix": ("keras_sumix FMix", layers.FMix(**kwargs)),
-        "sumix_saliencymix": (
-            "keras_sumix SaliencyMix",
-            layers.SaliencyMix(**kwargs),
-        ),
-        "sumix_resizemix": ("keras_sumix ResizeMix", layers.ResizeMix(**kwargs)),
-    }
+def make_jpegs(settings: Settings) -> tuple[list[bytes], np.ndarray]:
+    """JPEG-encoded photo-like images (smooth colour fields plus grain) of
+    `settings.jpeg_shape`, alternately landscape and portrait, and their
+    integer classes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(settings.seed)
+    height, width = settings.jpeg_shape
+    encoded = []
+    for i in range(settings.jpeg_pool):
+        shape = (height, width) if i % 2 == 0 else (width, height)
+        coarse = rng.random((1, 6, 8, 3), dtype=np.float32) * 255.0
+        smooth = tf.image.resize(coarse, shape, method="bicubic")[0].numpy()
+        grain = rng.normal(0.0, 12.0, (*shape, 3))
+        pixels = np.clip(smooth + grain, 0, 255).astype(np.uint8)
+        encoded.append(tf.io.encode_jpeg(pixels, quality=90).numpy())
+    classes = rng.integers(0, settings.num_classes, settings.jpeg_pool)
+    return encoded, classes.astype(np.int32)
 
 
-def tf_data_entries(settings: Settings, batch: dict[str, np.ndarray]) -> list[Entry]:
-    """The `tf.data` entries: identity, ours, Keras and KerasCV layers.
-
-    All layers take the `{"images": ..., "labels": ...}` dict: ours and
-    Keras core's (`keras.layers.CutMix`/`MixUp`, which switch to TensorFlow
-    ops inside `tf.data` whatever the backend) return the same dict with
-    mixed labels; KerasCV's (TensorFlow ops only) do too.
-    """
+def layer_maps(settings: Settings) -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    """Fresh instances of every layer a tf.data section maps, keyed by entry."""
     import keras_cv
 
-    seed = settings.seed
-    ours = {key: (label, layer) for key, (label, layer) in our_layers(settings).items()}
-    references = {
+    seed, layers = settings.seed, keras_sumix.layers
+    kwargs = {"num_classes": settings.num_classes, "seed": seed}
+    maps: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "identity": ("identity (lambda b: b)", lambda b: b),
         "keras_cutmix": ("keras.layers.CutMix", keras.layers.CutMix(seed=seed)),
         "keras_mixup": ("keras.layers.MixUp", keras.layers.MixUp(seed=seed)),
         "keras_cv_cutmix": (
             "keras_cv.layers.CutMix",
             keras_cv.layers.CutMix(seed=seed),
         ),
+        "keras_cv_mixup": ("keras_cv.layers.MixUp", keras_cv.layers.MixUp(seed=seed)),
         "keras_cv_fouriermix": (
             "keras_cv.layers.FourierMix",
             keras_cv.layers.FourierMix(seed=seed),
         ),
     }
-    named = {"identity": ("identity (lambda b: b)", lambda b: b), **ours, **references}
-    # Each goal's entry sits next to its reference, so that the two are
-    # timed close together in every round.
-    order = (
-        "identity",
-        "keras_cutmix",
-        "sumix_cutmix",
-        "sumix_saliencymix",
-        "sumix_resizemix",
-        "keras_cv_cutmix",
-        "keras_mixup",
-        "sumix_mixup",
-        "keras_cv_fouriermix",
-        "sumix_fmix",
-    )
-    maps = [(key, *named[key]) for key in order]
-    source = tf.data.Dataset.from_tensors(
-        {k: tf.constant(v) for k, v in batch.items()}
-    ).repeat()
-    entries = []
-    for key, label, fn in maps:
-        # The map function is traced here, once per entry.
-        dataset = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE
-        )
-        entries.append(_tf_data_entry(key, label, dataset))
-    return entries
+    for key, name in OUR_MIXERS.items():
+        maps[key] = (f"keras_sumix {name}", getattr(layers, name)(**kwargs))
+    return {key: maps[key] for key in ENTRY_ORDER}
 
 
-def _tf_data_entry(key: str, label: str, dataset: tf.data.Dataset) -> Entry:
+def _dataset_entry(key: str, label: str, section: str, dataset: Any) -> Entry:
     holder: dict[str, Any] = {}
 
-    def open_() -> Callable[[], Any]:
+    def open_() -> Callable[[], int]:
         iterator = iter(dataset)
         holder["iterator"] = iterator
-        return lambda: next(iterator)
+
+        def step() -> int:
+            return int(next(iterator)["images"].shape[0])
+
+        return step
 
     def close() -> None:
         holder.pop("iterator", None)
 
-    return Entry(key, label, "tf.data", open_, close)
+    return Entry(key, label, section, open_, close)
 
 
-def jit_entries(settings: Settings, batch: dict[str, np.ndarray]) -> list[Entry]:
-    """`layer.mix(images)` of our layers under `jax.jit` (stateless), plus
-    Keras core CutMix/MixUp called on the dict as references."""
-    import jax
+#: What each tf.data section runs, in words (the report quotes it).
+PIPELINES = {
+    "slices": (
+        "from_tensor_slices(pool).shuffle(pool).batch(B).repeat()"
+        ".map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
+    ),
+    "slices_drop": (
+        "from_tensor_slices(pool).shuffle(pool).batch(B, drop_remainder=True)"
+        ".repeat().map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
+    ),
+    "jpeg": (
+        "from_tensor_slices((jpeg_bytes, classes)).shuffle(pool)"
+        ".map(decode_jpeg + resize + /255 + one_hot, AUTOTUNE).batch(B).repeat()"
+        ".map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
+    ),
+    "constant": (
+        "from_tensors(one_batch).repeat().map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
+    ),
+}
+SECTION_TITLES = {
+    "slices": "tf.data: slices -> shuffle -> batch (unknown batch size)",
+    "slices_drop": "tf.data: slices -> shuffle -> batch(drop_remainder=True)",
+    "jpeg": "tf.data: JPEG decode + resize -> batch",
+    "constant": "tf.data: one constant batch repeated (not a training pipeline)",
+    "step": "compiled train step (MixupModel)",
+}
 
-    images = jax.numpy.asarray(batch["images"])
-    inputs = {k: jax.numpy.asarray(v) for k, v in batch.items()}
+
+def source_dataset(section: str, settings: Settings) -> Any:
+    """The batched, unmixed dataset of a tf.data section (dict elements)."""
+    import tensorflow as tf
+
+    batch, pool = settings.batch_size, settings.pool
+    if section in ("slices", "slices_drop"):
+        data = make_pool(settings, pool)
+        ds = tf.data.Dataset.from_tensor_slices(data)
+        ds = ds.shuffle(pool, seed=settings.seed)
+        return ds.batch(batch, drop_remainder=section == "slices_drop").repeat()
+    if section == "constant":
+        one = make_pool(settings, batch)
+        return tf.data.Dataset.from_tensors(
+            {k: tf.constant(v) for k, v in one.items()}
+        ).repeat()
+    if section == "jpeg":
+        encoded, classes = make_jpegs(settings)
+        size = (settings.height, settings.width)
+        classes_count = settings.num_classes
+
+        def decode(data: Any, label: Any) -> dict[str, Any]:
+            image = tf.io.decode_jpeg(data, channels=3)
+            image = tf.image.resize(image, size, method="bilinear") / 255.0
+            return {"images": image, "labels": tf.one_hot(label, classes_count)}
+
+        ds = tf.data.Dataset.from_tensor_slices((encoded, classes))
+        ds = ds.shuffle(len(encoded), seed=settings.seed)
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch).repeat()
+    raise ValueError(f"unknown tf.data section {section!r}")
+
+
+def tf_data_entries(settings: Settings, section: str) -> list[Entry]:
+    """The entries of one tf.data section: identity, ours and every peer,
+    each mapped on the section's batched dataset."""
+    import tensorflow as tf
+
+    source = source_dataset(section, settings)
     entries = []
-    for key, (label, layer) in our_layers(settings).items():
-        entries.append(
-            _jit_entry(f"jit_{key}", f"{label}.mix", layer, layer.mix, images)
+    for key, (label, fn) in layer_maps(settings).items():
+        # The map function is traced here, once per entry.
+        dataset = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
         )
-    for key, label, layer in (
-        ("jit_keras_cutmix", "keras.layers.CutMix", keras.layers.CutMix),
-        ("jit_keras_mixup", "keras.layers.MixUp", keras.layers.MixUp),
-    ):
-        instance = layer(seed=settings.seed)
-        entries.append(_jit_entry(key, f"{label} (dict)", instance, instance, inputs))
+        entries.append(_dataset_entry(key, label, section, dataset))
     return entries
-
-
-def _jit_entry(
-    key: str,
-    label: str,
-    layer: keras.layers.Layer,
-    fn: Callable[[Any], Any],
-    inputs: Any,
-) -> Entry:
-    import jax
-
-    variables = list(layer.variables)
-
-    def stateless(values: list[Any], inputs: Any) -> tuple[Any, list[Any]]:
-        mapping = list(zip(variables, values, strict=True))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            outputs = fn(inputs)
-        return outputs, [scope.get_current_value(v) for v in variables]
-
-    compiled = jax.jit(stateless)
-    holder: dict[str, Any] = {"state": [v.value for v in variables]}
-
-    def open_() -> Callable[[], Any]:
-        def step() -> Any:
-            outputs, holder["state"] = compiled(holder["state"], inputs)
-            return jax.block_until_ready(outputs)
-
-        return step
-
-    return Entry(key, label, "jit", open_)
 
 
 # ---------------------------------------------------------------------- #
@@ -299,14 +368,17 @@ def _busy_cpu_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _time(step: Callable[[], Any], count: int) -> tuple[float, float, float | None]:
-    """Run `count` steps; wall seconds, own CPU-seconds, and the mean number
-    of cores other processes kept busy meanwhile (None if unknown)."""
+def _time(
+    step: Callable[[], int], count: int
+) -> tuple[int, float, float, float | None]:
+    """Run `count` steps; images, wall seconds, own CPU-seconds, and the mean
+    number of cores other processes kept busy meanwhile (None if unknown)."""
     busy = _busy_cpu_seconds()
     cpu = time.process_time()
     start = time.perf_counter()
+    images = 0
     for _ in range(count):
-        step()
+        images += step()
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu
     other = None
@@ -315,11 +387,11 @@ def _time(step: Callable[[], Any], count: int) -> tuple[float, float, float | No
         now = _busy_cpu_seconds()
         if now is not None:
             other = max(0.0, (now - busy - cpu) / wall)
-    return wall, cpu, other
+    return images, wall, cpu, other
 
 
 def calibrate(entry: Entry, settings: Settings) -> None:
-    """Warm the entry up (tracing, compilation, pools) and choose how many
+    """Warm the entry up (tracing, pools, autotuning) and choose how many
     batches one timing takes: `--batches`, or enough for `--seconds`."""
     step = entry.open()
     try:
@@ -330,7 +402,7 @@ def calibrate(entry: Entry, settings: Settings) -> None:
             return
         count, elapsed = 0, 0.0
         while elapsed < min(0.5, settings.seconds / 4):
-            elapsed += _time(step, 1)[0]
+            elapsed += _time(step, 1)[1]
             count += 1
         per_batch = elapsed / count
         entry.batches = max(
@@ -346,10 +418,9 @@ def measure(entry: Entry, settings: Settings) -> None:
     try:
         for _ in range(settings.warmup):
             step()
-        wall, cpu, other = _time(step, entry.batches)
+        images, wall, cpu, other = _time(step, entry.batches)
     finally:
         entry.close()
-    images = entry.batches * settings.batch_size
     entry.img_s.append(images / wall)
     entry.cpu_img_s.append(images / cpu if cpu > 0 else float("nan"))
     entry.other_load.append(other)
@@ -363,18 +434,246 @@ def run(
     slow drift of the machine's load weighs on all entries alike."""
     for entry in entries:
         calibrate(entry, settings)
-        log(f"  calibrated {entry.pipeline:7s} {entry.label}: {entry.batches} batches")
+        log(f"  calibrated {entry.section:11s} {entry.label}: {entry.batches} batches")
     for repeat in range(settings.repeats):
         order = entries if repeat % 2 == 0 else list(reversed(entries))
         for entry in order:
             measure(entry, settings)
             other = entry.other_load[-1]
             log(
-                f"  round {repeat + 1}/{settings.repeats} {entry.pipeline:7s} "
+                f"  round {repeat + 1}/{settings.repeats} {entry.section:11s} "
                 f"{entry.label}: {entry.img_s[-1]:,.0f} img/s, "
                 f"{entry.cpu_img_s[-1]:,.0f} img/CPU-s"
                 + ("" if other is None else f", other load {other:.2f} cores")
             )
+
+
+# ---------------------------------------------------------------------- #
+# The compiled train step (one worker process per backend)
+# ---------------------------------------------------------------------- #
+def _no_mixing_layer() -> Any:
+    """A keras_sumix mixing layer that mixes nothing (`lam = 1`, identity
+    pairing): the MCE step without its mixing."""
+    from keras_sumix.layers.base import MixingLayer, MixResult
+
+    class NoMixing(MixingLayer):
+        def _mix(self, images: Any) -> MixResult:
+            ops = self.backend
+            images = ops.cast(ops.convert_to_tensor(images), self.compute_dtype)
+            n = ops.shape(images)[0]
+            return MixResult(
+                images,
+                ops.numpy.arange(n, dtype="int32"),
+                ops.numpy.ones((n,), dtype="float32"),
+            )
+
+    return NoMixing(seed=0)
+
+
+def _compiled_mix(layer: Any, images: Any) -> Callable[[], None]:
+    """`layer.mix(images)` compiled alone with the backend's compiler, as a
+    blocking call (JAX: stateless `jax.jit`; TensorFlow: XLA)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        variables = list(layer.variables)
+
+        def stateless(values: list[Any], inputs: Any) -> tuple[Any, list[Any]]:
+            mapping = list(zip(variables, values, strict=True))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                outputs = layer.mix(inputs)
+            return outputs, [scope.get_current_value(v) for v in variables]
+
+        compiled = jax.jit(stateless)
+        state = {"values": [v.value for v in variables]}
+
+        def call() -> None:
+            outputs, state["values"] = compiled(state["values"], images)
+            jax.block_until_ready(outputs)
+
+        return call
+    import tensorflow as tf
+
+    function = tf.function(layer.mix, jit_compile=True)
+
+    def call() -> None:
+        keras.tree.map_structure(lambda t: t.numpy(), tuple(function(images)))
+
+    return call
+
+
+def _time_calls(call: Callable[[], None], seconds: float) -> float:
+    """Median seconds per call over 5 timings of about `seconds / 5` each."""
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < min(0.2, seconds / 5) or count < 2:
+        call()
+        count += 1
+    per = (time.perf_counter() - start) / count
+    calls = max(1, round(seconds / 5 / per))
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples)
+
+
+def step_shares(mixed: Sequence[float], plain: Sequence[float]) -> dict[str, Any]:
+    """A mixer's share of the step from paired timings: `mixed[i]` (seconds
+    per step with the mixer) was taken right next to `plain[i]` (without
+    mixing), so a slow drift of the machine's load cancels in each pair.
+
+    Returns `step_share`, the median over pairs of `mixed / plain - 1`, and
+    every pair's value in `rounds_step_share`."""
+    pairs = [a / b - 1.0 for a, b in zip(mixed, plain, strict=True)]
+    return {"step_share": statistics.median(pairs), "rounds_step_share": pairs}
+
+
+def step_worker(settings: Settings) -> dict[str, Any]:
+    """Time the compiled MCE step with each mixer and without mixing, round-
+    robin, on the current backend; and each mixer's `mix` compiled alone."""
+    ks = keras_sumix
+    size, classes, batch = settings.step_size, settings.num_classes, settings.step_batch
+    rng = np.random.default_rng(settings.seed)
+    x = rng.random((batch, size, size, 3), dtype=np.float32)
+    y = rng.integers(0, classes, batch).astype("int32")
+    x_tensor = keras.ops.convert_to_tensor(x)
+    load_start = _loadavg()
+
+    def backbone() -> keras.Model:
+        if settings.quick:
+            return ks.models.small_cnn((size, size, 3), (8,))
+        return ks.models.resnet18_cifar((size, size, 3))
+
+    names = {"none": "no mixing", **{v: v for v in OUR_MIXERS.values()}}
+    models, first_step = {}, {}
+    for key in names:
+        keras.utils.set_random_seed(settings.seed)
+        mixer = (
+            _no_mixing_layer()
+            if key == "none"
+            else getattr(ks.layers, key)(seed=settings.seed)
+        )
+        model = ks.MixupModel(backbone(), classes, mixer)
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=True
+        )
+        start = time.perf_counter()
+        model.train_on_batch(x, y)  # traces and compiles
+        first_step[key] = time.perf_counter() - start
+        models[key] = model
+    times: dict[str, list[float]] = {key: [] for key in names}
+    paired: dict[str, list[float]] = {key: [] for key in names if key != "none"}
+
+    def timing(key: str) -> float:
+        start = time.perf_counter()
+        for _ in range(settings.step_steps):
+            models[key].train_on_batch(x, y)  # returns host values: synced
+        seconds = (time.perf_counter() - start) / settings.step_steps
+        times[key].append(seconds)
+        return seconds
+
+    # Every mixer's timing is paired with a no-mixing timing right next to
+    # it (before or after, alternately), round-robin over the mixers.
+    order = list(paired)
+    for r in range(settings.step_rounds):
+        for i, key in enumerate(order if r % 2 == 0 else order[::-1]):
+            if (i + r) % 2 == 0:
+                paired[key].append(timing("none"))
+                timing(key)
+            else:
+                timing(key)
+                paired[key].append(timing("none"))
+    alone = {}
+    for key in names:
+        if key == "none":
+            continue
+        layer = getattr(ks.layers, key)(seed=settings.seed)
+        alone[key] = _time_calls(_compiled_mix(layer, x_tensor), settings.step_seconds)
+    none = times["none"]
+    rows = []
+    for key, label in names.items():
+        row: dict[str, Any] = {
+            "mixer": key,
+            "label": label,
+            "seconds_per_step": statistics.median(times[key]),
+            "rounds_seconds": times[key],
+            "first_step_seconds": first_step[key],
+        }
+        if key != "none":
+            row.update(step_shares(times[key], paired[key]))
+            row["paired_none_seconds"] = paired[key]
+            row["mix_alone_seconds"] = alone[key]
+            row["mix_alone_share"] = alone[key] / statistics.median(none)
+        rows.append(row)
+    return {
+        "backend": keras.backend.backend(),
+        "compiler": COMPILER.get(keras.backend.backend(), "?"),
+        "date": _now(),
+        "loadavg_start": load_start,
+        "loadavg_end": _loadavg(),
+        "rows": rows,
+    }
+
+
+def _worker_flags(settings: Settings) -> list[str]:
+    flags = [
+        "--seed",
+        str(settings.seed),
+        "--num-classes",
+        str(settings.num_classes),
+        "--step-batch",
+        str(settings.step_batch),
+        "--step-rounds",
+        str(settings.step_rounds),
+        "--step-steps",
+        str(settings.step_steps),
+    ]
+    return flags + (["--quick"] if settings.quick else [])
+
+
+def run_step_section(settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """The `step` section: one worker process per backend, one after the
+    other (the Keras backend is fixed at import)."""
+    blocks = []
+    for backend in settings.step_backends:
+        log(f"  step: {backend} worker (compiles {1 + len(OUR_MIXERS)} models)")
+        command = [sys.executable, __file__, "--step-worker", *_worker_flags(settings)]
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{backend} step worker failed:\n{done.stderr[-3000:]}")
+        block = json.loads(done.stdout.strip().splitlines()[-1])
+        for row in block["rows"]:
+            share = row.get("step_share")
+            log(
+                f"  step {backend:10s} {row['label']:12s} "
+                f"{row['seconds_per_step']:.3f} s/step"
+                + ("" if share is None else f", share {100 * share:+.1f}%")
+                + (
+                    ""
+                    if "mix_alone_share" not in row
+                    else f", alone {1e3 * row['mix_alone_seconds']:.2f} ms"
+                    f" ({100 * row['mix_alone_share']:.2f}%)"
+                )
+            )
+        blocks.append(block)
+    return {
+        "title": SECTION_TITLES["step"],
+        "pipeline": (
+            f"MixupModel({'small_cnn' if settings.quick else 'resnet18_cifar'}, "
+            f"{settings.num_classes}, mixer).compile(SGD, jit_compile=True)"
+            f".train_on_batch at batch {settings.step_batch}, "
+            f"{settings.step_size}x{settings.step_size}x3"
+        ),
+        "batch_size": settings.step_batch,
+        "image_shape": [settings.step_size, settings.step_size, 3],
+        "rounds": settings.step_rounds,
+        "steps_per_timing": settings.step_steps,
+        "backends": blocks,
+    }
 
 
 # ---------------------------------------------------------------------- #
@@ -405,6 +704,10 @@ def _loadavg() -> list[float] | None:
         return None
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
 def layer_sources() -> dict[str, str]:
     """Short SHA-256 of each `keras_sumix/layers/*.py`, to tie the numbers to
     the code they measured."""
@@ -422,8 +725,7 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "loadavg_start": _loadavg(),
+        "date": _now(),
         "backend": keras.backend.backend(),
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
@@ -457,67 +759,139 @@ def _loads(values: Sequence[float | None]) -> list[float] | None:
     return known or None
 
 
-def build_report(
+def pipeline_section(
+    section: str,
     entries: Sequence[Entry],
     settings: Settings,
-    machine: dict[str, Any],
-    sources: dict[str, str],
-    jit_skipped: str | None,
+    dates: tuple[str, str],
+    loads: tuple[Any, Any],
 ) -> dict[str, Any]:
-    """Everything the JSON holds: settings, machine, the layer sources'
-    hashes, entries, goals."""
+    """One tf.data section of the report."""
     by_key = {e.key: e for e in entries}
-    identity, keras_cutmix = by_key.get("identity"), by_key.get("keras_cutmix")
-    jit_keras_cutmix = by_key.get("jit_keras_cutmix")
+    identity = by_key.get("identity")
+    keras_cutmix, keras_mixup = by_key.get("keras_cutmix"), by_key.get("keras_mixup")
     rows = []
     for entry in entries:
-        row: dict[str, Any] = {
-            "key": entry.key,
-            "label": entry.label,
-            "pipeline": entry.pipeline,
-            "batches_per_repeat": entry.batches,
-            "median_img_s": entry.median,
-            "repeats_img_s": entry.img_s,
-            "median_cpu_img_s": entry.cpu_median,
-            "repeats_cpu_img_s": entry.cpu_img_s,
-            "other_load_cores": _loads(entry.other_load),
-        }
-        if entry.pipeline == "tf.data":
-            row["x_identity"] = _ratio(entry, identity)
-            row["x_keras_cutmix"] = _ratio(entry, keras_cutmix)
-            row["x_keras_cutmix_cpu"] = _ratio(entry, keras_cutmix, cpu=True)
-            if not settings.quick and entry.key in ISSUE_REFERENCE_IMG_S:
-                row["issue_reference_img_s"] = ISSUE_REFERENCE_IMG_S[entry.key]
-        else:
-            row["x_same_layer_tf_data"] = _ratio(
-                entry, by_key.get(entry.key.removeprefix("jit_"))
-            )
-            row["x_keras_cutmix_jit"] = _ratio(entry, jit_keras_cutmix)
-        rows.append(row)
+        rows.append(
+            {
+                "key": entry.key,
+                "label": entry.label,
+                "batches_per_repeat": entry.batches,
+                "median_img_s": entry.median,
+                "repeats_img_s": entry.img_s,
+                "median_cpu_img_s": entry.cpu_median,
+                "repeats_cpu_img_s": entry.cpu_img_s,
+                "other_load_cores": _loads(entry.other_load),
+                "x_identity": _ratio(entry, identity),
+                "x_keras_cutmix": _ratio(entry, keras_cutmix),
+                "x_keras_cutmix_cpu": _ratio(entry, keras_cutmix, cpu=True),
+                "x_keras_mixup": _ratio(entry, keras_mixup),
+            }
+        )
+    info: dict[str, Any] = {
+        "title": SECTION_TITLES[section],
+        "pipeline": PIPELINES[section],
+        "batch_size": settings.batch_size,
+        "image_shape": [settings.height, settings.width, 3],
+        "repeats": settings.repeats,
+        "target_seconds": settings.seconds,
+        "date_start": dates[0],
+        "date_end": dates[1],
+        "loadavg_start": loads[0],
+        "loadavg_end": loads[1],
+        "entries": rows,
+    }
+    if section.startswith("slices"):
+        info["pool"] = settings.pool
+    if section == "jpeg":
+        info["pool"] = settings.jpeg_pool
+        info["jpeg_shape"] = list(settings.jpeg_shape)
+    return info
+
+
+def pipeline_goals(sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tf.data goals whose section is in the report."""
     goals = []
-    for key, reference, minimum in GOALS:
-        entry, ref = by_key[key], by_key[reference]
-        paired = [a / b for a, b in zip(entry.img_s, ref.img_s, strict=True)]
+    for section, key, reference, minimum, stretch in PIPELINE_GOALS:
+        if section not in sections:
+            continue
+        rows = {row["key"]: row for row in sections[section]["entries"]}
+        entry, ref = rows[key], rows[reference]
+        paired = [
+            a / b
+            for a, b in zip(entry["repeats_img_s"], ref["repeats_img_s"], strict=True)
+        ]
         ratio = statistics.median(paired)
         goals.append(
             {
+                "section": section,
                 "entry": key,
                 "reference": reference,
-                "goal": f"{entry.label} >= {minimum:g}x {ref.label}",
+                "goal": f"{entry['label']} >= {minimum:g}x {ref['label']}",
                 "minimum_ratio": minimum,
+                "stretch": stretch,
                 "ratio": ratio,
                 "per_round_ratios": paired,
-                "ratio_of_medians": _ratio(entry, ref),
-                "cpu_time_ratio": _ratio(entry, ref, cpu=True),
+                "ratio_of_medians": entry["median_img_s"] / ref["median_img_s"],
+                "cpu_time_ratio": entry["median_cpu_img_s"] / ref["median_cpu_img_s"],
                 "passed": ratio >= minimum,
             }
         )
+    return goals
+
+
+def step_goals(step: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One goal per backend and mixer: its share of the compiled step.
+
+    Judged on the mixer's `mix` compiled alone over the step without mixing:
+    the in-step difference (step with the mixer over step without, minus
+    one) is reported beside it, but on a shared CPU a resnet18_cifar step's
+    own round-to-round noise (+-10-20%) is far larger than a mixer's cost,
+    so that difference cannot resolve it."""
+    if step is None:
+        return []
+    goals = []
+    for block in step["backends"]:
+        for row in block["rows"]:
+            if row["mixer"] == "none":
+                continue
+            share = row["mix_alone_share"]
+            goals.append(
+                {
+                    "section": "step",
+                    "backend": block["backend"],
+                    "entry": row["mixer"],
+                    "goal": (
+                        f"{row['label']} <= {100 * STEP_SHARE_GOAL:g}% of the "
+                        f"{block['compiler']} MCE step ({block['backend']})"
+                    ),
+                    "maximum_share": STEP_SHARE_GOAL,
+                    "stretch": False,
+                    "share": share,
+                    "step_share": row["step_share"],
+                    "mix_alone_share": row["mix_alone_share"],
+                    "passed": share <= STEP_SHARE_GOAL,
+                }
+            )
+    return goals
+
+
+def build_report(
+    sections: dict[str, Any],
+    settings: Settings,
+    machine: dict[str, Any],
+    sources: dict[str, str],
+) -> dict[str, Any]:
+    """Everything the JSON holds: settings, machine, the layer sources'
+    hashes, the sections and the goals."""
+    goals = pipeline_goals(sections) + step_goals(sections.get("step"))
     return {
         "benchmark": "mixers",
+        "format": FORMAT,
         "settings": {
+            "batch_size": settings.batch_size,
             "image_shape": [settings.height, settings.width, 3],
             "dtype": "float32",
-            "batch_size": settings.batch_size,
             "num_classes": settings.num_classes,
             "labels": "one-hot",
             "warmup_batches": settings.warmup,
@@ -527,18 +901,21 @@ def build_report(
             "seed": settings.seed,
             "quick": settings.quick,
             "statistic": (
-                "img/s: median over repeats, taken round-robin over the entries "
-                "(direction alternating each round); img/CPU-s: images per "
-                "CPU-second of this process; goal ratio: median over rounds of "
-                "the entry's img/s over its reference's in the same round"
+                "img/s: median over repeats, taken round-robin over all tf.data "
+                "entries (direction alternating each round); img/CPU-s: images "
+                "per CPU-second of this process; goal ratio: median over rounds "
+                "of the entry's img/s over its reference's in the same round; "
+                "step share: median over rounds of (step with the mixer / step "
+                "without mixing timed next to it - 1), and the mixer compiled "
+                "alone over the median step without mixing (what the step goal "
+                "judges)"
             ),
         },
         "machine": machine,
         "layer_sources_sha256": sources,
-        "jit_skipped": jit_skipped,
-        "entries": rows,
+        "sections": sections,
         "goals": goals,
-        "all_goals_passed": all(g["passed"] for g in goals),
+        "all_goals_passed": all(g["passed"] for g in goals if not g["stretch"]),
     }
 
 
@@ -552,76 +929,136 @@ def _fmt_ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
-def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The report as (title, header, rows) tables for the console and MD."""
-    quick = report["settings"]["quick"]
-    tf_rows, jit_rows = [], []
-    for row in report["entries"]:
-        spread = (
-            f"{_fmt_rate(min(row['repeats_img_s']))}-"
-            f"{_fmt_rate(max(row['repeats_img_s']))}"
-        )
-        common = [
-            row["label"],
-            _fmt_rate(row["median_img_s"]),
-            spread,
-            _fmt_rate(row["median_cpu_img_s"]),
-        ]
-        if row["pipeline"] == "tf.data":
-            cells = [
-                *common,
-                _fmt_ratio(row["x_identity"]),
-                _fmt_ratio(row["x_keras_cutmix"]),
-                _fmt_ratio(row["x_keras_cutmix_cpu"]),
-            ]
-            if not quick:
-                cells.append(_fmt_rate(row.get("issue_reference_img_s")))
-            tf_rows.append(cells)
-        else:
-            jit_rows.append(
+def _fmt_share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def _verdict(goal: dict[str, Any]) -> str:
+    verdict = "PASS" if goal["passed"] else "FAIL"
+    return verdict + (" (stretch)" if goal["stretch"] else "")
+
+
+def tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """The report as (title, caption, header, rows) tables for the console
+    and the Markdown."""
+    out = []
+    for key, section in report["sections"].items():
+        if key == "step":
+            continue
+        rows = []
+        for row in section["entries"]:
+            spread = (
+                f"{_fmt_rate(min(row['repeats_img_s']))}-"
+                f"{_fmt_rate(max(row['repeats_img_s']))}"
+            )
+            loads = row["other_load_cores"]
+            rows.append(
                 [
-                    *common,
-                    _fmt_ratio(row["x_same_layer_tf_data"]),
-                    _fmt_ratio(row["x_keras_cutmix_jit"]),
+                    row["label"],
+                    _fmt_rate(row["median_img_s"]),
+                    spread,
+                    _fmt_rate(row["median_cpu_img_s"]),
+                    _fmt_ratio(row["x_identity"]),
+                    _fmt_ratio(row["x_keras_cutmix"]),
+                    _fmt_ratio(row["x_keras_cutmix_cpu"]),
+                    _fmt_ratio(row["x_keras_mixup"]),
+                    "-" if not loads else f"{statistics.median(loads):.2f}",
                 ]
             )
-    rates = ["Entry", "img/s (median)", "min-max", "img/CPU-s"]
-    tf_header = [*rates, "x identity", "x keras CutMix", "(CPU-time)"]
-    if not quick:
-        tf_header.append("issue ref img/s")
-    out = [("tf.data (map + prefetch)", tf_header, tf_rows)]
-    if jit_rows:
-        jit_header = [*rates, "x same layer in tf.data", "x keras CutMix (jit)"]
-        out.append(("jax.jit (stateless)", jit_header, jit_rows))
-    goal_rows = [
-        [
-            goal["goal"],
-            _fmt_ratio(goal["ratio"]),
-            " ".join(_fmt_ratio(r) for r in goal["per_round_ratios"]),
-            _fmt_ratio(goal["ratio_of_medians"]),
-            _fmt_ratio(goal["cpu_time_ratio"]),
-            "PASS" if goal["passed"] else "FAIL",
+        header = [
+            "Entry",
+            "img/s (median)",
+            "min-max",
+            "img/CPU-s",
+            "x identity",
+            "x keras CutMix",
+            "(CPU-time)",
+            "x keras MixUp",
+            "other load",
         ]
-        for goal in report["goals"]
-    ]
-    goal_header = [
-        "Goal (tf.data)",
-        "ratio",
-        "per round",
-        "of medians",
-        "CPU-time",
-        "result",
-    ]
-    out.append(("Goals", goal_header, goal_rows))
+        caption = (
+            f"`{section['pipeline']}`, B = {section['batch_size']}, "
+            f"{'x'.join(map(str, section['image_shape']))} float32; "
+            f"{section['date_start']}, load average {section['loadavg_start']} "
+            f"-> {section['loadavg_end']}."
+        )
+        out.append((section["title"], caption, header, rows))
+    step = report["sections"].get("step")
+    if step:
+        rows = []
+        for block in step["backends"]:
+            for row in block["rows"]:
+                rows.append(
+                    [
+                        block["backend"],
+                        row["label"],
+                        f"{row['seconds_per_step']:.3f}",
+                        _fmt_share(row.get("step_share")),
+                        " ".join(
+                            _fmt_share(s) for s in row.get("rounds_step_share", [])
+                        )
+                        or "-",
+                        "-"
+                        if "mix_alone_seconds" not in row
+                        else f"{1e3 * row['mix_alone_seconds']:.2f}",
+                        "-"
+                        if "mix_alone_share" not in row
+                        else f"{100 * row['mix_alone_share']:.2f}%",
+                    ]
+                )
+        header = [
+            "backend",
+            "mixer",
+            "s/step (median)",
+            "step vs no mixing",
+            "per round",
+            "mix alone (ms)",
+            "mix alone / step",
+        ]
+        loads = ", ".join(
+            f"{b['backend']} {b['loadavg_start']} -> {b['loadavg_end']}"
+            for b in step["backends"]
+        )
+        caption = (
+            f"`{step['pipeline']}`; {step['rounds']} round(s) of "
+            f"{step['steps_per_timing']} step(s) per timing, round-robin over "
+            "the mixers, each timing paired with a no-mixing one right next "
+            f"to it, after one compiling step; load average {loads}."
+        )
+        out.append((step["title"], caption, header, rows))
+    goal_rows = []
+    for goal in report["goals"]:
+        if goal["section"] == "step":
+            goal_rows.append(
+                [
+                    goal["goal"],
+                    f"{100 * goal['share']:.1f}%",
+                    f"step {_fmt_share(goal['step_share'])}, alone "
+                    f"{100 * goal['mix_alone_share']:.2f}%",
+                    _verdict(goal),
+                ]
+            )
+        else:
+            goal_rows.append(
+                [
+                    f"{goal['goal']} ({goal['section']})",
+                    _fmt_ratio(goal["ratio"]),
+                    "per round "
+                    + " ".join(_fmt_ratio(r) for r in goal["per_round_ratios"])
+                    + f"; CPU-time {_fmt_ratio(goal['cpu_time_ratio'])}",
+                    _verdict(goal),
+                ]
+            )
+    out.append(("Goals", "", ["Goal", "measured", "detail", "result"], goal_rows))
     return out
 
 
 def format_text(report: dict[str, Any]) -> str:
     """Plain-text tables for the console."""
     lines = []
-    for title, header, rows in tables(report):
+    for title, caption, header, rows in tables(report):
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines.append(f"\n{title}")
+        lines.append(f"\n{title}" + (f"\n{caption}" if caption else ""))
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         lines.append("  ".join("-" * w for w in widths))
         for row in rows:
@@ -630,8 +1067,6 @@ def format_text(report: dict[str, Any]) -> str:
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             ]
             lines.append("  ".join(cells))
-    if report["jit_skipped"]:
-        lines.append(f"\njax.jit entries skipped: {report['jit_skipped']}")
     if report["settings"]["quick"]:
         lines.append(f"\n{QUICK_NOTE}")
     return "\n".join(lines)
@@ -640,44 +1075,44 @@ def format_text(report: dict[str, Any]) -> str:
 def format_markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown document."""
     settings, machine = report["settings"], report["machine"]
-    h, w, c = settings["image_shape"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     lines = [
         "# Mixer throughput" + (" (quick smoke run)" if settings["quick"] else ""),
         "",
-        f"Generated by `benchmarks/mixers.py` on {machine['date']}.",
+        f"Generated by `benchmarks/mixers.py` (last run {machine['date']}).",
         "",
-        f"- Batch: {settings['batch_size']} x {h}x{w}x{c} float32, "
-        f"{settings['num_classes']}-class one-hot labels, one fixed batch "
-        "repeated (input generation not timed).",
-        f"- Backend: `KERAS_BACKEND={machine['backend']}`; {versions}.",
+        f"- Data: float32 images, {settings['num_classes']}-class one-hot labels; "
+        "each tf.data section says its pipeline; every layer is mapped with "
+        "`num_parallel_calls=AUTOTUNE` on the batched dataset.",
+        f"- Backend: `KERAS_BACKEND={machine['backend']}` (layers switch to "
+        f"TensorFlow ops inside tf.data); {versions}.",
         f"- Machine: {machine['cpu_usable']} usable of {machine['cpu_count']} "
         f"CPUs ({machine['cpu_model']}), shared; {machine['platform']}.",
-        f"- Median of {settings['repeats']} repeats, taken round-robin over the "
-        f"entries (direction alternating) after {settings['warmup_batches']} "
-        "warm-up batches; compare ratios, not absolute numbers. img/CPU-s counts "
-        "this process's CPU time, which other work on the machine disturbs less.",
+        f"- tf.data: median of {settings['repeats']} repeats, round-robin over "
+        "all tf.data entries (direction alternating) after "
+        f"{settings['warmup_batches']} warm-up batches, about "
+        f"{settings['target_seconds']:g} s each; compare ratios, not absolute "
+        "numbers. img/CPU-s counts this process's CPU time, which other work "
+        "disturbs less; other load: cores other processes kept busy.",
         "- Goal ratio: median over rounds of the entry's img/s over its "
         "reference's in the same round (references are timed next to the "
         "entries they judge).",
+        "- Step share: (step with the mixer) / (step without mixing, timed "
+        "right next to it) - 1, median over rounds; `mix alone`: the mixer's "
+        "`mix` compiled by "
+        "itself at the step's shape, over the step without mixing. A step goal "
+        "is judged on the latter: the step's own noise (+-10-20% per round on "
+        "this shared CPU) hides the in-step difference.",
+        "",
     ]
-    loads = [v for row in report["entries"] for v in (row["other_load_cores"] or [])]
-    if loads:
-        lines.append(
-            f"- Other processes kept {statistics.median(loads):.2f} cores busy "
-            f"(median over timings; max {max(loads):.2f}); load average "
-            f"{machine.get('loadavg_start')} at start, "
-            f"{machine.get('loadavg_end')} at end."
-        )
-    lines.append("")
-    for title, header, rows in tables(report):
+    for title, caption, header, rows in tables(report):
         lines += [f"## {title}", ""]
+        if caption:
+            lines += [caption, ""]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
-    if report["jit_skipped"]:
-        lines += [f"jax.jit entries skipped: {report['jit_skipped']}", ""]
     if settings["quick"]:
         lines += [QUICK_NOTE, ""]
     return "\n".join(lines)
@@ -686,6 +1121,16 @@ def format_markdown(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- #
 # Entry point
 # ---------------------------------------------------------------------- #
+def _names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {unknown}; expected some of {list(allowed)}"
+        )
+    return names
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -693,7 +1138,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="smoke run: 32x32 images, batch 8, 3 batches, 1 repeat, every "
-        f"entry; writes {QUICK_OUTPUT.name} unless --output is given",
+        "entry, a tiny CNN in the train step (JAX only unless --step-backends); "
+        f"writes {QUICK_OUTPUT.name} unless --output is given",
+    )
+    parser.add_argument(
+        "--sections",
+        type=lambda t: _names(t, SECTIONS, "sections"),
+        default=None,
+        help=f"comma-separated, of {', '.join(SECTIONS)} (default: "
+        f"{','.join(DEFAULT_SECTIONS)})",
+    )
+    parser.add_argument(
+        "--step-backends",
+        type=lambda t: _names(t, STEP_BACKENDS, "backends"),
+        default=None,
+        help="backends of the step section (default: jax,tensorflow; jax with --quick)",
+    )
+    parser.add_argument(
+        "--no-jit",
+        action="store_true",
+        help="skip the compiled train-step section (as leaving `step` out of "
+        "--sections)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the sections (and step backends) not run from the existing "
+        "output JSON",
     )
     parser.add_argument(
         "--output",
@@ -721,7 +1192,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warmup",
         type=int,
         default=None,
-        help="warm-up batches before each timing (default: 5)",
+        help="warm-up batches before each timing (default: 3)",
     )
     parser.add_argument(
         "--batches",
@@ -733,15 +1204,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seconds",
         type=float,
-        default=4.0,
-        help="target duration of one timing in seconds (default: 4)",
+        default=3.0,
+        help="target duration of one timing in seconds (default: 3)",
+    )
+    parser.add_argument(
+        "--step-batch",
+        type=int,
+        default=None,
+        help="batch of the train step (default: 128)",
+    )
+    parser.add_argument(
+        "--step-rounds",
+        type=int,
+        default=None,
+        help="round-robin rounds of the train step (default: 3)",
+    )
+    parser.add_argument(
+        "--step-steps",
+        type=int,
+        default=None,
+        help="steps per timing of the train step (default: 1)",
     )
     parser.add_argument(
         "--seed", type=int, default=1337, help="data and layer seed (default: 1337)"
     )
-    parser.add_argument(
-        "--no-jit", action="store_true", help="skip the jax.jit entries"
-    )
+    parser.add_argument("--step-worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -752,15 +1239,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             height=32,
             width=32,
             batch_size=8,
-            warmup=2,
+            pool=20,
+            jpeg_pool=12,
+            jpeg_shape=(40, 48),
+            warmup=1,
             batches=3,
             repeats=1,
             quick=True,
+            step_backends=("jax",),
+            step_batch=8,
+            step_rounds=1,
+            step_seconds=0.2,
         )
     else:
         base = Settings()
+    sections = args.sections or base.sections
+    if args.no_jit:
+        sections = tuple(s for s in sections if s != "step")
     size = args.size
-    return Settings(
+    return replace(
+        base,
         height=size or base.height,
         width=size or base.width,
         batch_size=args.batch_size or base.batch_size,
@@ -770,49 +1268,68 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         seconds=args.seconds,
         repeats=args.repeats or base.repeats,
         seed=args.seed,
-        quick=base.quick,
+        sections=sections,
+        step_backends=args.step_backends or base.step_backends,
+        step_batch=args.step_batch or base.step_batch,
+        step_rounds=args.step_rounds or base.step_rounds,
+        step_steps=args.step_steps or base.step_steps,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Run the benchmark, print the tables, write JSON and Markdown.
 
-    Returns the report (the JSON's content).
+    Returns the report (the JSON's content); None in a step worker, which
+    prints its block as the last line of its output instead.
     """
     args = parse_args(argv)
     settings = settings_from_args(args)
-    # Hashed now: keras_sumix was imported (and the layers traced) from these.
+    if args.step_worker:
+        print(json.dumps(step_worker(settings)), flush=True)
+        return None
+    # Hashed now: keras_sumix was imported from these.
     sources = layer_sources()
     output = args.output or (QUICK_OUTPUT if settings.quick else DEFAULT_OUTPUT)
 
     def log(message: str) -> None:
         print(message, flush=True)
 
-    backend = keras.backend.backend()
-    log(
-        f"KERAS_BACKEND={backend}; batch {settings.batch_size} x "
-        f"{settings.height}x{settings.width}x3 float32; {settings.repeats} repeat(s)"
-    )
-    batch = make_batch(settings)
-    entries = tf_data_entries(settings, batch)
-    jit_skipped = None
-    if args.no_jit:
-        jit_skipped = "--no-jit"
-    elif backend != "jax":
-        jit_skipped = f"needs KERAS_BACKEND=jax (ran with {backend})"
-    else:
-        entries += jit_entries(settings, batch)
     machine = machine_info()
-    run(entries, settings, log)
-    machine["loadavg_end"] = _loadavg()
-
-    report = build_report(entries, settings, machine, sources, jit_skipped)
+    log(
+        f"KERAS_BACKEND={machine['backend']}; sections {','.join(settings.sections)}; "
+        f"batch {settings.batch_size} x {settings.height}x{settings.width}x3 "
+        f"float32; {settings.repeats} repeat(s); load average {_loadavg()}"
+    )
+    sections: dict[str, Any] = {}
+    if args.merge and output.exists():
+        previous = json.loads(output.read_text())
+        if previous.get("format") == FORMAT:
+            sections.update(previous["sections"])
+    pipelines = [s for s in settings.sections if s in PIPELINE_SECTIONS]
+    if pipelines:
+        entries = [e for s in pipelines for e in tf_data_entries(settings, s)]
+        start, load = _now(), _loadavg()
+        run(entries, settings, log)
+        dates, loads = (start, _now()), (load, _loadavg())
+        for section in pipelines:
+            ours = [e for e in entries if e.section == section]
+            sections[section] = pipeline_section(section, ours, settings, dates, loads)
+    if "step" in settings.sections:
+        step = run_step_section(settings, log)
+        if "step" in sections:
+            # --merge: the backends not run now are kept.
+            ran = {block["backend"] for block in step["backends"]}
+            kept = [b for b in sections["step"]["backends"] if b["backend"] not in ran]
+            step["backends"] = sorted(
+                kept + step["backends"],
+                key=lambda b: STEP_BACKENDS.index(b["backend"]),
+            )
+        sections["step"] = step
+    sections = {key: sections[key] for key in SECTIONS if key in sections}
+    report = build_report(sections, settings, machine, sources)
     log(format_text(report))
     for goal in report["goals"]:
-        log(
-            f"{'PASS' if goal['passed'] else 'FAIL'}: {goal['goal']} "
-            f"(measured {_fmt_ratio(goal['ratio'])})"
-        )
+        log(f"{_verdict(goal)}: {goal['goal']}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     output.with_suffix(".md").write_text(format_markdown(report))

@@ -6,8 +6,20 @@ it so that machine noise hits them alike. Reported as ratios to the MCE step.
 
     python benchmarks/step_overhead.py                 # ResNet-18 (CIFAR), batch 32
     python benchmarks/step_overhead.py --quick         # tiny CNN, seconds
+    python benchmarks/step_overhead.py --backbone deit_small --batch 8 --memory
 
-Writes `benchmarks/results/step_overhead.json` and `.md`.
+`--backbone deit_small` / `swin_tiny` time the paper's transformers in a
+CPU-sized setting: the full networks (DeiT-S: 12 layers, width 384; Swin-T:
+width 96, depths 2-2-6-2) on 32x32 images, DeiT-S with 4x4 patches (64
+patches and the class token), Swin-T with 2x2 patches and 2x2 windows (token
+grids 16, 8, 4, 2), AdamW; `--quick` makes them one-layer toys. `--memory`
+adds, per backend, the peak memory of the MCE and SUMix steps, each model in
+a process of its own: the growth of the peak resident set size (RSS) over the
+RSS of the built, compiled-for-nothing-yet model, through warm-up and two
+steps (compilation included), and SUMix's ratio to MCE.
+
+Writes `benchmarks/results/step_overhead.json` and `.md`
+(`step_overhead_<backbone>.json` for another backbone).
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,35 +45,116 @@ VARIANTS = {
 }
 
 
-def _worker(args: argparse.Namespace) -> dict:
-    """Time the three variants on the current backend; return a dict."""
+BACKBONES = ("resnet18_cifar", "deit_small", "swin_tiny")
+TRANSFORMERS = ("deit_small", "swin_tiny")
+# The CPU-sized settings of the transformers (see the module docstring).
+_CPU_SIZED = {
+    "deit_small": {"image_size": 32, "patch_size": 4},
+    "swin_tiny": {"image_size": 32, "patch_size": 2, "window_size": 2},
+}
+_TOY = {
+    "deit_small": {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "mlp_dim": 32},
+    "swin_tiny": {
+        "window_size": 4,
+        "embed_dim": 8,
+        "depths": (1, 1),
+        "num_heads": (1, 2),
+    },
+}
+
+
+def _backbone(args: argparse.Namespace):
     import keras
-    import numpy as np
 
     import keras_sumix as ks
 
-    def backbone():
+    if args.backbone in TRANSFORMERS:
+        kwargs = dict(_CPU_SIZED[args.backbone])
         if args.quick:
-            inputs = keras.Input((32, 32, 3))
-            x = keras.layers.Conv2D(16, 3, padding="same")(inputs)
-            x = keras.layers.BatchNormalization()(x)
-            return keras.Model(inputs, keras.layers.Activation("relu")(x))
-        return ks.models.resnet18_cifar()
+            kwargs.update(_TOY[args.backbone])
+        return getattr(ks.models, args.backbone)(**kwargs)
+    if args.quick:
+        inputs = keras.Input((32, 32, 3))
+        x = keras.layers.Conv2D(16, 3, padding="same")(inputs)
+        x = keras.layers.BatchNormalization()(x)
+        return keras.Model(inputs, keras.layers.Activation("relu")(x))
+    return ks.models.resnet18_cifar()
+
+
+def _build(args: argparse.Namespace, key: str):
+    """One variant's model, compiled (the transformers with AdamW, as their
+    recipes; the CNNs with SGD)."""
+    import keras
+
+    import keras_sumix as ks
+
+    keras.utils.set_random_seed(0)
+    alpha = 2.0 if args.backbone in TRANSFORMERS else 0.2  # the paper's CutMix
+    mixer = ks.layers.CutMix(alpha=alpha, seed=0)
+    if key == "mce":
+        model = ks.MixupModel(_backbone(args), 100, mixer)
+    else:
+        model = ks.SUMixModel(
+            _backbone(args), 100, mixer, raw_pass_gradient=key == "sumix"
+        )
+    if args.backbone in TRANSFORMERS:
+        optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.05)
+    else:
+        optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def _batch(args: argparse.Namespace):
+    import numpy as np
 
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, 32, 32, 3), dtype="float32")
-    y = rng.integers(0, 100, args.batch).astype("int32")
+    return x, rng.integers(0, 100, args.batch).astype("int32")
+
+
+def _rss_mb() -> float:
+    """The current resident set size, MiB (Linux)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("VmRSS not found in /proc/self/status")  # pragma: no cover
+
+
+def _peak_mb() -> float:
+    """The peak resident set size of this process so far, MiB (Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _memory_worker(args: argparse.Namespace) -> dict:
+    """Peak memory of one variant's training steps, in a fresh process."""
+    import keras
+
+    x, y = _batch(args)
+    model = _build(args, args.memory_variant)
+    model.build((None, *x.shape[1:]))
+    base = _rss_mb()
+    for _ in range(args.warmup + 2):
+        model.train_on_batch(x, y)
+    peak = _peak_mb()
+    return {
+        "backend": keras.backend.backend(),
+        "variant": args.memory_variant,
+        "rss_built_mb": base,
+        "peak_rss_mb": peak,
+        "step_peak_mb": max(peak - base, 0.0),
+    }
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    """Time the three variants on the current backend; return a dict."""
+    import keras
+
+    x, y = _batch(args)
     models = {}
     for key in VARIANTS:
-        keras.utils.set_random_seed(0)
-        mixer = ks.layers.CutMix(alpha=0.2, seed=0)
-        if key == "mce":
-            model = ks.MixupModel(backbone(), 100, mixer)
-        else:
-            model = ks.SUMixModel(
-                backbone(), 100, mixer, raw_pass_gradient=key == "sumix"
-            )
-        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        model = _build(args, key)
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
         models[key] = model
@@ -79,8 +173,8 @@ def _worker(args: argparse.Namespace) -> dict:
     }
 
 
-def _run_backend(backend: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--worker", *_shared_flags(args)]
+def _subprocess(backend: str, flags: list[str]) -> dict:
+    command = [sys.executable, __file__, *flags]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -88,17 +182,52 @@ def _run_backend(backend: str, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _run_backend(backend: str, args: argparse.Namespace) -> dict:
+    row = _subprocess(backend, ["--worker", *_shared_flags(args)])
+    if args.memory:
+        memory = {
+            key: _subprocess(backend, ["--memory-variant", key, *_shared_flags(args)])
+            for key in ("mce", "sumix")
+        }
+        row["memory"] = {
+            **memory,
+            "sumix_to_mce_step_peak": memory["sumix"]["step_peak_mb"]
+            / max(memory["mce"]["step_peak_mb"], 1e-9),
+            "sumix_to_mce_peak_rss": memory["sumix"]["peak_rss_mb"]
+            / memory["mce"]["peak_rss_mb"],
+        }
+    return row
+
+
 def _shared_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--batch", str(args.batch), "--steps", str(args.steps)]
-    flags += ["--warmup", str(args.warmup)]
+    flags += ["--warmup", str(args.warmup), "--backbone", args.backbone]
     return flags + (["--quick"] if args.quick else [])
+
+
+def _setting(report: dict) -> str:
+    backbone = report["backbone"]
+    if backbone in ("deit_small", "swin_tiny"):
+        sized = {
+            "deit_small": "DeiT-S (full size) with 4x4 patches",
+            "swin_tiny": "Swin-T (full size) with 2x2 patches and 2x2 windows",
+        }[backbone]
+        if report.get("quick"):
+            sized = f"a one-layer {backbone} toy"
+        return f"Backbone: {sized}, CutMix(alpha=2.0), AdamW"
+    return f"Backbone: {backbone}, CutMix(alpha=0.2), SGD"
 
 
 def _markdown(report: dict) -> str:
     lines = [
-        f"Backbone: {report['backbone']}, CutMix(alpha=0.2), batch {report['batch']}, "
-        f"32x32, SGD; median of {report['steps']} steps after {report['warmup']} "
-        "warm-up steps; CPU, 2 cores.",
+        f"{_setting(report)}, batch {report['batch']}, 32x32; median of "
+        f"{report['steps']} steps after {report['warmup']} warm-up steps; CPU, "
+        f"{report['machine']['cpus']} cores"
+        + (
+            f", load average {report['load']:.1f} at the start."
+            if "load" in report
+            else "."
+        ),
         "",
         "| backend | MCE s/step | SUMix s/step | SUMix / MCE (goal <= 2.1) "
         "| fast SUMix s/step | fast / MCE (goal <= 1.6) |",
@@ -112,6 +241,30 @@ def _markdown(report: dict) -> str:
             f"{s['sumix_fast']:.3f} | {r['sumix_fast']:.2f}x "
             f"{'PASS' if r['sumix_fast'] <= GOALS['sumix_fast'] else 'FAIL'} |"
         )
+    if any("memory" in row for row in report["backends"]):
+        lines += [
+            "",
+            "| backend | MCE peak RSS MiB (step growth) | SUMix peak RSS MiB (step "
+            "growth) | SUMix / MCE, step growth | SUMix / MCE, peak RSS |",
+            "|---|---|---|---|---|",
+        ]
+        for row in report["backends"]:
+            m = row.get("memory")
+            if not m:
+                continue
+            lines.append(
+                f"| {row['backend']} | {m['mce']['peak_rss_mb']:.0f} "
+                f"({m['mce']['step_peak_mb']:.0f}) | {m['sumix']['peak_rss_mb']:.0f} "
+                f"({m['sumix']['step_peak_mb']:.0f}) | "
+                f"{m['sumix_to_mce_step_peak']:.2f}x | "
+                f"{m['sumix_to_mce_peak_rss']:.2f}x |"
+            )
+        lines += [
+            "",
+            "Memory: each model in a process of its own; step growth = peak RSS "
+            "through the warm-up and two steps (compilation included) minus the "
+            "RSS of the built model.",
+        ]
     lines += [
         "",
         "Fast SUMix = `raw_pass_gradient=False`: the clean pass runs forward only "
@@ -119,6 +272,30 @@ def _markdown(report: dict) -> str:
         "pass alone; the corrected lam is unchanged (it never carries gradient).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _merge(paths: list[Path], output: Path | None) -> dict:
+    """One report from single-backend reports of the same setting; `load` is
+    the highest load average any of them started at."""
+    reports = [json.loads(path.read_text()) for path in paths]
+    keys = ("backbone", "batch", "steps", "warmup", "setting", "quick")
+    first = reports[0]
+    for other in reports[1:]:
+        differ = [k for k in keys if other.get(k) != first.get(k)]
+        if differ:
+            raise SystemExit(f"cannot merge reports that differ in {differ}")
+    report = {
+        **first,
+        "load": max(r.get("load", 0.0) for r in reports),
+        "backends": [row for r in reports for row in r["backends"]],
+    }
+    if output is None:
+        raise SystemExit("--merge needs --output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    output.with_suffix(".md").write_text(_markdown(report))
+    print(_markdown(report))
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -129,19 +306,41 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet18_cifar")
+    parser.add_argument(
+        "--memory", action="store_true", help="also the peak memory, MCE vs SUMix"
+    )
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="merge reports of single backends (run one after another) into "
+        "--output instead of running",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 8
     if args.worker:
         print(json.dumps(_worker(args)))
         return None
+    if args.memory_variant:
+        print(json.dumps(_memory_worker(args)))
+        return None
+    if args.merge:
+        return _merge(args.merge, args.output)
     unknown = set(args.backends) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    transformer = args.backbone in TRANSFORMERS
     report = {
-        "backbone": "tiny CNN" if args.quick else "resnet18_cifar",
+        "backbone": "tiny CNN" if args.quick and not transformer else args.backbone,
+        "quick": args.quick,
+        "setting": dict(_CPU_SIZED.get(args.backbone, {})),
+        "load": os.getloadavg()[0],
         "batch": args.batch,
         "steps": args.steps,
         "warmup": args.warmup,
@@ -151,7 +350,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         "variants": VARIANTS,
         "backends": [_run_backend(b, args) for b in args.backends],
     }
-    name = "step_overhead_quick" if args.quick else "step_overhead"
+    name = "step_overhead"
+    if args.backbone != "resnet18_cifar":
+        name += f"_{args.backbone}"
+    if args.quick:
+        name += "_quick"
     output = args.output or RESULTS / f"{name}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2))

@@ -35,9 +35,11 @@ def run(
     parser.add_argument("--data-dir", help="dataset folder (or TFDS data_dir)")
     parser.add_argument(
         "--weights",
-        default="none",
+        default=None,
         help="'none' (random init, offline), a local .weights.h5 file, or "
-        "hub:<keras_hub preset>, e.g. hub:resnet_18_imagenet",
+        "hub:<keras-hub preset>: a name, e.g. hub:resnet_18_imagenet (a "
+        "download from Kaggle), or a local preset directory, hub:DIR "
+        "(default: the recipe's, random init for most)",
     )
     parser.add_argument("--mixer", default="cutmix")
     parser.add_argument("--sumix", action=argparse.BooleanOptionalAction, default=True)
@@ -67,6 +69,8 @@ def run(
     if args.smoke:
         overrides.update(smoke)
     config = TrainConfig.from_recipe(args.recipe, **overrides)
+    if args.weights == "none":  # random init, even for a recipe with weights
+        config.weights = None
     results = train(config, verbose=0 if args.smoke else "auto")
     print(f"test top-1 {100 * results['test_top1']:.2f}% ({config.output_dir})")
     return results

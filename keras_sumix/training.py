@@ -22,7 +22,7 @@ from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
 from keras_sumix.data.directories import _tensorflow
 from keras_sumix.layers import MIXERS, get_mixer
 from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
-from keras_sumix.recipes import PAPER_ALPHA, RECIPES
+from keras_sumix.recipes import RECIPES, paper_alpha, paper_gamma
 
 DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet")
 BACKBONES = (
@@ -32,8 +32,25 @@ BACKBONES = (
     "wide_resnet28_8",
     "resnet18",
     "resnext50_32x4d",
+    "deit_small",
+    "swin_tiny",
 )
-PIPELINES = ("cifar", "tiny_imagenet", "fine_grained")
+#: Vision-transformer backbones (their mixing alphas differ, `paper_alpha`).
+TRANSFORMERS = ("deit_small", "swin_tiny")
+PIPELINES = ("cifar", "tiny_imagenet", "fine_grained", "cifar_vit")
+OPTIMIZERS = ("sgd", "adamw")
+# AdamW leaves these out of weight decay, as the reference configs do: norm
+# layers (gamma, beta), biases, the class token, the position embeddings
+# (keras-hub's ViT names them "embeddings") and Swin's relative position
+# bias. Keras matches the patterns against the variable *names*.
+_NO_WEIGHT_DECAY = (
+    "bias",
+    "gamma",
+    "beta",
+    "class_token",
+    "embeddings",
+    "relative_position",
+)
 
 
 @dataclass
@@ -44,14 +61,23 @@ class TrainConfig:
         dataset: one of `DATASETS`. data_dir: where the dataset lies
             (TFDS `data_dir` for cifar100 / cub without a local layout).
         backbone: one of `BACKBONES`. weights: local `.weights.h5` for it,
-            or `"hub:<preset>"` for a keras_hub preset's backbone instead.
-        mixer: mixer name; alpha: its Beta concentration (None: the paper's).
+            or `"hub:<preset>"` for a keras-hub preset's backbone instead
+            (a preset name, downloaded by keras-hub, or a local preset
+            directory; see `keras_sumix.models.from_hub`).
+        mixer: mixer name; alpha: its Beta concentration (None: the paper's
+            for CNNs or for transformers, `keras_sumix.recipes.paper_alpha`).
         sumix: SUMixModel (True) or the MixupModel baseline (False).
         gamma, lambda_mode, regularizer, reduction, semantic_scale,
         distance_scale: SUMixModel options.
         pipeline: the `make_pipeline` recipe. image_size: output side.
-        epochs, batch_size, learning_rate (cosine decay to 0), momentum,
-        weight_decay: optimisation. seed: everything random.
+        rand_augment: RandAugment on the training images
+            (`make_pipeline(rand_augment=True)`).
+        optimizer: `"sgd"` (with `momentum`) or `"adamw"` (decoupled weight
+            decay, not applied to norms, biases, tokens and position
+            embeddings). epochs, batch_size, learning_rate (cosine decay to
+            0, after `warmup_epochs` of linear warm-up from 0), momentum,
+            weight_decay, clipnorm (global gradient-norm clipping, None:
+            none): optimisation. seed: everything random.
         limit: use only the first `limit` training and test examples
             (smoke runs). output_dir: checkpoints, history, results.
         median_of: report the median test top-1 of the last epochs (the
@@ -73,11 +99,15 @@ class TrainConfig:
     distance_scale: float | None = None
     pipeline: str = "cifar"
     image_size: int | None = None
+    rand_augment: bool = False
+    optimizer: str = "sgd"
     epochs: int = 15
     batch_size: int = 64
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    clipnorm: float | None = None
     seed: int = 0
     limit: int | None = None
     output_dir: str = "runs/run"
@@ -86,10 +116,16 @@ class TrainConfig:
     @classmethod
     def from_recipe(cls, recipe: str, **overrides: Any) -> TrainConfig:
         """A config from one of `keras_sumix.recipes.RECIPES`, with
-        overrides (None values are ignored)."""
+        overrides (None values are ignored). Unless `gamma` is given, it is
+        the paper's for the recipe and mixer (appendix A.1,
+        `keras_sumix.recipes.paper_gamma`; 0.5 where the paper gives none).
+        """
         check_choice("recipe", recipe, tuple(RECIPES))
         values = {**RECIPES[recipe]}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("gamma") is None:
+            mixer = values.get("mixer", cls.mixer)
+            values["gamma"] = paper_gamma(recipe, mixer, values.get("gamma", 0.5))
         return cls(**values)
 
     def validate(self) -> TrainConfig:
@@ -98,6 +134,12 @@ class TrainConfig:
         check_choice("backbone", self.backbone, BACKBONES)
         check_choice("mixer", self.mixer, tuple(MIXERS))
         check_choice("pipeline", self.pipeline, PIPELINES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.rand_augment, bool):
+            raise TypeError(
+                "`rand_augment` must be a bool. Received: "
+                f"rand_augment={self.rand_augment!r}."
+            )
         check_choice("lambda_mode", self.lambda_mode, LAMBDA_MODES)
         check_choice("regularizer", self.regularizer, REGULARIZERS)
         check_choice("reduction", self.reduction, REDUCTIONS)
@@ -106,6 +148,14 @@ class TrainConfig:
         check_number("momentum", self.momentum, low=0.0, high=1.0, include_low=True)
         check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
         check_int("epochs", self.epochs, 1)
+        check_int("warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                "`warmup_epochs` must be fewer than `epochs`. Received: "
+                f"warmup_epochs={self.warmup_epochs}, epochs={self.epochs}."
+            )
+        if self.clipnorm is not None:
+            check_number("clipnorm", self.clipnorm, low=0.0)
         check_int("batch_size", self.batch_size, 2)
         check_int("limit", self.limit, 2, allow_none=True)
         check_int("median_of", self.median_of, 1)
@@ -185,31 +235,38 @@ HUB_PREFIX = "hub:"
 
 def build_backbone(config: TrainConfig, input_shape) -> keras.Model:
     """The backbone of a run: one of `BACKBONES` (random init or a local
-    `.weights.h5`), or a keras_hub preset's backbone when `weights` is
-    `"hub:<preset>"` (e.g. `"hub:resnet_18_imagenet"`, downloaded by
-    keras_hub, or a local preset folder)."""
+    `.weights.h5`), or a keras-hub preset's backbone when `weights` is
+    `"hub:<preset>"`: a preset name such as `"hub:resnet_18_imagenet"`,
+    which keras-hub downloads from Kaggle, or a local preset directory
+    (`keras_sumix.models.from_hub`; `config.backbone` is then only a label).
+    keras-hub has no ResNeXt-50 preset: use `backbone="resnext50_32x4d"`
+    with a local `.weights.h5`. The transformers (`deit_small`,
+    `swin_tiny`) are built at the pipeline's image size with their default
+    patch (and window) sizes."""
     weights = config.weights
     if weights and str(weights).startswith(HUB_PREFIX):
-        try:
-            import keras_hub
-        except ImportError as error:
-            raise ImportError(
-                f"weights={weights!r} loads a keras_hub preset: `pip install "
-                "keras-hub` (or pass a local .weights.h5 file)."
-            ) from error
-        return keras_hub.models.Backbone.from_preset(str(weights)[len(HUB_PREFIX) :])
+        preset = str(weights)[len(HUB_PREFIX) :]
+        return models.from_hub(preset)
     builder = getattr(models, config.backbone)
     if config.backbone == "small_cnn":
         if weights:
             raise ValueError("`weights` is not supported for backbone='small_cnn'.")
         return builder(input_shape=tuple(input_shape))
+    if config.backbone in TRANSFORMERS:
+        return builder(image_size=tuple(input_shape[:2]), weights=weights)
     return builder(input_shape=tuple(input_shape), weights=weights)
 
 
 def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Model:
     """The MixupModel / SUMixModel a config describes."""
     backbone = build_backbone(config, input_shape)
-    alpha = PAPER_ALPHA[config.mixer] if config.alpha is None else config.alpha
+    if _is_hub(config):  # a keras-hub transformer outputs (N, L, D) tokens
+        transformer = len(backbone.output_shape) == 3
+    else:
+        transformer = config.backbone in TRANSFORMERS
+    alpha = config.alpha
+    if alpha is None:
+        alpha = paper_alpha(config.mixer, transformer=transformer)
     mixer_kwargs = {"alpha": alpha, "seed": config.seed}
     if config.mixer == "resizemix":
         mixer_kwargs["use_alpha"] = True
@@ -226,6 +283,34 @@ def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Mod
     if config.distance_scale is not None:
         options["distance_scale"] = config.distance_scale
     return models.SUMixModel(backbone, num_classes, mixer, **options)
+
+
+def _is_hub(config: TrainConfig) -> bool:
+    return bool(config.weights) and str(config.weights).startswith(HUB_PREFIX)
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The run's optimizer: SGD with momentum or AdamW, on a cosine decay to
+    0 over the run (after a linear warm-up of `warmup_epochs` from 0), with
+    global gradient-norm clipping at `clipnorm` when it is set."""
+    steps_per_epoch = max(int(steps_per_epoch), 1)
+    warmup = steps_per_epoch * config.warmup_epochs
+    total = max(steps_per_epoch * config.epochs, 1)
+    if warmup:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            total - warmup,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
+        )
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    common = {"weight_decay": config.weight_decay, "global_clipnorm": config.clipnorm}
+    if config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, epsilon=1e-8, **common)
+        optimizer.exclude_from_weight_decay(var_names=list(_NO_WEIGHT_DECAY))
+        return optimizer
+    return keras.optimizers.SGD(schedule, momentum=config.momentum, **common)
 
 
 class _HistoryFile(keras.callbacks.Callback):
@@ -296,10 +381,15 @@ def train(
         "image_size": config.image_size,
     }
     # Each epoch's order and augmentation depend on (seed, epoch) only, so a
-    # resumed run replays exactly the epochs it has not finished.
+    # resumed run replays exactly the epochs it has not finished (RandAugment
+    # excepted: its random state restarts with the process).
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     train_ds = data_module.make_pipeline(
-        train_raw, training=True, epoch=epoch, **pipeline
+        train_raw,
+        training=True,
+        epoch=epoch,
+        rand_augment=config.rand_augment,
+        **pipeline,
     )
     test_ds = data_module.make_pipeline(test_raw, training=False, **pipeline)
     input_shape = train_ds.element_spec[0].shape[1:]
@@ -308,15 +398,7 @@ def train(
     steps = int(train_ds.cardinality())
     if steps < 0:  # unknown cardinality: count the batches once
         steps = sum(1 for _ in train_ds)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, max(steps * config.epochs, 1)
-    )
-    model.compile(
-        optimizer=keras.optimizers.SGD(
-            schedule, momentum=config.momentum, weight_decay=config.weight_decay
-        ),
-        metrics=["accuracy"],
-    )
+    model.compile(optimizer=build_optimizer(config, steps), metrics=["accuracy"])
     # The history row is written before the backup marks the epoch done. The
     # backup is taken at epoch ends only: Keras restarts an interrupted epoch
     # from its first batch, so a mid-epoch backup would replay batches on

@@ -55,3 +55,41 @@ def cub_tree(tmp_path):
     for i, (c, _) in table.items():
         write_jpeg(root / "images" / images[i], 20, 28, COLOURS[c - 1])
     return classes
+
+
+def tiny_resnet_backbone(image_shape=(None, None, 3)):
+    """A random-weight keras-hub ResNetBackbone (one basic block, ~76k
+    parameters); needs keras-hub."""
+    import keras_hub
+
+    return keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=image_shape,
+    )
+
+
+def tiny_vit_backbone(image_size=32):
+    """A random-weight keras-hub ViTBackbone (one layer, width 16)."""
+    import keras_hub
+
+    return keras_hub.models.ViTBackbone(
+        image_shape=(image_size, image_size, 3),
+        patch_size=8,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        mlp_dim=32,
+    )
+
+
+def resnet_preset(root):
+    """Save a tiny ResNet preset directory under `root`; returns its path."""
+    path = root / "tiny_resnet_preset"
+    tiny_resnet_backbone().save_to_preset(str(path))
+    return path

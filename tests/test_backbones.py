@@ -303,7 +303,15 @@ def test_classifier_bad_num_classes(built):
 def test_classifier_bad_backbone():
     with pytest.raises(TypeError, match="backbone"):
         models.classifier(keras.layers.Dense(3), 10)
+    inputs = keras.Input((2, 4, 4, 3))
+    volume = keras.Model(inputs, keras.layers.Dense(2)(inputs))  # 5-D output
+    with pytest.raises(ValueError, match=r"backbone.*tokens \(N, L, D\)"):
+        models.classifier(volume, 10)
+    # (N, L, D) tokens of a non-keras-hub model are averaged over the tokens
     inputs = keras.Input((4, 3))
     sequence = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    with pytest.raises(ValueError, match="backbone"):
-        models.classifier(sequence, 10)
+    head = models.classifier(sequence, 10)
+    x = np.random.default_rng(0).random((2, 4, 3)).astype("float32")
+    fc = head.get_layer("fc")
+    expected = to_np(sequence(x)).mean(axis=1) @ to_np(fc.kernel) + to_np(fc.bias)
+    np.testing.assert_allclose(to_np(head(x)), expected, rtol=1e-5, atol=1e-6)

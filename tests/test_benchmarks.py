@@ -30,12 +30,48 @@ def _run(*args: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+MIXER_ENTRIES = {
+    "identity",
+    "keras_cutmix",
+    "keras_mixup",
+    "keras_cv_cutmix",
+    "keras_cv_mixup",
+    "keras_cv_fouriermix",
+    "sumix_mixup",
+    "sumix_cutmix",
+    "sumix_fmix",
+    "sumix_saliencymix",
+    "sumix_resizemix",
+}
+
+
 def test_mixers_benchmark_quick(tmp_path):
     out = tmp_path / "mixers.json"
-    # The jitted entries are covered by test_layers (compiled functions).
-    _run("benchmarks/mixers.py", "--quick", "--no-jit", "--output", str(out))
+    # Every tf.data pipeline with every layer, and the compiled step (JAX).
+    _run("benchmarks/mixers.py", "--quick", "--output", str(out))
     report = json.loads(out.read_text())
-    assert report and out.with_suffix(".md").exists()
+    assert report["format"] == 2 and report["settings"]["quick"]
+    sections = report["sections"]
+    assert set(sections) == {"slices", "slices_drop", "jpeg", "step"}
+    for key in ("slices", "slices_drop", "jpeg"):
+        entries = sections[key]["entries"]
+        assert {e["key"] for e in entries} == MIXER_ENTRIES, key
+        assert all(e["median_img_s"] > 0 for e in entries)
+    assert ".batch(B).repeat()" in sections["slices"]["pipeline"]
+    assert "drop_remainder=True" in sections["slices_drop"]["pipeline"]
+    assert "decode_jpeg" in sections["jpeg"]["pipeline"]
+    (block,) = sections["step"]["backends"]
+    assert block["backend"] == "jax"
+    rows = {row["mixer"]: row for row in block["rows"]}
+    assert set(rows) == {"none", "MixUp", "CutMix", "FMix", "SaliencyMix", "ResizeMix"}
+    assert all(row["seconds_per_step"] > 0 for row in rows.values())
+    assert all(rows[k]["mix_alone_seconds"] > 0 for k in rows if k != "none")
+    judged = {(g["section"], g["entry"]) for g in report["goals"]}
+    assert ("slices", "sumix_cutmix") in judged and ("step", "FMix") in judged
+    markdown = out.with_suffix(".md").read_text()
+    assert (
+        "slices -> shuffle -> batch" in markdown and "compiled train step" in markdown
+    )
 
 
 def test_step_overhead_quick(tmp_path):
@@ -57,3 +93,151 @@ def test_step_overhead_quick(tmp_path):
     assert row["backend"] == "jax"
     assert set(row["ratio_to_mce"]) == {"mce", "sumix", "sumix_fast"}
     assert all(v > 0 for v in row["seconds_per_step"].values())
+
+
+def test_xla_step_quick(tmp_path):
+    out = tmp_path / "xla.json"
+    # TensorFlow only: torch.compile's first step alone takes a minute here
+    # (test_models checks that the compiled torch step trains as eagerly).
+    _run(
+        "benchmarks/xla_step.py",
+        "--quick",
+        "--backends",
+        "tensorflow",
+        "--output",
+        str(out),
+    )
+    (block,) = json.loads(out.read_text())["backends"]
+    assert block["backend"] == "tensorflow" and block["compiler"] == "XLA"
+    assert {row["model"] for row in block["rows"]} == {"keras_ce", "mce", "sumix"}
+    for row in block["rows"]:
+        assert all(v > 0 for v in row["seconds_per_step"].values())
+        assert row["speedup"] > 0
+    assert "| tensorflow | XLA | sumix |" in out.with_suffix(".md").read_text()
+
+
+def test_device_check_smoke_without_tensorflow(tmp_path):
+    # The GPU machine it is meant for has JAX and torch but no TensorFlow:
+    # block the import, as if it were not installed.
+    blocked = tmp_path / "no_tf" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('no tensorflow here')\n")
+    out = tmp_path / "device_check.json"
+    env = {**os.environ, "PYTHONPATH": str(blocked.parent)}
+    env.pop("KERAS_BACKEND", None)  # the script sets it per worker
+    done = subprocess.run(
+        [sys.executable, "benchmarks/device_check.py", "--smoke", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mode"] == "smoke" and report["ran_on_gpu"] is False
+    assert report["wall_seconds"] < 120
+    blocks = {b["backend"]: b for b in report["backends"]}
+    assert blocks["tensorflow"]["status"] == "unavailable"
+    for name in ("jax", "torch"):
+        block = blocks[name]
+        assert block["status"] == "done", block
+        assert block["device"]["platform"] == "cpu"
+        groups = block["groups"]
+        assert not [g for g in groups if "error" in g], groups
+        steps = [g for g in groups if g["kind"] == "sumix"]
+        ran = {(g["network"], g["precision"]) for g in steps}
+        # What a loaded machine could not fit in the budget is said skipped.
+        planned = {tuple(item) for item in report["plan"]}
+        assert ("resnet50", "float32") in ran and ran <= planned
+        assert ("mixers", "float32") in planned
+        assert len(ran) + 1 + len(block["skipped"]) == len(planned)
+        for g in steps:
+            assert set(g["seconds_per_step"]) == {"mce", "sumix", "sumix_fast"}
+            assert g["ratio_to_mce"]["mce"] == 1.0 and g["ratio_to_mce"]["sumix"] > 0
+        (mixers,) = [g for g in groups if g["kind"] == "mixers"]
+        names = {row["mixer"] for row in mixers["rows"]}
+        assert names == {
+            "MixUp",
+            "CutMix",
+            "FMix",
+            "SaliencyMix",
+            "ResizeMix",
+            "RandomChoice",
+            "keras.layers.CutMix",
+            "keras.layers.MixUp",
+        }
+        assert all(row["images_per_second"] > 0 for row in mixers["rows"])
+        assert all(row["share_of_mce_step"] is not None for row in mixers["rows"])
+    table = out.with_suffix(".md").read_text()
+    assert "ran on **CPU" in table and "No GPU" in table
+    assert "PASS" not in table and "FAIL" not in table  # not judged on a CPU
+
+
+def test_device_check_table_judges_goals_on_a_gpu_only():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "device_check", ROOT / "benchmarks" / "device_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seconds = {"mce": 0.10, "sumix": 0.21, "sumix_fast": 0.13}
+    group = {
+        "kind": "sumix",
+        "network": "resnet50",
+        "precision": "float32",
+        "size": 224,
+        "batch": 64,
+        "seconds_per_step": seconds,
+        "ratio_to_mce": {k: v / 0.10 for k, v in seconds.items()},
+        "goals": {"sumix": False, "sumix_fast": True},
+        "peak_memory": {
+            "mce": {"bytes": 2 * 2**30, "exact": True},
+            "sumix_fast": {"bytes": 3 * 2**30, "exact": False},
+            "sumix": {"bytes": 4 * 2**30, "exact": True},
+        },
+    }
+    mixers = {
+        "kind": "mixers",
+        "size": 224,
+        "batch": 128,
+        "rows": [
+            {
+                "mixer": "CutMix",
+                "mode": "xla",
+                "images_per_second": 1e5,
+                "x_keras_cutmix": 2.0,
+                "x_keras_mixup": 1.5,
+                "mixing_seconds": 1e-3,
+                "share_of_mce_step": 0.005,
+                "goal_share": True,
+            }
+        ],
+    }
+    device = {"platform": "gpu", "name": "NVIDIA H200", "library": "jax"}
+    report = {
+        "mode": "full",
+        "date": "today",
+        "wall_seconds": 400.0,
+        "backends": [
+            {
+                "backend": "jax",
+                "status": "done",
+                "device": device,
+                "groups": [group, mixers],
+                "skipped": [],
+            },
+            {
+                "backend": "tensorflow",
+                "status": "unavailable",
+                "reason": "not installed",
+            },
+        ],
+    }
+    table = module._markdown(report)
+    assert "ran on **GPU: NVIDIA H200**" in table and "No GPU" not in table
+    assert "2.10x FAIL" in table and "1.30x PASS" in table
+    assert "| jax | 2,048 MiB | 4,096 MiB | <= 3,072 MiB | 2.00x |" in table
+    assert "0.50% PASS" in table
+    assert "tensorflow**: unavailable (not installed)" in table

@@ -324,6 +324,36 @@ def test_mix_in_tf_data_keeps_exact_lam():
     np.testing.assert_allclose(_kept_share(x, fixed), lam, atol=1e-6)
 
 
+@pytest.mark.parametrize("mixer_cls", ALL)
+def test_unknown_batch_size_in_tf_data_keeps_exact_lam(mixer_cls):
+    # `batch` without drop_remainder: the map function is traced with an
+    # unknown batch size, and the last batch here holds a single image.
+    tf = pytest.importorskip("tensorflow")
+    x = tagged_images(9, 12, 10)
+    layer = mixer_cls(seed=0)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
+    assert ds.element_spec.shape[0] is None
+    ds = ds.map(lambda b: tuple(layer.mix(b)), num_parallel_calls=2)
+    batches = list(ds.as_numpy_iterator())
+    assert [len(images) for images, _, _ in batches] == [4, 4, 1]
+    for start, (images, perm, lam) in zip((0, 4, 8), batches, strict=True):
+        _check_derangement(perm)
+        own = x[start : start + len(images)]
+        if mixer_cls is MixUp:
+            w = lam[:, None, None, None]
+            expected = w * own + (1 - w) * own[perm]
+            np.testing.assert_allclose(images, expected, rtol=1e-6)
+            continue
+        src = source_of(images) - start
+        kept = src == np.arange(len(images))[:, None, None]
+        assert np.all(kept | (src == perm[:, None, None]))
+        np.testing.assert_allclose(kept.mean(axis=(1, 2)), lam, atol=1e-6)
+    # The batch of one is returned as it is.
+    images, perm, lam = batches[-1]
+    assert perm.tolist() == [0] and lam.tolist() == [1.0]
+    np.testing.assert_array_equal(images, x[8:])
+
+
 def _compiled(fn):
     if BACKEND == "tensorflow":
         import tensorflow as tf

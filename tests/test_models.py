@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import to_np
+from conftest import BACKEND, to_np
 
 import keras_sumix as ks
 from keras_sumix.layers import CutMix, MixUp
@@ -244,3 +244,66 @@ def test_errors():
     fresh.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="Labels"):
         fresh.fit(x, np.zeros((8, 7), "float32"), verbose=0)
+
+
+# --------------------------------------------------------------------------- #
+# Compiled steps: XLA on TensorFlow, torch.compile on torch
+# --------------------------------------------------------------------------- #
+def _mixers():
+    from keras_sumix.layers import FMix, RandomChoice, ResizeMix, SaliencyMix
+
+    return {
+        "MixUp": lambda: MixUp(seed=0),
+        "CutMix": lambda: CutMix(seed=0),
+        "FMix": lambda: FMix(seed=0),
+        "SaliencyMix": lambda: SaliencyMix(seed=0),
+        "ResizeMix": lambda: ResizeMix(seed=0),
+        "RandomChoice": lambda: RandomChoice([MixUp(0.2), CutMix(1.0)], seed=0),
+    }
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA on TensorFlow")
+@pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])
+@pytest.mark.parametrize("mixer", list(_mixers()))
+def test_xla_train_step_on_tensorflow(mixer, model_cls):
+    from keras.src.trainers.trainer import model_supports_jit
+
+    x, y = data(n=16)
+    model = model_cls(tiny_backbone(), 4, _mixers()[mixer]())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    # Every layer compiles: "auto" would choose XLA too (on an accelerator).
+    assert model_supports_jit(model)
+    model.build((None, 16, 16, 3))
+    before = to_np(model.classifier.kernel).copy()
+    state = to_np(model.mixer.generator.state).copy()
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert model.jit_compile is True
+    assert model.train_function is not None
+    for key, values in history.history.items():
+        assert np.all(np.isfinite(values)), key
+    lam = np.asarray(history.history["lam_area"])
+    assert np.all((lam > 0) & (lam < 1))  # mixed (not the batch-of-one path)
+    assert not np.allclose(before, to_np(model.classifier.kernel))
+    assert not np.array_equal(state, to_np(model.mixer.generator.state))
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.compile")
+def test_torch_compiled_step_matches_eager():
+    # jit_compile=True makes Keras wrap the step in torch.compile: the custom
+    # step (backward() inside, a graph break) trains exactly as eagerly.
+    x, y = data(n=16)
+    for model_cls in (ks.MixupModel, ks.SUMixModel):
+        runs = {}
+        for jit in (False, True):
+            model = model_cls(tiny_backbone(seed=5), 4, CutMix(seed=0))
+            model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+            losses = [
+                model.train_on_batch(x[i : i + 8], y[i : i + 8], return_dict=True)
+                for i in (0, 8)
+            ]
+            losses = [float(logs["loss"]) for logs in losses]
+            assert model.jit_compile is jit
+            runs[jit] = losses, [to_np(w) for w in model.trainable_weights]
+        np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
+        for compiled, eager in zip(runs[True][1], runs[False][1], strict=True):
+            np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-6)

@@ -3,19 +3,20 @@ smoke setting (mock TFDS data and fixture trees)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-import types
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
-from fixtures import aircraft_tree, cub_tree
+from fixtures import aircraft_tree, cub_tree, resnet_preset
 
 import keras_sumix as ks
 from keras_sumix import cli
-from keras_sumix.recipes import RECIPES
-from keras_sumix.training import TrainConfig, build_backbone, train
+from keras_sumix.recipes import RECIPES, paper_alpha
+from keras_sumix.training import TrainConfig, build_backbone, build_optimizer, train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -98,6 +99,7 @@ def examples_on_path(monkeypatch):
         "cifar100_resnet18",
         "finetune_cub",
         "finetune_aircraft",
+        "cifar100_vit",
     ):
         sys.modules.pop(name, None)
 
@@ -136,35 +138,174 @@ def test_finetune_aircraft_example_smoke(tmp_path, examples_on_path):
         finetune_aircraft.main([*argv, "--weights", "imagenet"])
 
 
-def test_keras_hub_preset_backbone_is_wired(tmp_path, monkeypatch):
-    """`weights="hub:<preset>"` loads `keras_hub.models.Backbone.from_preset`
-    (faked here: keras-hub needs a download, and its tensorflow-text
-    dependency pulls a full TensorFlow build)."""
-    requested = []
-
-    def from_preset(preset):
-        requested.append(preset)
-        inputs = keras.Input((None, None, 3))
-        return keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))  # a 4-D map
-
-    fake = types.SimpleNamespace(
-        models=types.SimpleNamespace(
-            Backbone=types.SimpleNamespace(from_preset=from_preset)
-        )
-    )
-    monkeypatch.setitem(sys.modules, "keras_hub", fake)
+def test_keras_hub_preset_backbone_is_wired(tmp_path):
+    """`weights="hub:<dir>"` loads the real keras-hub preset directory (a
+    tiny ResNet saved by the test) through `keras_sumix.models.from_hub`."""
+    keras_hub = pytest.importorskip("keras_hub")
+    preset = resnet_preset(tmp_path)
     config = TrainConfig(
         limit=32,
         epochs=1,
         batch_size=16,
-        weights="hub:resnet_18_imagenet",
-        output_dir=str(tmp_path),
+        weights=f"hub:{preset}",
+        output_dir=str(tmp_path / "run"),
     )
     assert train(config, verbose=0)["epochs_run"] == 1
-    assert requested == ["resnet_18_imagenet"]
+    model = keras.saving.load_model(tmp_path / "run" / "checkpoint.keras")
+    assert isinstance(model.backbone, keras_hub.models.ResNetBackbone)
+    assert model.mixer.alpha == 0.2  # a CNN: the paper's CNN CutMix alpha
 
 
 def test_keras_hub_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_hub", None)
-    with pytest.raises(ImportError, match="keras-hub"):
+    with pytest.raises(ImportError, match=r"keras-sumix\[hub\]"):
         build_backbone(TrainConfig(weights="hub:resnet_18_imagenet"), (32, 32, 3))
+
+
+def test_hub_preset_name_offline_exits_with_one_line(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("keras_hub")
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")  # a closed local port
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    argv = ["train", "--limit", "16", "--epochs", "1", "--batch-size", "8"]
+    argv += ["--weights", "hub:resnet_18_imagenet", "--output-dir", str(tmp_path)]
+    assert cli.main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'resnet_18_imagenet'" in err[0] and "Kaggle" in err[0]
+    assert "hub:DIR" in err[0]
+
+
+def test_transformer_recipes_follow_the_paper():
+    deit = TrainConfig.from_recipe("cifar100-deit-s")
+    swin = TrainConfig.from_recipe("cifar100-swin-t", mixer="fmix")
+    for config, lr, backbone in ((deit, 1e-3, "deit_small"), (swin, 5e-4, "swin_tiny")):
+        assert (config.optimizer, config.learning_rate, config.weight_decay) == (
+            "adamw",
+            lr,
+            0.05,
+        )
+        assert (config.epochs, config.batch_size, config.image_size) == (200, 100, 224)
+        assert config.rand_augment and config.pipeline == "cifar_vit"
+        assert (config.warmup_epochs, config.clipnorm) == (20, 5.0)
+        assert config.backbone == backbone and config.gamma == 0.5  # Table 7
+    assert paper_alpha("cutmix", transformer=True) == 2.0
+    assert paper_alpha("fmix", transformer=True) == 1.0
+    # gamma follows appendix A.1 unless given
+    assert TrainConfig.from_recipe("cifar100-r18", mixer="fmix").gamma == 1.0
+    assert TrainConfig.from_recipe("cub-r18-hub", mixer="cutmix").gamma == 1.0
+    assert TrainConfig.from_recipe("cifar100-r18", mixer="fmix", gamma=0.3).gamma == 0.3
+    cub = TrainConfig.from_recipe("cub-r18-hub")
+    assert cub.weights == "hub:resnet_18_imagenet" and cub.learning_rate == 0.001
+    assert (cub.batch_size, cub.epochs, cub.image_size) == (16, 200, 224)
+    optimizer = build_optimizer(deit, steps_per_epoch=10)
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert optimizer.global_clipnorm == 5.0
+    schedule = optimizer._learning_rate
+    assert float(schedule(0)) == 0.0  # linear warm-up from 0 ...
+    assert float(schedule(200)) == pytest.approx(1e-3)  # ... to lr at epoch 20
+    assert float(schedule(2000)) == pytest.approx(0.0, abs=1e-9)  # cosine to 0
+    # no weight decay on norms, biases, the class token and position embeddings
+    pytest.importorskip("keras_hub")
+    vit = ks.models.deit_small(
+        32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+    )
+    decayed = {
+        v.path.split("/")[-2] + "/" + v.name
+        for v in vit.weights
+        if optimizer._use_weight_decay(v)
+    }
+    assert "query/kernel" in decayed and "dense_1/kernel" in decayed
+    assert not any(
+        part in name
+        for name in decayed
+        for part in ("bias", "gamma", "beta", "class_token", "position_embedding")
+    )
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(epochs=2, warmup_epochs=2).validate()
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="lamb").validate()
+
+
+def _tiny_transformer(monkeypatch, name):
+    """Swap the recipe's transformer for a tiny one of the same family (the
+    full-size networks are pinned by count in test_transformers.py)."""
+    pytest.importorskip("keras_hub")
+    builder = getattr(ks.models, name)
+    if name == "deit_small":
+        tiny = functools.partial(
+            builder, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+        )
+    else:
+        tiny = functools.partial(
+            builder,
+            patch_size=2,
+            window_size=4,
+            embed_dim=8,
+            depths=(1, 1),
+            num_heads=(1, 2),
+        )
+    monkeypatch.setattr(ks.models, name, tiny)
+
+
+@pytest.mark.parametrize(
+    "recipe, backbone",
+    [("cifar100-deit-s", "deit_small"), ("cifar100-swin-t", "swin_tiny")],
+)
+def test_transformer_recipe_smoke(tmp_path, monkeypatch, recipe, backbone):
+    """The ViT recipe end to end on the embedded data at 32 px: AdamW with
+    warm-up, RandAugment in the pipeline, the ViT alpha, a checkpoint."""
+    _tiny_transformer(monkeypatch, backbone)
+    out = tmp_path / "run"
+    argv = ["train", "--recipe", recipe, "--dataset", "occluded", "--limit", "16"]
+    argv += ["--image-size", "32", "--epochs", "2", "--warmup-epochs", "1"]
+    argv += ["--batch-size", "8", "--output-dir", str(out), "--quiet"]
+    assert cli.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["optimizer"] == "adamw" and config["rand_augment"] is True
+    model = keras.saving.load_model(out / "checkpoint.keras")
+    assert isinstance(model, ks.SUMixModel) and model.mixer.alpha == 2.0
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and all(np.isfinite(row["loss"]) for row in history)
+
+
+def test_vit_example_smoke(tmp_path, examples_on_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    _tiny_transformer(monkeypatch, "deit_small")
+    import cifar100_vit
+
+    with tfds.testing.mock_data(
+        num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        results = cifar100_vit.main(["--smoke", "--output-dir", str(tmp_path)])
+    assert results["config"]["backbone"] == "deit_small"
+    assert results["config"]["optimizer"] == "adamw"
+
+
+@pytest.mark.parametrize("dataset", ["cub", "aircraft"])
+def test_hub_fine_tuning_recipes_on_fixture_trees(tmp_path, dataset):
+    """`cub-r18-hub` / `aircraft-r18-hub` (keras-hub's resnet_18_imagenet
+    by default) on the fixture trees, from a locally saved preset."""
+    keras_hub = pytest.importorskip("keras_hub")
+    (cub_tree if dataset == "cub" else aircraft_tree)(tmp_path)
+    preset = resnet_preset(tmp_path)
+    module = "finetune_cub" if dataset == "cub" else "finetune_aircraft"
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        example = __import__(module)
+        argv = [
+            "--recipe",
+            f"{dataset}-r18-hub",
+            "--smoke",
+            "--data-dir",
+            str(tmp_path),
+        ]
+        argv += ["--weights", f"hub:{preset}", "--output-dir", str(tmp_path / "o")]
+        results = example.main(argv)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        for name in ("_recipe_cli", module):
+            sys.modules.pop(name, None)
+    assert results["config"]["dataset"] == dataset and results["epochs_run"] == 1
+    assert results["config"]["gamma"] == 1.0  # Tables 8-9, CutMix on ResNet-18
+    model = keras.saving.load_model(tmp_path / "o" / "checkpoint.keras")
+    assert isinstance(model.backbone, keras_hub.models.ResNetBackbone)

@@ -507,9 +507,9 @@ class BaseMixer(MixingLayer):
         shape = ops.shape(images)
         rows = (-1, shape[1], shape[2] * shape[3])
         weight = ops.cast(weight, images.dtype)
-        mixed = (1.0 - weight) * ops.numpy.reshape(
-            images, rows
-        ) + weight * ops.numpy.reshape(partner, rows)
+        images_rows = ops.numpy.reshape(images, rows)
+        partner_rows = ops.numpy.reshape(partner, rows)
+        mixed = (1.0 - weight) * images_rows + weight * partner_rows
         return ops.numpy.reshape(mixed, shape)
 
     def _paste(self, images: Any, partner: Any, mask: Any):

@@ -52,5 +52,5 @@ class CutMix(BaseMixer):
         m = ops.shape(lam)[0]
         cy = ops.random.randint((m,), 0, height, dtype="int32", seed=seed)
         cx = ops.random.randint((m,), 0, width, dtype="int32", seed=seed)
-        mask = self._centred_box_mask(cy, cx, lam, height, width)
-        return self._paste(images, partner, mask)
+        box = self._centred_box(cy, cx, lam, height, width)
+        return self._paste_box(images, partner, *box)

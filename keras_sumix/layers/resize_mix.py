@@ -137,8 +137,7 @@ class ResizeMix(BaseMixer):
             ops.numpy.take(flat, ops.numpy.reshape(index, (-1,)), axis=0),
             ops.shape(partner),
         )
-        mask = self._box_mask(top, left, bottom, right, height, width)
-        return self._paste(images, resized, mask)
+        return self._paste_box(images, resized, top, left, bottom, right)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

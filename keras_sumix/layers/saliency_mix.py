@@ -146,8 +146,8 @@ class SaliencyMix(BaseMixer):
 
         cy = to_image(py, ops.shape(maps)[1], height)
         cx = to_image(px, grid_w, width)
-        mask = self._centred_box_mask(cy, cx, lam, height, width)
-        return self._paste(images, partner, mask)
+        box = self._centred_box(cy, cx, lam, height, width)
+        return self._paste_box(images, partner, *box)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

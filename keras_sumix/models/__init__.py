@@ -8,6 +8,9 @@ from keras_sumix.models.backbones import (
     resnext50_cifar,
     wide_resnet28_8,
 )
+from keras_sumix.models.from_classifier import LogitHead
+from keras_sumix.models.hub import from_hub
+from keras_sumix.models.pooling import TokenPooling
 from keras_sumix.models.small import small_cnn
 from keras_sumix.models.sumix_model import (
     MixingModel,
@@ -15,17 +18,23 @@ from keras_sumix.models.sumix_model import (
     SUMixModel,
     UncertaintyHead,
 )
+from keras_sumix.models.transformers import deit_small, swin_tiny
 
 __all__ = [
+    "LogitHead",
     "MixingModel",
     "MixupModel",
     "SUMixModel",
+    "TokenPooling",
     "UncertaintyHead",
     "classifier",
+    "deit_small",
+    "from_hub",
     "resnet18",
     "resnet18_cifar",
     "resnext50_32x4d",
     "resnext50_cifar",
     "small_cnn",
+    "swin_tiny",
     "wide_resnet28_8",
 ]

@@ -39,6 +39,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from keras_sumix.models.pooling import TokenPooling, token_pooling_of
+
 __all__ = [
     "classifier",
     "resnet18",
@@ -135,9 +137,9 @@ def _check_weights(weights: WeightsArg) -> str | None:
             "keras_sumix cannot download pretrained weights (such as "
             "'imagenet'): convert or download them yourself, save them with "
             f"`model.save_weights('name{_WEIGHTS_SUFFIX}')` and pass that file "
-            "path, or use a keras_hub preset backbone instead (e.g. "
-            "`keras_hub.models.Backbone.from_preset(...)` wrapped with "
-            "`keras_sumix.models.classifier`)."
+            "path, or use a keras_hub preset backbone instead "
+            "(`keras_sumix.models.from_hub('resnet_18_imagenet')`, or a local "
+            "preset directory; `--weights hub:<preset>` on the command line)."
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -622,13 +624,16 @@ def classifier(
 
     The backbone is nested as one layer (so its weights are shared with the
     returned model) and followed by `Dense(num_classes)` named `"fc"`, with no
-    activation. A backbone that outputs a 4-D feature map (e.g. a keras_hub
-    backbone) is global-average-pooled first.
+    activation. A backbone that outputs a 4-D feature map (e.g. a keras-hub
+    ResNet) is global-average-pooled first; one that outputs `(N, L, D)`
+    tokens is pooled as `MixupModel` / `SUMixModel` pool them: the class
+    token of a keras-hub ViT/DeiT backbone, the mean of the tokens otherwise
+    (`keras_sumix.models.pooling`).
 
     Args:
-        backbone: a `keras.Model` with one image input and one output, either
-            pooled features `(N, D)` or a feature map `(N, H, W, D)`
-            (`(N, D, H, W)` for channels_first).
+        backbone: a `keras.Model` with one image input and one output:
+            pooled features `(N, D)`, tokens `(N, L, D)` or a feature map
+            `(N, H, W, D)` (`(N, D, H, W)` for channels_first).
         num_classes: number of classes, a positive int.
         name: the model name; defaults to `"<backbone name>_classifier"`.
 
@@ -671,11 +676,15 @@ def classifier(
         features = layers.GlobalAveragePooling2D(
             data_format=keras.config.image_data_format(), name="avgpool"
         )(features)
+    elif rank == 3:
+        features = TokenPooling(token_pooling_of(backbone), name="token_pooling")(
+            features
+        )
     elif rank != 2:
         raise ValueError(
-            "`backbone` must output pooled features (N, D) or a 4-D feature "
-            f"map. Received: backbone={backbone.name!r} with output shape "
-            f"{tuple(features.shape)}."
+            "`backbone` must output pooled features (N, D), tokens (N, L, D) or "
+            f"a 4-D feature map. Received: backbone={backbone.name!r} with output "
+            f"shape {tuple(features.shape)}."
         )
     logits = layers.Dense(num_classes, name="fc")(features)
     return keras.Model(inputs, logits, name=name or f"{backbone.name}_classifier")

@@ -22,6 +22,7 @@ from keras_sumix.layers.base import MixingLayer
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, check_loss_options, sumix_loss
 from keras_sumix.models import replicas
 from keras_sumix.models import train_step as _train_step
+from keras_sumix.models.pooling import pool_features, token_pooling_of
 
 
 def _check_num_classes(num_classes: Any) -> int:
@@ -107,11 +108,14 @@ class MixingModel(keras.Model):
         backbone: keras.Model,
         num_classes: int,
         mixer: MixingLayer,
+        classifier: keras.layers.Layer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
+        if isinstance(classifier, dict):
+            classifier = keras.saving.deserialize_keras_object(classifier)
         if isinstance(mixer, dict):
             mixer = keras.saving.deserialize_keras_object(mixer)
         if not isinstance(backbone, keras.layers.Layer):
@@ -127,7 +131,16 @@ class MixingModel(keras.Model):
         self.num_classes = _check_num_classes(num_classes)
         self.backbone = backbone
         self.mixer = mixer
-        self.classifier = keras.layers.Dense(num_classes, name="classifier")
+        # A given classifier is an existing model's head (`from_classifier`).
+        self._custom_classifier = classifier is not None
+        if classifier is None:
+            classifier = keras.layers.Dense(num_classes, name="classifier")
+        elif not isinstance(classifier, keras.layers.Layer):
+            raise TypeError(
+                "`classifier` must be None or a Keras layer from features to "
+                f"{num_classes} logits. Received: classifier={classifier!r}."
+            )
+        self.classifier = classifier
         # Training-only trackers (the total loss goes to Keras's own "loss").
         self.lam_area_tracker = keras.metrics.Mean(name="lam_area")
 
@@ -135,17 +148,14 @@ class MixingModel(keras.Model):
     # Inference: the plain classifier
     # ------------------------------------------------------------------ #
     def features(self, images: Any, training: bool = False) -> Any:
-        """Backbone features, global-average-pooled if they are a 4-D map."""
+        """Backbone features, pooled to `(N, D)`: a 4-D map is
+        global-average-pooled; `(N, L, D)` tokens give the class token of a
+        keras-hub ViT/DeiT backbone, the mean of the tokens otherwise (see
+        `keras_sumix.models.pooling`)."""
         features = self.backbone(images, training=training)
-        if len(features.shape) == 4:
-            axes = (2, 3) if self.mixer.data_format == "channels_first" else (1, 2)
-            features = ops.mean(features, axis=axes)
-        elif len(features.shape) != 2:
-            raise ValueError(
-                "The backbone must return (N, D) features or an (N, H, W, D) map. "
-                f"Received features of shape {tuple(features.shape)}."
-            )
-        return features
+        return pool_features(
+            features, token_pooling_of(self.backbone), self.mixer.data_format
+        )
 
     def call(self, images: Any, training: bool = False) -> Any:
         return self.classifier(self.features(images, training=training))
@@ -179,6 +189,19 @@ class MixingModel(keras.Model):
             **kwargs: other `keras.Model.compile` arguments (`metrics`,
                 `jit_compile`, ...). Compiled metrics see the clean (raw) pass
                 of SUMixModel, the mixed pass of MixupModel.
+                `jit_compile=True` compiles the whole step (mixing included)
+                with XLA on TensorFlow and JAX, and wraps it in
+                `torch.compile` on torch, where it trains exactly as the
+                eager step (tested) but breaks the graph at `backward()` and
+                at Keras's random seeding: its first step compiles for tens
+                of seconds and on a CPU it is no faster than eager.
+
+        Example:
+
+        ```python
+        model = keras_sumix.MixupModel(backbone, 10, keras_sumix.layers.MixUp())
+        model.compile(optimizer="sgd", metrics=["accuracy"], jit_compile=True)
+        ```
         """
         if loss is not None:
             raise ValueError(
@@ -417,12 +440,84 @@ class MixingModel(keras.Model):
     # Serialization
     # ------------------------------------------------------------------ #
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "name": self.name,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
             "mixer": keras.saving.serialize_keras_object(self.mixer),
         }
+        if self._custom_classifier:
+            config["classifier"] = keras.saving.serialize_keras_object(self.classifier)
+        return config
+
+    @classmethod
+    def from_classifier(
+        cls,
+        model: keras.Model,
+        mixer: MixingLayer,
+        num_classes: int | None = None,
+        **kwargs: Any,
+    ) -> MixingModel:
+        """Train a complete Keras classifier you already have with this
+        model's method, reusing its final Dense layer as the head.
+
+        `model` (a `keras.applications` model with its top, a keras-hub
+        `ImageClassifier`, a Sequential or functional model ending in
+        `Dense(num_classes)`) is cut before its final Dense (or MobileNetV3's
+        1x1 `Conv2D` head): the layers before it become the backbone, the
+        Dense the classifier, all shared with `model`, so after `fit` the
+        original `model` object predicts with the trained weights. Training
+        uses the Dense's pre-activation logits: a softmax Dense (or a
+        trailing softmax `Activation` / `Softmax` layer, which is left out)
+        is trained on the logits before its softmax; a linear one as it is.
+        `predict` of the returned model gives those logits; `model.predict`
+        gives what `model` always gave (probabilities for a softmax head).
+
+        Preprocessing that is not a layer of `model` (a keras-hub
+        classifier's `preprocessor`, `keras.applications.*.preprocess_input`)
+        is not applied: feed images as `model` itself takes them.
+
+        Args:
+            model: the classifier (functional or Sequential, one input, one
+                `(N, C)` output).
+            mixer: a keras_sumix mixing layer.
+            num_classes: None (the final Dense's units) or the expected
+                number of classes, checked against them.
+            **kwargs: the model's other arguments (`gamma`, `lambda_mode`,
+                ... for SUMixModel; `name`).
+
+        Returns:
+            A `MixupModel` / `SUMixModel` whose `backbone` and `classifier`
+            share `model`'s layers. It saves and loads like any other
+            (`model.save(...)`, `keras.saving.load_model(...)`); the loaded
+            copy is standalone.
+
+        Raises:
+            ValueError: `model` has no final Dense (the message names the
+                layer found instead), is not functional/Sequential, has an
+                output activation other than softmax/linear, or `num_classes`
+                disagrees with the Dense's units.
+
+        Example:
+
+        ```python
+        net = keras.applications.MobileNetV3Small(
+            weights=None, input_shape=(32, 32, 3), classes=5
+        )
+        model = keras_sumix.SUMixModel.from_classifier(
+            net, keras_sumix.layers.CutMix(1.0)
+        )
+        model.compile(optimizer="adam", metrics=["accuracy"])
+        model.fit(images, labels, epochs=2)
+        net.predict(images)  # the trained classifier, softmax outputs
+        ```
+        """
+        from keras_sumix.models.from_classifier import split_classifier
+
+        if num_classes is not None:
+            num_classes = _check_num_classes(num_classes)
+        backbone, head, info = split_classifier(model, num_classes)
+        return cls(backbone, info["num_classes"], mixer, classifier=head, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -442,11 +537,15 @@ class MixupModel(MixingModel):
 
     Args:
         backbone: a Keras model from images to features (4-D maps are
-            global-average-pooled), e.g. `keras_sumix.models.resnet18_cifar()`
-            or `keras.applications.ResNet50(include_top=False)`.
+            global-average-pooled, `(N, L, D)` tokens pooled as
+            `keras_sumix.models.pooling` says), e.g.
+            `keras_sumix.models.resnet18_cifar()` or
+            `keras.applications.ResNet50(include_top=False)`.
         num_classes: number of classes.
         mixer: a keras_sumix mixing layer.
-        **kwargs: `keras.Model` keyword arguments (`name`, ...).
+        **kwargs: `keras.Model` keyword arguments (`name`, ...), and
+            `classifier`: None (a new `Dense(num_classes)`) or an existing
+            head layer, which `from_classifier` sets.
 
     Example:
 
@@ -507,7 +606,8 @@ class SUMixModel(MixingModel):
 
     Args:
         backbone: a Keras model from images to features (4-D maps are
-            global-average-pooled).
+            global-average-pooled, `(N, L, D)` tokens pooled as
+            `keras_sumix.models.pooling` says).
         num_classes: number of classes.
         mixer: a keras_sumix mixing layer.
         gamma: weight of the uncertainty regulariser. Defaults to 0.5.
@@ -525,7 +625,8 @@ class SUMixModel(MixingModel):
             (its outputs are treated as constants), which makes the step
             cheaper; the uncertainty head then learns from the mixed pass
             only. Defaults to True (faithful to the spec).
-        **kwargs: `keras.Model` keyword arguments.
+        **kwargs: `keras.Model` keyword arguments, and `classifier` (see
+            `MixupModel`).
 
     Example:
 
