@@ -151,11 +151,16 @@ def test_device_check_smoke_without_tensorflow(tmp_path):
         planned = {tuple(item) for item in report["plan"]}
         assert ("resnet50", "float32") in ran and ran <= planned
         assert ("mixers", "float32") in planned
-        assert len(ran) + 1 + len(block["skipped"]) == len(planned)
+        mixer_groups = [g for g in groups if g["kind"] == "mixers"]
+        # Every planned group either ran or is listed as skipped, once.
+        assert len(ran) + len(mixer_groups) + len(block["skipped"]) == len(planned)
         for g in steps:
             assert set(g["seconds_per_step"]) == {"mce", "sumix", "sumix_fast"}
             assert g["ratio_to_mce"]["mce"] == 1.0 and g["ratio_to_mce"]["sumix"] > 0
-        (mixers,) = [g for g in groups if g["kind"] == "mixers"]
+        if not mixer_groups:  # the budget ran out first (a loaded machine)
+            assert any(s.startswith("mixers") for s in block["skipped"]), block
+            continue
+        (mixers,) = mixer_groups
         names = {row["mixer"] for row in mixers["rows"]}
         assert names == {
             "MixUp",
