@@ -1003,7 +1003,7 @@ def tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list[
                         else f"{1e3 * row['mix_alone_seconds']:.2f}",
                         "-"
                         if "mix_alone_share" not in row
-                        else f"{100 * row['mix_alone_share']:.2f}%",
+                        else f"{100 * row['mix_alone_share']:.3f}%",
                     ]
                 )
         header = [
@@ -1032,9 +1032,8 @@ def tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list[
             goal_rows.append(
                 [
                     goal["goal"],
-                    f"{100 * goal['share']:.1f}%",
-                    f"step {_fmt_share(goal['step_share'])}, alone "
-                    f"{100 * goal['mix_alone_share']:.2f}%",
+                    f"{100 * goal['share']:.3f}%",
+                    f"in-step difference {_fmt_share(goal['step_share'])}",
                     _verdict(goal),
                 ]
             )

@@ -130,7 +130,7 @@ def mixers_table(report: dict) -> str:
                     cells += [
                         f"{100 * r['step_share']:+.1f}%",
                         f"{1e3 * r['mix_alone_seconds']:.2f} ms "
-                        f"({100 * r['mix_alone_share']:.2f}%)",
+                        f"({100 * r['mix_alone_share']:.3f}%)",
                     ]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| goal | measured | result |", "|---|--:|---|"]
@@ -139,7 +139,7 @@ def mixers_table(report: dict) -> str:
             " (stretch)" if goal["stretch"] else ""
         )
         if goal["section"] == "step":
-            measured = f"{100 * goal['share']:.1f}%"
+            measured = f"{100 * goal['share']:.3f}%"
             text = goal["goal"]
         else:
             measured = f"{goal['ratio']:.2f}x"
