@@ -30,7 +30,7 @@ from typing import Any
 import keras
 
 from keras_sumix._optional import optional_import
-from keras_sumix.models.backbones import WeightsArg, _check_weights
+from keras_sumix.models.backbones import WeightsArg, _check_rate, _check_weights
 from keras_sumix.models.pooling import TokenPooling
 
 __all__ = ["deit_small", "swin_tiny"]
@@ -67,18 +67,6 @@ def _pair(name: str, value: Any) -> tuple[int, int]:
             f"Received: {name}={value!r}."
         )
     return _positive(f"{name}[0]", value[0]), _positive(f"{name}[1]", value[1])
-
-
-def _rate(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}."
-        )
-    return float(value)
 
 
 def _wrap(
@@ -175,7 +163,7 @@ def deit_small(
             "`hidden_dim` must be divisible by `num_heads`. Received: "
             f"hidden_dim={hidden_dim}, num_heads={num_heads}."
         )
-    dropout_rate = _rate("dropout_rate", dropout_rate)
+    dropout_rate = _check_rate("dropout_rate", dropout_rate)
     weights_path = _check_weights(weights)
     data_format = keras.config.image_data_format()
     channels_first = data_format == "channels_first"
@@ -291,7 +279,7 @@ def swin_tiny(
                 f"`num_heads[{stage}]`={heads} does not divide. Received: "
                 f"embed_dim={embed_dim}, num_heads={num_heads!r}."
             )
-    drop_path = _rate("drop_path", drop_path)
+    drop_path = _check_rate("drop_path", drop_path)
     weights_path = _check_weights(weights)
     for side, label in ((height, "height"), (width, "width")):
         if side % (patch_size * 2 ** (len(depths) - 1)):
