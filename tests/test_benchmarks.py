@@ -141,7 +141,9 @@ def test_device_check_smoke_without_tensorflow(tmp_path):
     assert blocks["tensorflow"]["status"] == "unavailable"
     for name in ("jax", "torch"):
         block = blocks[name]
-        assert block["status"] == "done", block
+        # "partial": the smoke budget ran out on a loaded machine (the worker
+        # was stopped, its finished groups kept); the report must say so.
+        assert block["status"] in ("done", "partial"), block
         assert block["device"]["platform"] == "cpu"
         groups = block["groups"]
         assert not [g for g in groups if "error" in g], groups
@@ -152,13 +154,21 @@ def test_device_check_smoke_without_tensorflow(tmp_path):
         assert ("resnet50", "float32") in ran and ran <= planned
         assert ("mixers", "float32") in planned
         mixer_groups = [g for g in groups if g["kind"] == "mixers"]
-        # Every planned group either ran or is listed as skipped, once.
-        assert len(ran) + len(mixer_groups) + len(block["skipped"]) == len(planned)
+        # Every planned group either ran or is listed as skipped, once (a
+        # stopped worker lists the group it was running, not those after it).
+        accounted = len(ran) + len(mixer_groups) + len(block["skipped"])
+        if block["status"] == "partial":
+            assert any("stopped at the time budget" in s for s in block["skipped"])
+            assert accounted <= len(planned)
+        else:
+            assert accounted == len(planned)
         for g in steps:
             assert set(g["seconds_per_step"]) == {"mce", "sumix", "sumix_fast"}
             assert g["ratio_to_mce"]["mce"] == 1.0 and g["ratio_to_mce"]["sumix"] > 0
         if not mixer_groups:  # the budget ran out first (a loaded machine)
-            assert any(s.startswith("mixers") for s in block["skipped"]), block
+            assert block["status"] == "partial" or any(
+                s.startswith("mixers") for s in block["skipped"]
+            ), block
             continue
         (mixers,) = mixer_groups
         names = {row["mixer"] for row in mixers["rows"]}
