@@ -178,25 +178,29 @@ def study_table(report: dict) -> str:
 
 
 #: The README's study summary: rows (method key, label) and columns
-#: (dataset, mixer, header), looked up in parts A-C of `study/summary.json`.
+#: (dataset, mixer, backbone, header), looked up in parts A-C and V of
+#: `study/summary.json`.
 _SUMMARY_METHODS = (
     ("mce", "MCE (MixupModel)"),
     ("sumix", "SUMix as published (the defaults)"),
     ("distance_ps", '`lambda_mode="distance", reduction="per_sample"`'),
 )
 _SUMMARY_COLUMNS = (
-    ("embedded", "cutmix", "CutMix"),
-    ("embedded", "fmix", "FMix"),
-    ("embedded", "saliencymix", "SaliencyMix"),
-    ("embedded", "resizemix", "ResizeMix"),
-    ("embedded", "mixup", "MixUp"),
-    ("digits", "cutmix", "digits, CutMix"),
+    ("embedded", "cutmix", "cnn", "CutMix"),
+    ("embedded", "fmix", "cnn", "FMix"),
+    ("embedded", "saliencymix", "cnn", "SaliencyMix"),
+    ("embedded", "resizemix", "cnn", "ResizeMix"),
+    ("embedded", "mixup", "cnn", "MixUp"),
+    ("digits", "cutmix", "cnn", "digits, CutMix"),
+    ("embedded", "cutmix", "vit", "small ViT, CutMix"),
 )
+_SUMMARY_PARTS = ("A", "B", "C", "V")
 
 
 def study_summary_table(report: dict) -> str:
     """A short summary of the study, from `study/summary.json`: top-1 of the
-    three headline methods per mixer and dataset, and CutMix's lam fidelity."""
+    three headline methods per mixer and dataset (`small_cnn`) and with the
+    small ViT of part V, and CutMix's lam fidelity (`small_cnn`)."""
 
     def mean_std(stat: dict, scale: float, digits: int) -> str:
         if stat["mean"] is None:
@@ -206,30 +210,49 @@ def study_summary_table(report: dict) -> str:
             return text
         return f"{text} ± {scale * stat['std']:.{digits}f}"
 
-    rows: dict[tuple[str, str, str], dict] = {}
-    for key in ("A", "B", "C"):
+    rows: dict[tuple[str, str, str, str], dict] = {}
+    for key in _SUMMARY_PARTS:
         for row in report["parts"].get(key, {}).get("rows", []):
             if row.get("semantic_scale") is None and row["n"]:
-                rows.setdefault((row["dataset"], row["mixer"], row["method"]), row)
+                backbone = row.get("backbone", "cnn")
+                rows.setdefault(
+                    (row["dataset"], row["mixer"], row["method"], backbone), row
+                )
     seeds = len(report["seeds"])
+    epochs = report["config"]["epochs"]
+    vit_epochs = sorted(
+        {
+            row.get("epochs") or epochs
+            for row in report["parts"].get("V", {}).get("rows", [])
+        }
+    )
+    vit = report.get("vit")
+    vit_text = (
+        f"the last a small ViT ({vit['num_layers']} layers, width "
+        f"{vit['hidden_dim']}, patch {vit['patch_size']}, AdamW, "
+        f"{'/'.join(map(str, vit_epochs))} epochs; part V) on the embedded data"
+        if vit and vit_epochs
+        else "the last a small ViT on the embedded data (part V)"
+    )
     lines = [
         f"Test top-1 %, mean ± std over {seeds} seeds (backend "
-        f"{report['backend']}; `small_cnn`, {report['config']['epochs']} epochs); "
-        "the first five columns on the embedded occluded objects, the last on "
-        "scikit-learn's digits; lam r: Pearson correlation of the training lam "
-        "with the true label share (CutMix, embedded).",
+        f"{report['backend']}; `small_cnn`, {epochs} epochs, unless stated); "
+        "the first five columns on the embedded occluded objects, the sixth on "
+        f"scikit-learn's digits, {vit_text}; lam r: Pearson correlation of "
+        "the training lam with the true label share (CutMix, embedded, "
+        "`small_cnn`).",
         "",
         "| method | "
-        + " | ".join(header for _, _, header in _SUMMARY_COLUMNS)
+        + " | ".join(header for *_, header in _SUMMARY_COLUMNS)
         + " | lam r |",
         "|---" * (len(_SUMMARY_COLUMNS) + 2) + "|",
     ]
     for method, label in _SUMMARY_METHODS:
         cells = [label]
-        for dataset, mixer, _ in _SUMMARY_COLUMNS:
-            row = rows.get((dataset, mixer, method))
+        for dataset, mixer, backbone, _ in _SUMMARY_COLUMNS:
+            row = rows.get((dataset, mixer, method, backbone))
             cells.append(mean_std(row["final_top1"], 100, 1) if row else "not run")
-        row = rows.get(("embedded", "cutmix", method))
+        row = rows.get(("embedded", "cutmix", method, "cnn"))
         cells.append(mean_std(row["pearson"], 1, 2) if row else "not run")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -173,8 +173,9 @@ def _worker(args: argparse.Namespace) -> dict:
     }
 
 
-def _subprocess(backend: str, flags: list[str]) -> dict:
-    command = [sys.executable, __file__, *flags]
+def _subprocess(backend: str, flags: list[str], script: str = __file__) -> dict:
+    """Run `script` with `flags` under `backend`; its last stdout line is JSON."""
+    command = [sys.executable, script, *flags]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:

@@ -148,12 +148,14 @@ def _fidelity(model: Any, config: Any, images: Any, stats: Any, limit: Any) -> A
     import numpy as np
 
     from keras_sumix.evaluation import lam_fidelity
-    from keras_sumix.evaluation.fidelity import IN_PLACE_MIXERS
     from keras_sumix.training import occluded_split
 
     mixer_name = type(model.mixer).__name__
-    if not isinstance(model.mixer, IN_PLACE_MIXERS):
-        return {"skipped": f"{mixer_name} does not paste pixels in place"}
+    if not model.mixer.true_share:
+        return {
+            "skipped": f"{mixer_name} rescales or blends the partner: its "
+            "object masks give no true label share"
+        }
     data = occluded_split(config, "test")
     if limit is not None:
         data = type(data)(*(field[:limit] for field in data))
@@ -343,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mixup layers and SUMix for Keras 3 (backend: KERAS_BACKEND).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    from keras_sumix.layers import registry
 
     show = commands.add_parser(
         "show", help="PNG grid of mixers applied to a batch, with each lam."
@@ -350,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "mixers",
         nargs="*",
-        default=["mixup", "cutmix", "fmix", "saliencymix", "resizemix"],
-        help="mixer names: mixup, cutmix, fmix, saliencymix, resizemix (default: all)",
+        default=registry.names(),
+        help=f"mixer names: {', '.join(registry.names())} (default: all)",
     )
     show.add_argument("--alpha", type=float, default=None, help="Beta concentration")
     show.add_argument("--batch", type=_positive_int, default=8)
@@ -360,7 +363,6 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--output", type=Path, default=Path("outputs/show.png"))
     show.set_defaults(run=_show)
 
-    from keras_sumix.layers import MIXERS
     from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
     from keras_sumix.recipes import RECIPES
     from keras_sumix.training import BACKBONES, DATASETS, OPTIMIZERS, PIPELINES
@@ -379,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "keras-hub preset's backbone (a name such as hub:resnet_18_imagenet, "
         "downloaded from Kaggle, or a local preset directory, hub:DIR)",
     )
-    run.add_argument("--mixer", choices=sorted(MIXERS))
+    run.add_argument("--mixer", choices=registry.names())
     run.add_argument("--alpha", type=float, help="Beta concentration")
     run.add_argument(
         "--sumix",

@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_sumix.data.occluded import OccludedObjects, true_lam
+from keras_sumix.data.occluded import OccludedObjects
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
 from keras_sumix.study.config import FULL, StudyConfig, check_seeds
 from keras_sumix.study.config import QUICK as STUDY_QUICK
@@ -97,14 +97,14 @@ def _picture(
 ) -> tuple[OccludedObjects, Any, dict[str, np.ndarray]]:
     """Eight held-out images (with masks), their CutMix `MixResult` and the
     true lam of each mix (`{"true": lams}`, the picture's captions)."""
-    from keras_sumix.evaluation.fidelity import kept_mask
+    from keras_sumix.evaluation.fidelity import true_share
 
     held_out = data.fidelity()
     sample = type(held_out)(*(field[:8] for field in held_out))
-    mix = make_mixer(MIXER, config, PICTURE_MIX_SEED).mix(sample.images)
-    permutation = keras.ops.convert_to_numpy(mix.permutation)
-    kept = kept_mask(sample.images, keras.ops.convert_to_numpy(mix.images))
-    return sample, mix, {"true": true_lam(sample.masks, permutation, kept)}
+    mixer = make_mixer(MIXER, config, PICTURE_MIX_SEED)
+    params = mixer.draw(sample.images)
+    mix = mixer.apply(sample.images, params)
+    return sample, mix, {"true": true_share(mixer, params, sample.masks)}
 
 
 def _metric(record: dict[str, Any], key: str) -> float | None:

@@ -12,6 +12,8 @@ PAPER_ALPHA = {
     "fmix": 0.2,
     "saliencymix": 0.2,
     "resizemix": 1.0,
+    # Section 5.2: PuzzleMix (and AutoMix) mix with alpha 1.0 for CNNs.
+    "puzzlemix": 1.0,
 }
 # ... and for the vision transformers (DeiT-S, Swin-T; section 5 of the
 # paper): CutMix 2.0 and FMix 1.0, SaliencyMix and ResizeMix as for CNNs.
@@ -23,6 +25,8 @@ PAPER_ALPHA_VIT = {
     "fmix": 1.0,
     "saliencymix": 0.2,
     "resizemix": 1.0,
+    # Not in the paper (Table 4 is CNNs only): the CNN value.
+    "puzzlemix": 1.0,
 }
 
 # The SUMix regulariser weight gamma the paper reports per recipe and mixer

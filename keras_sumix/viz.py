@@ -26,7 +26,9 @@ def mix_grid(
     data_format: str = "channels_last",
 ) -> Path:
     """Save a PNG grid: the clean batch, then one row per mixer, each mixed
-    image captioned with its lam (and any extra per-sample values).
+    image captioned with its lam (and any extra per-sample values) and, for
+    a mixer with a mask (`MixResult.mask`), outlined where the kept share
+    crosses one half (the border of what was taken from the partner).
 
     Args:
         images: the clean batch `(N, H, W, C)` (values in [0, 1] or [0, 255]).
@@ -63,8 +65,12 @@ def mix_grid(
 
     clean = prepare(images)
     n = clean.shape[0]
-    rows = [("clean", clean, None, None, {})]
+    rows = [("clean", clean, None, None, {}, None)]
     for name, result in results.items():
+        mask = None
+        if result.mask is not None:
+            mask = _to_numpy(result.mask).astype("float32")
+            mask = mask[:, 0] if data_format == "channels_first" else mask[..., 0]
         rows.append(
             (
                 name,
@@ -72,15 +78,18 @@ def mix_grid(
                 _to_numpy(result.lam),
                 _to_numpy(result.permutation),
                 annotations.get(name, {}),
+                mask,
             )
         )
     fig, axes = plt.subplots(
         len(rows), n, figsize=(1.6 * n, 1.9 * len(rows)), squeeze=False
     )
-    for r, (name, batch, lam, perm, extra) in enumerate(rows):
+    for r, (name, batch, lam, perm, extra, mask) in enumerate(rows):
         for i in range(n):
             ax = axes[r, i]
             ax.imshow(batch[i], cmap="gray" if batch.ndim == 3 else None)
+            if mask is not None and mask[i].min() < 0.5 < mask[i].max():
+                ax.contour(mask[i], levels=[0.5], colors="white", linewidths=0.7)
             ax.set_xticks([])
             ax.set_yticks([])
             if lam is not None:

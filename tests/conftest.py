@@ -47,3 +47,25 @@ def _reset_keras():
     yield
     keras.backend.clear_session()
     keras.config.set_image_data_format("channels_last")
+
+
+# ---------------------------------------------------------------------- #
+# CI time is a budget: the seconds each test file took, per lane, printed at
+# the end of the run (`--durations` lists single tests).
+# ---------------------------------------------------------------------- #
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _FILE_SECONDS:
+        return
+    total = sum(_FILE_SECONDS.values())
+    terminalreporter.section(f"seconds per test file ({BACKEND}, {total:.0f} s)")
+    for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        if seconds >= 5:
+            terminalreporter.write_line(f"{seconds:7.1f}  {path}")

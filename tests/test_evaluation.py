@@ -519,7 +519,7 @@ def test_argument_errors():
 
 def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
     from keras_sumix.data import true_lam
-    from keras_sumix.evaluation import kept_mask, lam_fidelity
+    from keras_sumix.evaluation import lam_fidelity
 
     data = occluded_objects(12, seed=5)
     model = ks.MixupModel(
@@ -533,21 +533,48 @@ def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
     for start in (0, 6):
         images = data.images[start : start + 6]
         mix = mixer.mix(images)
-        kept = kept_mask(images, keras.ops.convert_to_numpy(mix.images))
+        kept = keras.ops.convert_to_numpy(mix.mask)[..., 0]
+        # CutMix's mask is hard, and every kept pixel is unchanged (an
+        # unchanged pixel may also be a pasted one equal in both images).
+        unchanged = np.all(images == keras.ops.convert_to_numpy(mix.images), -1)
+        assert np.isin(kept, (0.0, 1.0)).all() and unchanged[kept == 1].all()
         perm = keras.ops.convert_to_numpy(mix.permutation)
         truths.append(true_lam(data.masks[start : start + 6], perm, kept))
-    np.testing.assert_allclose(result["true_lam"], np.concatenate(truths))
+    # lam_fidelity mixes the object masks with the draw (`true_share`); the
+    # in-place formula from the kept mask gives the same shares.
+    np.testing.assert_allclose(result["true_lam"], np.concatenate(truths), atol=1e-6)
     assert result["mae"] == pytest.approx(
         np.abs(result["true_lam"] - result["lam"]).mean()
     )
 
 
 @pytest.mark.parametrize("mixer", [ks.layers.ResizeMix, ks.layers.MixUp])
-def test_lam_fidelity_refuses_mixers_that_do_not_paste_in_place(mixer):
+def test_lam_fidelity_refuses_mixers_that_rescale_or_blend(mixer):
     from keras_sumix.evaluation import lam_fidelity
 
     model = ks.MixupModel(
         ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, mixer()
     )
-    with pytest.raises(TypeError, match="in place"):
+    with pytest.raises(TypeError, match="never rescaled: CutMix, FMix"):
         lam_fidelity(model, mixer(), occluded_objects(4, seed=0))
+
+
+def test_true_share_counts_soft_masks_and_matches_the_in_place_formula():
+    """FMix's soft masks: the share from the mixed object masks equals
+    `true_lam` on the kept weights (the kept-pixel reconstruction used before
+    `MixResult.mask` could not see a soft weight)."""
+    from keras_sumix.data import true_lam
+    from keras_sumix.evaluation import true_share
+
+    data = occluded_objects(16, seed=3)
+    mixer = ks.layers.FMix(1.0, max_soft=0.2, seed=4)
+    params = mixer.draw(data.images)
+    mix = mixer.apply(data.images, params)
+    kept = keras.ops.convert_to_numpy(mix.mask)[..., 0]
+    assert ((kept > 0) & (kept < 1)).any()
+    perm = keras.ops.convert_to_numpy(mix.permutation)
+    np.testing.assert_allclose(
+        true_share(mixer, params, data.masks),
+        true_lam(data.masks, perm, kept),
+        atol=1e-6,
+    )

@@ -319,9 +319,13 @@ def test_mix_in_tf_data_keeps_exact_lam():
     x = tagged_images(8, 16, 16)
     layer = CutMix(seed=0)
     ds = tf.data.Dataset.from_tensors(x).map(lambda b: tuple(layer.mix(b)))
-    images, perm, lam = next(iter(ds.as_numpy_iterator()))
+    images, perm, lam, mask = next(iter(ds.as_numpy_iterator()))
     fixed = type("R", (), {"images": images, "permutation": perm})
     np.testing.assert_allclose(_kept_share(x, fixed), lam, atol=1e-6)
+    # The mask is where the pixels were kept, and lam its mean.
+    src = source_of(images)
+    np.testing.assert_array_equal(mask[..., 0], src == np.arange(8)[:, None, None])
+    np.testing.assert_allclose(mask.mean(axis=(1, 2, 3)), lam, rtol=1.2e-7, atol=0)
 
 
 @pytest.mark.parametrize("mixer_cls", ALL)
@@ -333,7 +337,8 @@ def test_unknown_batch_size_in_tf_data_keeps_exact_lam(mixer_cls):
     layer = mixer_cls(seed=0)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
     assert ds.element_spec.shape[0] is None
-    ds = ds.map(lambda b: tuple(layer.mix(b)), num_parallel_calls=2)
+    # MixUp's mask is None, which tf.data cannot carry: keep the first three.
+    ds = ds.map(lambda b: tuple(layer.mix(b))[:3], num_parallel_calls=2)
     batches = list(ds.as_numpy_iterator())
     assert [len(images) for images, _, _ in batches] == [4, 4, 1]
     for start, (images, perm, lam) in zip((0, 4, 8), batches, strict=True):
@@ -380,14 +385,16 @@ def test_inside_compiled_function(mixer_cls):
         ) as scope:
             result = layer.mix(images)
         new_state = [scope.get_current_value(v) for v in layer.non_trainable_variables]
-        return tuple(result), new_state
+        mask = result.lam if result.mask is None else result.mask
+        return (result.images, result.permutation, result.lam, mask), new_state
 
     fn = _compiled(stateless)
-    (images, perm, lam), state2 = fn(state, x)
-    (_, _, lam2), _ = fn(state2, x)
+    (images, perm, lam, mask), state2 = fn(state, x)
+    (_, _, lam2, _), _ = fn(state2, x)
     fixed = type("R", (), {"images": to_np(images), "permutation": perm})
     if mixer_cls is not MixUp:
         np.testing.assert_allclose(_kept_share(to_np(x), fixed), to_np(lam), atol=1e-6)
+        np.testing.assert_allclose(to_np(mask).mean(axis=(1, 2, 3)), to_np(lam))
     assert not np.array_equal(to_np(lam), to_np(lam2))
 
 
@@ -552,4 +559,4 @@ def test_call_errors(mixer_cls):
 
 def test_public_surface():
     assert keras_sumix.MixResult is keras_sumix.layers.MixResult
-    assert keras_sumix.MixResult._fields == ("images", "permutation", "lam")
+    assert keras_sumix.MixResult._fields == ("images", "permutation", "lam", "mask")

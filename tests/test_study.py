@@ -18,6 +18,7 @@ import pytest
 from conftest import BACKEND
 
 from keras_sumix.data import DIGITS_NUM_CLASSES, load_digits_split
+from keras_sumix.models.pooling import token_pooling_of
 from keras_sumix.study import (
     FULL,
     METHODS,
@@ -25,12 +26,16 @@ from keras_sumix.study import (
     QUICK,
     RUNS_FILE,
     Cell,
+    RunSpec,
     StudyConfig,
     build_grid,
     read_records,
     run_study,
     summarise,
 )
+from keras_sumix.study.config import STUDY_VIT, ViTSettings
+from keras_sumix.study.grid import V_EPOCHS, part_entries
+from keras_sumix.study.runner import cell_of, matching
 
 ROOT = Path(__file__).resolve().parent.parent
 only_tensorflow = pytest.mark.skipif(
@@ -90,15 +95,139 @@ def test_digits_split_rejects_bad_arguments():
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 141
+    assert len(keys) == len(set(keys)) == 150
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
     # D's default t are A's distance modes, E's default at batch 64 is A's SUMix.
-    assert per_part == {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18}
+    assert per_part == {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "V": 9}
     clean = METHODS["mce_clean"]
     assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}
     assert {run.seed for run in runs} == set(FULL.seeds)
     assert {run.cell.batch_size for run in runs} == {32, 64, 128}
+
+
+def test_part_v_is_three_methods_on_the_vit_with_every_seed():
+    entries = part_entries("V", FULL)
+    assert [e.cell.method for e in entries] == ["mce", "sumix", "distance_ps"]
+    for entry in entries:
+        cell = entry.cell
+        assert (cell.dataset, cell.mixer) == ("embedded", "cutmix")
+        assert cell.backbone == "vit"
+        assert cell.batch_size == FULL.batch_size and cell.semantic_scale is None
+        assert cell.run_epochs(FULL) == (V_EPOCHS or FULL.epochs)
+        assert entry.label == METHODS[cell.method].label
+    # The authors' formula as published; the distance mode at parts A-C's t.
+    assert entries[1].cell.model_options() == {}
+    assert entries[2].cell.model_options() == {
+        "lambda_mode": "distance",
+        "reduction": "per_sample",
+        "distance_scale": 2.0,
+    }
+    runs = build_grid(FULL, parts=["V"])
+    assert len(runs) == 9 and {r.seed for r in runs} == set(FULL.seeds)
+    assert all("|vit" in r.key for r in runs)
+    assert "embedded|cutmix|sumix|b64|vit|seed1" in {r.key for r in runs}
+    assert [e.cell.method for e in part_entries("V", QUICK)] == ["mce", "distance_ps"]
+    assert all(e.cell.backbone == "vit" for e in part_entries("V", QUICK))
+
+
+def test_cnn_keys_and_records_are_those_stored_before_the_backbone():
+    # The default backbone and the study's epochs add nothing to a key.
+    cell = Cell("embedded", "cutmix", "distance_ps").resolved(FULL)
+    assert cell.key == "embedded|cutmix|distance_ps|b64|t2"
+    same = Cell("embedded", "cutmix", "distance_ps", epochs=FULL.epochs)
+    assert same.resolved(FULL) == cell
+    vit = Cell("embedded", "cutmix", "mce", backbone="vit", epochs=7).resolved(FULL)
+    assert vit.key == "embedded|cutmix|mce|b64|vit|e7"
+    assert vit.run_epochs(FULL) == 7 and cell.run_epochs(FULL) == FULL.epochs
+    with pytest.raises(ValueError, match="backbone"):
+        Cell("embedded", "cutmix", "mce", backbone="resnet")
+    with pytest.raises(ValueError, match="epochs"):
+        Cell("embedded", "cutmix", "mce", epochs=0)
+    # The stored study: its 141 CNN runs still match parts A-E, key by key.
+    records = read_records(ROOT / "benchmarks" / "results" / "study" / RUNS_FILE)
+    backend = records[0]["backend"]
+    cnn = [r for r in records if r.get("backbone", "cnn") == "cnn"]
+    assert len(cnn) == 141
+    grid = {run.key for run in build_grid(FULL, parts=list("ABCDE"))}
+    found = matching(cnn, FULL, backend)
+    assert set(found) == grid == {r["key"] for r in cnn}
+    for record in cnn:
+        assert cell_of(record).key == record["cell"]
+
+
+def test_vit_records_match_only_their_own_settings():
+    base = {"signature": FULL.signature(), "backend": "tensorflow"}
+    old_cnn = {**base, "key": "cnn"}  # recorded before the backbone was
+    vit = {
+        **base,
+        "key": "vit",
+        "backbone": "vit",
+        "backbone_settings": STUDY_VIT.to_dict(),
+    }
+    other = {
+        **vit,
+        "key": "other",
+        "backbone_settings": {**STUDY_VIT.to_dict(), "num_layers": 1},
+    }
+    unlabelled = {**base, "key": "unlabelled", "backbone": "vit"}
+    found = matching([old_cnn, vit, other, unlabelled], FULL, "tensorflow")
+    assert set(found) == {"cnn", "vit"}
+    with pytest.raises(ValueError, match="hidden_dim"):
+        ViTSettings(hidden_dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="learning_rate"):
+        ViTSettings(learning_rate=0.0)
+
+
+def test_study_vit_builds_with_its_pinned_size():
+    pytest.importorskip("keras_hub")
+    from keras_sumix.study.runner import study_vit, vit_optimizer
+
+    vit = STUDY_VIT
+    shape = (vit.patch_size, vit.num_layers, vit.num_heads, vit.hidden_dim)
+    assert shape == (4, 4, 4, 64) and vit.mlp_dim == 128
+    model = study_vit((32, 32, 3))
+    # patch embedding 3,136 + class token 64 + position 65 x 64 + 4 layers x
+    # 33,472 (attention 16,640, MLP 16,576, two norms 256) + final norm 128.
+    assert model.count_params() == 141_376
+    # 64 patch tokens and the class token, which the training models pool.
+    assert model.output_shape == (None, 65, STUDY_VIT.hidden_dim)
+    assert token_pooling_of(model) == STUDY_VIT.pooling == "class_token"
+    assert not model.non_trainable_weights  # no batch norm
+    mean = study_vit((32, 32, 3), ViTSettings(pooling="mean"))
+    assert mean.output_shape == (None, 64, 64) and token_pooling_of(mean) == "mean"
+    optimizer = vit_optimizer(STUDY_VIT, steps=130, steps_per_epoch=13)
+    schedule = optimizer._learning_rate
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(52)) == pytest.approx(STUDY_VIT.learning_rate)
+    assert float(schedule(130)) == pytest.approx(0.0, abs=1e-9)
+    assert optimizer.global_clipnorm == STUDY_VIT.clipnorm
+
+
+@only_tensorflow  # 3 s; the eager SUMix step of a ViT takes 30 s on JAX
+def test_one_tiny_vit_run_trains_and_measures():
+    pytest.importorskip("keras_hub")
+    from keras_sumix.study.runner import StudyData, train_run
+
+    tiny = StudyConfig(
+        embedded_train=32,
+        embedded_test=16,
+        fidelity_samples=16,
+        epochs=1,
+        batch_size=16,
+        median_last=1,
+        seeds=(0,),
+        quick=True,
+        run_eagerly=True,
+    )
+    cell = Cell("embedded", "cutmix", "distance_ps", backbone="vit").resolved(tiny)
+    record = train_run(RunSpec("V", "tiny", cell, 0), tiny, StudyData(tiny))
+    assert record["key"] == "embedded|cutmix|distance_ps|b16|t2|vit|seed0"
+    assert record["backbone"] == "vit" and record["epochs"] is None
+    assert record["backbone_settings"] == STUDY_VIT.to_dict()
+    assert record["epochs_run"] == 1 and not record["diverged"]
+    assert 0 <= record["final_top1"] <= 1
+    assert _finite(record["pearson"]) and 0 <= record["mae"] <= 1
 
 
 def test_bad_study_arguments_raise_clear_errors(tmp_path):
@@ -233,6 +362,7 @@ def test_quick_study_report_files(quick_study):
         for row in part["rows"]:
             assert row["label"] in markdown
     assert "n/a (1)" in markdown  # ResizeMix fidelity, with its reason
+    assert "- Part V: a small ViT" in markdown and "AdamW" in markdown
     png = (output / "study.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -266,17 +396,40 @@ def test_quick_study_time_estimate(quick_study):
     runs = build_grid(QUICK)
     data = StudyData(QUICK)
 
-    # From the recorded runs (both kinds are there): no measuring.
-    def must_not_measure():
+    # From the recorded runs (both kinds of both backbones are there): no
+    # measuring.
+    def must_not_measure(backbone):
         raise AssertionError("the recorded runs should have been used")
 
     recorded = estimate_seconds(runs, QUICK, data, records, measure=must_not_measure)
     assert 0 < recorded < 10 * sum(r["total_seconds"] for r in records.values())
-    # Nothing recorded: a measured run of each kind, scaled by training images.
-    measured = estimate_seconds(
-        runs, QUICK, data, {}, measure=lambda: {"mce": 10.0, "sumix": 20.0}
+    # Nothing recorded: a measured run of each kind per backbone, scaled by
+    # training images and epochs.
+    asked = []
+
+    def measure(backbone):
+        asked.append(backbone)
+        scale = 3.0 if backbone == "vit" else 1.0
+        return {"mce": 10.0 * scale, "sumix": 20.0 * scale}
+
+    measured = estimate_seconds(runs, QUICK, data, {}, measure=measure)
+    assert asked == ["cnn", "vit"]
+    images = {"embedded": QUICK.embedded_train, "digits": QUICK.digits_limit}
+    expected = sum(
+        (3.0 if r.cell.backbone == "vit" else 1.0)
+        * (20.0 if METHODS[r.cell.method].sumix else 10.0)
+        / 96
+        * images[r.cell.dataset]
+        for r in runs
     )
-    per_image = {False: 10.0 / 96, True: 20.0 / 96}
-    expected = sum(per_image[METHODS[r.cell.method].sumix] * 96 for r in runs)
     assert measured == pytest.approx(expected)
+    # A part trained for other epochs scales with them.
+    vit = [r for r in runs if r.cell.backbone == "vit"]
+    longer = [
+        RunSpec(r.part, r.label, Cell(**{**r.cell.__dict__, "epochs": 6}), r.seed)
+        for r in vit
+    ]
+    assert estimate_seconds(longer, QUICK, data, {}, measure=measure) == (
+        pytest.approx(3 * estimate_seconds(vit, QUICK, data, {}, measure=measure))
+    )
     assert estimate_seconds([], QUICK, data, {}) == 0.0

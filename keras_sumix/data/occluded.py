@@ -170,7 +170,28 @@ def true_lam(
             f"{masks.shape} and {kept.shape}."
         )
     partner = masks[np.asarray(permutation)]
-    vis_a = (masks * kept).sum((1, 2)) / np.maximum(masks.sum((1, 2)), 1)
-    vis_b = (partner * (1 - kept)).sum((1, 2)) / np.maximum(partner.sum((1, 2)), 1)
+    return label_share(masks * kept, partner * (1 - kept), masks, partner)
+
+
+def label_share(
+    visible_a: np.ndarray,
+    visible_b: np.ndarray,
+    masks_a: np.ndarray,
+    masks_b: np.ndarray,
+) -> np.ndarray:
+    """`vis_a / (vis_a + vis_b)` (0.5 when neither object is visible).
+
+    Args:
+        visible_a: `(N, H, W)` weight of object a's pixels in each mixed
+            image (its mask, mixed as the image was, partner zeroed).
+        visible_b: `(N, H, W)` the same for the partner's object.
+        masks_a: `(N, H, W)` object a's masks in the clean images.
+        masks_b: `(N, H, W)` the partners' object masks.
+
+    Returns:
+        float32 `(N,)`.
+    """
+    vis_a = visible_a.sum((1, 2)) / np.maximum(masks_a.sum((1, 2)), 1)
+    vis_b = visible_b.sum((1, 2)) / np.maximum(masks_b.sum((1, 2)), 1)
     total = vis_a + vis_b
     return np.where(total > 0, vis_a / np.maximum(total, 1e-12), 0.5).astype("float32")

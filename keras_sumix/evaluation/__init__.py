@@ -7,7 +7,7 @@
   and a generated subset for other datasets (`corrupt`,
   `generated_corruption_robustness`; not comparable to CIFAR-100-C).
 - White-box FGSM: `fgsm_error` and `input_gradient`.
-- Lambda fidelity: `lam_fidelity`, `kept_mask`, `pearson`.
+- Lambda fidelity: `lam_fidelity`, `true_share`, `pearson`.
 """
 
 from keras_sumix.evaluation.corruption import (
@@ -19,7 +19,7 @@ from keras_sumix.evaluation.corruption import (
     generated_corruption_robustness,
 )
 from keras_sumix.evaluation.fgsm import fgsm_error, input_gradient
-from keras_sumix.evaluation.fidelity import kept_mask, lam_fidelity, pearson
+from keras_sumix.evaluation.fidelity import lam_fidelity, pearson, true_share
 from keras_sumix.evaluation.occlusion import (
     DEFAULT_OCCLUSION_RATIOS,
     occlusion_masks,
@@ -38,11 +38,11 @@ __all__ = [
     "fgsm_error",
     "generated_corruption_robustness",
     "input_gradient",
-    "kept_mask",
     "lam_fidelity",
     "median_of_last",
     "occlusion_masks",
     "occlusion_robustness",
     "pearson",
     "top1_accuracy",
+    "true_share",
 ]

@@ -1,9 +1,9 @@
 """White-box FGSM robustness (the paper's Table 5): top-1 error on
 `x_adv = clip(x + epsilon * sign(grad_x CE(model(x), y)))`.
 
-The gradient with respect to the input is the one backend-specific piece:
-`input_gradient` dispatches on `keras.backend.backend()`, like
-`keras_sumix.models.train_step`.
+The gradient with respect to the input is the backend-specific piece:
+`keras_sumix.models.train_step.input_gradient`, which this module's
+`input_gradient` calls (on JAX inside a function jit-compiled per model).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from keras_sumix.evaluation.reporting import (
     _count_correct,
     top1_accuracy,
 )
+from keras_sumix.models import train_step as _train_step
 
 __all__ = ["fgsm_error", "input_gradient"]
 
@@ -66,16 +67,10 @@ def input_gradient(
     The loss is the sum over the batch of each sample's cross-entropy
     `-log softmax(model(x, training=False))[y]`, so row `i` of the result is
     the gradient of sample `i`'s own loss. Inference mode: batch norm uses
-    its moving statistics and nothing is updated. One function, dispatching
-    on the backend:
-
-    - TensorFlow: a `tf.GradientTape` watching the input.
-    - JAX: `jax.grad` of a function calling `model.stateless_call(trainable
-      values, non-trainable values, x, training=False)` (jit-compiled once
-      per model).
-    - torch: the input as a leaf tensor with `requires_grad_()`, and
-      `torch.autograd.grad` (which, unlike `.backward()`, leaves the
-      parameters' `.grad` untouched).
+    its moving statistics and nothing is updated. The gradient is
+    `keras_sumix.models.train_step.input_gradient` (a `tf.GradientTape`,
+    `jax.grad` of `model.stateless_call` jit-compiled once per model, or
+    `torch.autograd.grad`, which leaves the parameters' `.grad` untouched).
 
     Args:
         model: a `keras.Model` mapping images to logits (or probabilities,
@@ -100,27 +95,16 @@ def input_gradient(
     images = _float_images(images)
     labels = _as_labels(labels, len(images)).astype("int32")
     from_logits = _check_from_logits(from_logits)
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        return _tensorflow_gradient(model, images, labels, from_logits)
-    if backend == "jax":
+    if keras.backend.backend() == "jax":
         return _jax_gradient(model, images, labels, from_logits)
-    if backend == "torch":
-        return _torch_gradient(model, images, labels, from_logits)
-    raise NotImplementedError(
-        "input_gradient supports the tensorflow, jax and torch backends; "
-        f"KERAS_BACKEND={backend!r}."
+
+    def loss(x):
+        return _cross_entropy_sum(model(x, training=False), labels, from_logits)
+
+    return np.asarray(
+        keras.ops.convert_to_numpy(_train_step.input_gradient(loss, images)),
+        dtype="float32",
     )
-
-
-def _tensorflow_gradient(model, images, labels, from_logits):
-    import tensorflow as tf
-
-    x = tf.convert_to_tensor(images)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        loss = _cross_entropy_sum(model(x, training=False), labels, from_logits)
-    return np.asarray(tape.gradient(loss, x).numpy(), dtype="float32")
 
 
 # One jit-compiled gradient function per (model, from_logits); the weak keys
@@ -129,34 +113,28 @@ _JAX_GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _jax_gradient(model, images, labels, from_logits):
+    """JAX: `input_gradient` of a `stateless_call`, jit-compiled once per
+    model (eager JAX would retrace the model every batch)."""
     import jax
 
     functions = _JAX_GRADIENTS.setdefault(model, {})
     if from_logits not in functions:
         model_ref = weakref.ref(model)
 
-        def loss(x, y, trainable, non_trainable):
-            outputs, _ = model_ref().stateless_call(
-                trainable, non_trainable, x, training=False
-            )
-            return _cross_entropy_sum(outputs, y, from_logits)
+        def gradient(x, y, trainable, non_trainable):
+            def loss(x):
+                outputs, _ = model_ref().stateless_call(
+                    trainable, non_trainable, x, training=False
+                )
+                return _cross_entropy_sum(outputs, y, from_logits)
 
-        functions[from_logits] = jax.jit(jax.grad(loss))
+            return _train_step.input_gradient(loss, x)
+
+        functions[from_logits] = jax.jit(gradient)
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     gradient = functions[from_logits](images, labels, trainable, non_trainable)
     return np.asarray(gradient, dtype="float32")
-
-
-def _torch_gradient(model, images, labels, from_logits):
-    import torch
-
-    x = ops.convert_to_tensor(images, "float32").detach().clone().requires_grad_()
-    y = ops.convert_to_tensor(labels, "int32")
-    with torch.enable_grad():
-        loss = _cross_entropy_sum(model(x, training=False), y, from_logits)
-        (gradient,) = torch.autograd.grad(loss, x)
-    return gradient.detach().cpu().numpy().astype("float32")
 
 
 def _check_clip(clip: Any) -> tuple[float, float] | None:

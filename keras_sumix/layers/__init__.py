@@ -1,38 +1,18 @@
-"""Mixing layers: one file per mixer over a shared base."""
+"""Mixing layers: one file per mixer over a shared base.
+
+Each mixer's file registers it (its name and facts, `registry`); importing
+the file is all it takes for `get_mixer`, the CLI and the study to know it.
+"""
 
 from keras_sumix.layers.base import BaseMixer, MixingLayer, MixResult
 from keras_sumix.layers.cut_mix import CutMix
 from keras_sumix.layers.f_mix import FMix
 from keras_sumix.layers.mix_up import MixUp
+from keras_sumix.layers.puzzle_mix import PuzzleMix
 from keras_sumix.layers.random_choice import RandomChoice
+from keras_sumix.layers.registry import MIXERS, get_mixer
 from keras_sumix.layers.resize_mix import ResizeMix
 from keras_sumix.layers.saliency_mix import SaliencyMix
-
-MIXERS: dict[str, type[BaseMixer]] = {
-    "mixup": MixUp,
-    "cutmix": CutMix,
-    "fmix": FMix,
-    "saliencymix": SaliencyMix,
-    "resizemix": ResizeMix,
-}
-
-
-def get_mixer(name: str, **kwargs) -> BaseMixer:
-    """Build a mixer by name (`"mixup"`, `"cutmix"`, `"fmix"`,
-    `"saliencymix"`, `"resizemix"`; case-insensitive).
-
-    Args:
-        name: the mixer's name.
-        **kwargs: its constructor arguments.
-
-    Returns:
-        The mixing layer.
-    """
-    key = str(name).lower().replace("_", "").replace("-", "")
-    if key not in MIXERS:
-        raise ValueError(f"Unknown mixer {name!r}. Expected one of {sorted(MIXERS)}.")
-    return MIXERS[key](**kwargs)
-
 
 __all__ = [
     "MIXERS",
@@ -42,6 +22,7 @@ __all__ = [
     "MixResult",
     "MixUp",
     "MixingLayer",
+    "PuzzleMix",
     "RandomChoice",
     "ResizeMix",
     "SaliencyMix",

@@ -1,8 +1,11 @@
-"""What every mixer shares: pairing, Beta draws, label mixing, validation and
-`tf.data` safety.
+"""What every mixer shares: pairing, Beta draws, label mixing, validation,
+`tf.data` safety and registration.
 
-A concrete mixer only says how it builds the mixed batch from the clean batch
-and its permuted partner (`_blend`); everything else lives here.
+A mix is drawn (`draw`: the pairing, lam and the mixer's own random choices,
+a dict of tensors) separately from its application (`apply`: the mixed
+batch, its kept mask and the exact lam). A concrete mixer declares its facts
+as class keywords (`registry`) and implements two hooks on channels-last
+tensors, `_draw` and `_apply`; everything else lives here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from keras_sumix._validation import (
     host_array,
     misplaced_channels,
 )
-from keras_sumix.layers import sampling
+from keras_sumix.layers import registry, sampling
 
 _MODES = ("elem", "batch")
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -36,21 +39,39 @@ class MixResult(NamedTuple):
         permutation: int32 `(N,)`. Sample `i` is mixed with
             `images[permutation[i]]`; never with itself when `N >= 2`.
         lam: float32 `(N,)`, the exact share of `images[i]` kept in output
-            `i` (for cutting mixers the fraction of pixels taken from
-            `images[i]`, counted on the final mask; for MixUp the
-            interpolation weight).
+            `i`: the mean of `mask` over the pixels (for MixUp, which has no
+            mask, the interpolation weight).
+        mask: float32 `(N, H, W, 1)` (`(N, 1, H, W)` for channels-first),
+            the per-pixel share each output keeps from `images[i]` (1 kept,
+            0 taken from the partner, between for a soft mask), in output
+            coordinates; None for MixUp (every pixel is a blend of weight
+            `lam`).
     """
 
     images: Any
     permutation: Any
     lam: Any
+    mask: Any = None
 
 
 class MixingLayer(keras.layers.Layer):
     """Base class of every mixing layer: input handling, label mixing and
     `tf.data` safety.
 
-    Subclasses implement `_mix(images) -> MixResult`, computing with
+    A mixer registers itself by declaring its facts as class keywords (see
+    `keras_sumix.layers.registry`):
+
+    ```python
+    class CutMix(BaseMixer, name="cutmix", in_place=True):
+        ...
+    ```
+
+    `name` (omit it for a mixer not built by name), `in_place`,
+    `true_share` (defaults to `in_place`) and `needs_saliency` (False);
+    a subclass without keywords inherits its parent's facts but not its
+    name.
+
+    Subclasses implement `_mix(images, **context) -> MixResult`, computing with
     `self.backend` (the numpy/random/math/image namespaces of the backend in
     use) rather than `keras.ops`, so that the same code runs inside a
     `tf.data` pipeline whatever `KERAS_BACKEND` is, as Keras's own
@@ -96,6 +117,35 @@ class MixingLayer(keras.layers.Layer):
             `keras.config.image_data_format()`.
         **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
     """
+
+    #: The registry name (None: not built by name, e.g. `RandomChoice`).
+    mixer_name: str | None = None
+    #: Every output pixel comes from the same position of either image.
+    in_place: bool = False
+    #: Object masks mixed the same way give the true label share.
+    true_share: bool = False
+    #: `mix` takes the model's `saliency` (N, H, W).
+    needs_saliency: bool = False
+
+    def __init_subclass__(
+        cls,
+        name: str | None = None,
+        in_place: bool | None = None,
+        true_share: bool | None = None,
+        needs_saliency: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.mixer_name = name
+        if in_place is not None:
+            cls.in_place = in_place
+            cls.true_share = in_place
+        if true_share is not None:
+            cls.true_share = true_share
+        if needs_saliency is not None:
+            cls.needs_saliency = needs_saliency
+        if name is not None:
+            registry.register(cls, name)
 
     def __init__(
         self,
@@ -198,7 +248,7 @@ class MixingLayer(keras.layers.Layer):
         if self._SEED_STATE_KEY in store.keys():
             self.generator.state.assign(store[self._SEED_STATE_KEY])
 
-    def mix(self, images: Any) -> MixResult:
+    def mix(self, images: Any, **context: Any) -> MixResult:
         """Mix a batch of images.
 
         Args:
@@ -206,18 +256,24 @@ class MixingLayer(keras.layers.Layer):
                 `data_format`, N >= 1. Integer and bool images are cast to
                 the compute dtype, not rescaled; see the class docstring for
                 NaN pixels, a batch of one and tiny images.
+            **context: what a mixer with `needs_saliency` takes: `saliency`,
+                `(N, H, W)`. Any other keyword (or `saliency` given to a
+                mixer that does not use it) raises a TypeError.
 
         Returns:
-            A `MixResult(images, permutation, lam)`.
+            A `MixResult(images, permutation, lam, mask)`.
         """
         with self._backend_scope(images):
-            return self._mix(images)
+            return self._mix(images, **context)
 
     def call(self, inputs: Any, training: bool = True) -> Any:
         images, labels, pack = self._unpack(inputs)
         if not training:
             return inputs
-        result = self._mix(images)
+        context = {}
+        if isinstance(inputs, dict) and "saliency" in inputs:
+            context["saliency"] = inputs["saliency"]
+        result = self._mix(images, **context)
         if labels is None:
             return pack(result.images, None)
         return pack(result.images, self._mix_labels(labels, result))
@@ -232,11 +288,15 @@ class MixingLayer(keras.layers.Layer):
                     "A dict input must have an 'images' key (and optionally "
                     f"'labels'). Received keys: {sorted(inputs)}."
                 )
-            extra = {k: v for k, v in inputs.items() if k not in ("images", "labels")}
+            allowed = ("images", "labels") + (
+                ("saliency",) if self.needs_saliency else ()
+            )
+            extra = {k: v for k, v in inputs.items() if k not in allowed}
             if extra:
                 raise ValueError(
-                    "A dict input may only hold 'images' and 'labels'. "
-                    f"Received extra keys: {sorted(extra)}."
+                    "A dict input may only hold "
+                    + ", ".join(repr(k) for k in allowed)
+                    + f". Received extra keys: {sorted(extra)}."
                 )
 
             def pack_dict(images, labels):
@@ -255,22 +315,22 @@ class MixingLayer(keras.layers.Layer):
             return inputs[0], inputs[1], lambda i, lab: (i, lab)
         return inputs, None, lambda i, lab: i
 
-    def _check_images(self, images: Any) -> None:
+    def _check_images(self, images: Any, name: str = "images") -> None:
         shape = tuple(images.shape)
         if len(shape) == 3:
             raise ValueError(
-                "`images` must be a batch of rank 4 (N, H, W, C) or (N, C, H, W): "
+                f"`{name}` must be a batch of rank 4 (N, H, W, C) or (N, C, H, W): "
                 f"mixing pairs samples within a batch. Received a single image of "
                 f"shape {shape}; batch your data first (e.g. `ds.batch(n)`)."
             )
         if len(shape) != 4:
             raise ValueError(
-                "`images` must be a rank-4 batch (N, H, W, C) or (N, C, H, W). "
+                f"`{name}` must be a rank-4 batch (N, H, W, C) or (N, C, H, W). "
                 f"Received shape {shape}."
             )
         if 0 in shape:
             raise ValueError(
-                "`images` must not be empty: at least one image, of at least "
+                f"`{name}` must not be empty: at least one image, of at least "
                 f"one pixel and one channel. Received shape {shape}."
             )
         if not self._data_format_given and misplaced_channels(
@@ -282,10 +342,10 @@ class MixingLayer(keras.layers.Layer):
                 else "channels_last"
             )
             raise ValueError(
-                f"`images` of shape {shape} look {other} but the layer uses "
+                f"`{name}` of shape {shape} look {other} but the layer uses "
                 f"data_format={self.data_format!r} (from "
                 "keras.config.image_data_format()). Pass "
-                f"data_format={other!r} to the layer (or transpose the images); "
+                f"data_format={other!r} to the layer (or transpose the batch); "
                 f"pass data_format={self.data_format!r} explicitly to mix this "
                 "shape as it is."
             )
@@ -356,7 +416,24 @@ class MixingLayer(keras.layers.Layer):
         with tf.control_dependencies([check] if check is not None else []):
             return tf.identity(labels)
 
-    def _mix(self, images: Any) -> MixResult:
+    def _check_context(self, context: dict[str, Any]) -> None:
+        """Only a mixer with `needs_saliency` takes `saliency`; nothing else
+        is taken."""
+        allowed = {"saliency"} if self.needs_saliency else set()
+        unexpected = sorted(set(context) - allowed)
+        if unexpected:
+            takes = (
+                "takes only `saliency`"
+                if self.needs_saliency
+                else "takes no keyword arguments (it uses no saliency)"
+            )
+            raise TypeError(
+                f"{type(self).__name__}.mix {takes}. Received: "
+                + ", ".join(f"{k}=..." for k in unexpected)
+                + "."
+            )
+
+    def _mix(self, images: Any, **context: Any) -> MixResult:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ #
@@ -396,9 +473,20 @@ class MixingLayer(keras.layers.Layer):
 class BaseMixer(MixingLayer):
     """Base class of the single-method mixers (MixUp, CutMix, ...).
 
-    It draws the pairing (a derangement) and the Beta mix ratio; a subclass
-    only implements `_blend(images, partner, draw, seed)`, which builds the
-    mixed batch (channels-last) and returns it with the exact kept share.
+    It draws the pairing (a derangement) and the Beta mix ratio, and turns a
+    mixer's kept mask into the exact lam. A subclass implements two hooks,
+    on channels-last tensors:
+
+    - `_draw(images, permutation, lam, seed, **context) -> dict`: the
+      mixer's own random choices (a box, a mask, ...), added to the
+      parameters `draw` returns (an entry may replace `lam`, the drawn
+      ratio, when the mixer draws something else, as ResizeMix does);
+    - `_apply(images, partner, params) -> (mixed, mask)`: the mixed batch
+      and the share `(M, H, W)` (M in {1, N}) each output keeps from
+      `images`, or None when there is no mask (MixUp). The default pastes
+      `params["box"]` (`(M, 4)` int32: top, left, bottom, right) or keeps
+      `params["mask"]` (`(M, H, W)`, the kept share). It must be linear in
+      `images` and `partner` (lambda fidelity mixes object masks with it).
 
     Args:
         alpha: concentration of the symmetric Beta(alpha, alpha) the mix ratio
@@ -428,28 +516,112 @@ class BaseMixer(MixingLayer):
         self.mode = check_choice("mode", mode, _MODES)
 
     # ------------------------------------------------------------------ #
-    # The mixing pipeline
+    # Drawing a mix, applying it
     # ------------------------------------------------------------------ #
-    def _mix(self, images: Any) -> MixResult:
+    def draw(self, images: Any, **context: Any) -> dict[str, Any]:
+        """Draw a mix of `images` without applying it.
+
+        Args:
+            images: the batch, as `mix` takes it.
+            **context: as `mix` takes it (`saliency` for a mixer with
+                `needs_saliency`).
+
+        Returns:
+            A dict of tensors: `"permutation"` (int32 `(N,)`), `"lam"` (the
+            drawn ratio, `(N,)` or `(1,)` in batch mode) and the mixer's own
+            draws (e.g. `"box"`, `"mask"`). `apply(images, params)` turns it
+            into the `MixResult` that `mix(images)` would have returned.
+
+        Example:
+
+        >>> import numpy as np, keras_sumix
+        >>> mixer = keras_sumix.layers.CutMix(seed=1)
+        >>> x = np.random.rand(4, 8, 8, 3)
+        >>> params = mixer.draw(x)
+        >>> sorted(params)
+        ['box', 'lam', 'permutation']
+        >>> result = mixer.apply(x, params)
+        >>> bool(np.allclose(result.lam, result.mask.mean(axis=(1, 2, 3))))
+        True
+        """
+        with self._backend_scope(images):
+            return self._draw_params(self._prepare(images), context)
+
+    def apply(
+        self, images: Any, params: dict[str, Any], partner: Any = None
+    ) -> MixResult:
+        """Apply a drawn mix (`draw`) to `images`.
+
+        Args:
+            images: the batch the mix was drawn for (or another batch of the
+                same shape: object masks, a feature map of the same size).
+            params: what `draw` returned.
+            partner: what output `i` takes from its partner, same shape as
+                `images`; defaults to `images[permutation]`. Mixing is linear
+                in `images` and `partner`, so passing zeros for one of them
+                gives the other's contribution alone.
+
+        Returns:
+            A `MixResult(images, permutation, lam, mask)`.
+        """
+        with self._backend_scope(images):
+            images = self._prepare(images)
+            if partner is not None:
+                partner = self._prepare(partner, "partner")
+                if tuple(partner.shape) != tuple(images.shape):
+                    raise ValueError(
+                        "`partner` must have the shape of `images`. Received "
+                        f"{tuple(partner.shape)} and {tuple(images.shape)}."
+                    )
+            return self._apply_params(images, params, partner)
+
+    def _mix(self, images: Any, **context: Any) -> MixResult:
+        images = self._prepare(images)
+        return self._apply_params(images, self._draw_params(images, context))
+
+    def _prepare(self, images: Any, name: str = "images") -> Any:
+        """Checked, cast to the compute dtype, channels-last."""
         ops = self.backend
         images = ops.convert_to_tensor(images)
-        self._check_images(images)
+        self._check_images(images, name)
         images = ops.cast(images, self.compute_dtype)
-        channels_first = self.data_format == "channels_first"
-        if channels_first:
+        if self.data_format == "channels_first":
             images = ops.numpy.transpose(images, (0, 2, 3, 1))
+        return images
+
+    def _draw_params(self, images: Any, context: dict[str, Any]) -> dict[str, Any]:
+        self._check_context(context)
         seed = self._seed()
-        n = ops.shape(images)[0]
+        n = self.backend.shape(images)[0]
         permutation = self._derangement(n, seed)
-        partner = ops.numpy.take(images, permutation, axis=0)
         lam = self._draw_lam(n, seed)
-        mixed, lam = self._blend(images, partner, lam, seed)
+        params = {"permutation": permutation, "lam": lam}
+        params.update(self._draw(images, permutation, lam, seed, **context))
+        return params
+
+    def _apply_params(
+        self, images: Any, params: dict[str, Any], partner: Any = None
+    ) -> MixResult:
+        ops = self.backend
+        permutation = params["permutation"]
+        if partner is None:
+            partner = ops.numpy.take(images, permutation, axis=0)
+        mixed, mask = self._apply(images, partner, params)
+        shape = ops.shape(images)
+        n = shape[0]
+        if mask is None:
+            lam = ops.numpy.broadcast_to(ops.cast(params["lam"], "float32"), (n,))
+        else:
+            mask = ops.numpy.broadcast_to(
+                ops.cast(mask, "float32"), (n, shape[1], shape[2])
+            )
+            lam = ops.numpy.mean(mask, axis=(1, 2))
         # A batch of one has no partner: it is returned as it is, keeping all
         # of itself.
-        lam = ops.numpy.broadcast_to(ops.cast(lam, "float32"), (n,))
         if isinstance(n, int):
             if n < 2:
                 mixed, lam = images, ops.numpy.ones_like(lam)
+                mask = None if mask is None else ops.numpy.ones_like(mask)
         else:
             # The batch size is known at run time only (a `tf.data` batch
             # without drop_remainder): branch rather than select element-wise,
@@ -458,9 +630,14 @@ class BaseMixer(MixingLayer):
             blended = mixed
             mixed = ops.core.cond(paired, lambda: blended, lambda: images)
             lam = ops.numpy.where(paired, lam, 1.0)
-        if channels_first:
+            if mask is not None:
+                mask = ops.numpy.where(paired, mask, 1.0)
+        if self.data_format == "channels_first":
             mixed = ops.numpy.transpose(mixed, (0, 3, 1, 2))
-        return MixResult(mixed, permutation, lam)
+            mask = None if mask is None else mask[:, None]
+        elif mask is not None:
+            mask = mask[..., None]
+        return MixResult(mixed, permutation, lam, mask)
 
     def _derangement(self, n: Any, seed: Any) -> Any:
         """A random permutation with no fixed point (for n >= 2).
@@ -486,16 +663,24 @@ class BaseMixer(MixingLayer):
             (self._num_draws(n),), self.alpha, self.alpha, seed, backend=self.backend
         )
 
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
-        """Build the mixed batch (channels-last) and return `(mixed, lam)`."""
-        raise NotImplementedError
+    def _draw(
+        self, images: Any, permutation: Any, lam: Any, seed: Any, **context: Any
+    ) -> dict[str, Any]:
+        """The mixer's own random choices (channels-last `images`)."""
+        return {}
+
+    def _apply(self, images: Any, partner: Any, params: dict[str, Any]):
+        """`(mixed, kept mask)` from `params["box"]` or `params["mask"]`."""
+        if "box" in params:
+            return self._paste_box(images, partner, params["box"])
+        return self._keep(images, partner, params["mask"])
 
     # ------------------------------------------------------------------ #
     # Helpers for cutting mixers
     # ------------------------------------------------------------------ #
-    def _weighted(self, images: Any, partner: Any, weight: Any) -> Any:
-        """`(1 - w) * images + w * partner` with `weight` (M, H, W * C) or
-        broadcastable to it (M in {1, N}), on the batch viewed as rows of
+    def _weighted(self, images: Any, partner: Any, keep: Any) -> Any:
+        """`keep * images + (1 - keep) * partner` with `keep` (M, H, W * C)
+        or broadcastable to it (M in {1, N}), on the batch viewed as rows of
         `W * C` values: the weight then broadcasts over outer axes only,
         which element-wise kernels stream (a weight broadcast over the
         channel axis costs several times more on CPU).
@@ -506,61 +691,48 @@ class BaseMixer(MixingLayer):
         ops = self.backend
         shape = ops.shape(images)
         rows = (-1, shape[1], shape[2] * shape[3])
-        weight = ops.cast(weight, images.dtype)
+        keep = ops.cast(keep, images.dtype)
         images_rows = ops.numpy.reshape(images, rows)
         partner_rows = ops.numpy.reshape(partner, rows)
-        mixed = (1.0 - weight) * images_rows + weight * partner_rows
+        mixed = keep * images_rows + (1.0 - keep) * partner_rows
         return ops.numpy.reshape(mixed, shape)
 
-    def _paste(self, images: Any, partner: Any, mask: Any):
-        """Take `partner` where `mask` (M, H, W; M in {1, N}) is 1.
-
-        Returns the mixed batch and the exact kept share `1 - mean(mask)`.
-        """
+    def _keep(self, images: Any, partner: Any, mask: Any):
+        """Keep `images` with weight `mask` (M, H, W; M in {1, N}), take the
+        rest from `partner`. Returns the mixed batch and the mask."""
         ops = self.backend
         channels = ops.shape(images)[3]
         weight = ops.numpy.repeat(ops.cast(mask, images.dtype), channels, axis=2)
-        mixed = self._weighted(images, partner, weight)
-        lam = 1.0 - ops.numpy.mean(ops.cast(mask, "float32"), axis=(1, 2))
-        return mixed, lam
+        return self._weighted(images, partner, weight), mask
 
-    def _paste_box(
-        self,
-        images: Any,
-        partner: Any,
-        top: Any,
-        left: Any,
-        bottom: Any,
-        right: Any,
-    ):
+    def _paste_box(self, images: Any, partner: Any, box: Any):
         """Take `partner` inside the boxes `[top, bottom) x [left, right)`
-        (each `(M,)`, M in {1, N}).
+        (`box` `(M, 4)`, M in {1, N}).
 
         The box is the product of a row mask and a column mask, so the full
         mask is never built channel by channel. Returns the mixed batch and
-        the exact kept share `1 - rows * cols / (H * W)`.
+        the kept mask `(M, H, W)`.
         """
         ops = self.backend
         shape = ops.shape(images)
         height, width, channels = shape[1], shape[2], shape[3]
+        box = ops.cast(box, "int32")
 
         def inside(start, stop, length):
             index = ops.numpy.arange(length, dtype="int32")[None, :]
-            start = ops.numpy.reshape(ops.cast(start, "int32"), (-1, 1))
-            stop = ops.numpy.reshape(ops.cast(stop, "int32"), (-1, 1))
-            return ops.cast((index >= start) & (index < stop), "float32")
+            return ops.cast(
+                (index >= start[:, None]) & (index < stop[:, None]), "float32"
+            )
 
-        rows = inside(top, bottom, height)  # (M, H)
-        cols = inside(left, right, width)  # (M, W)
+        rows = inside(box[:, 0], box[:, 2], height)  # (M, H)
+        cols = inside(box[:, 1], box[:, 3], width)  # (M, W)
         # Column j of the (H, W * C) view is pixel column j // C.
-        weight = rows[:, :, None] * ops.numpy.repeat(cols, channels, axis=1)[:, None]
-        mixed = self._weighted(images, partner, weight)
-        area = ops.numpy.sum(rows, axis=1) * ops.numpy.sum(cols, axis=1)
-        pixels = ops.cast(height * width, "float32")
-        return mixed, 1.0 - area / pixels
+        pasted = rows[:, :, None] * ops.numpy.repeat(cols, channels, axis=1)[:, None]
+        mixed = self._weighted(images, partner, 1.0 - pasted)
+        return mixed, 1.0 - rows[:, :, None] * cols[:, None, :]
 
     def _centred_box(self, cy: Any, cx: Any, lam: Any, height: Any, width: Any):
-        """The reference CutMix box, `(top, left, bottom, right)`, each (M,).
+        """The reference CutMix box, `(M, 4)` int32: top, left, bottom, right.
 
         Side `floor(sqrt(1 - lam) * (H, W))`, centred at `(cy, cx)`, clipped
         to the image (so the true pasted area may be smaller than drawn).
@@ -576,11 +748,14 @@ class BaseMixer(MixingLayer):
         half_h = ops.numpy.floor_divide(side(height), 2)
         half_w = ops.numpy.floor_divide(side(width), 2)
         cy, cx = ops.cast(cy, "int32"), ops.cast(cx, "int32")
-        return (
-            ops.numpy.clip(cy - half_h, 0, height),
-            ops.numpy.clip(cx - half_w, 0, width),
-            ops.numpy.clip(cy + half_h, 0, height),
-            ops.numpy.clip(cx + half_w, 0, width),
+        return ops.numpy.stack(
+            [
+                ops.numpy.clip(cy - half_h, 0, height),
+                ops.numpy.clip(cx - half_w, 0, width),
+                ops.numpy.clip(cy + half_h, 0, height),
+                ops.numpy.clip(cx + half_w, 0, width),
+            ],
+            axis=1,
         )
 
     def get_config(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
-class CutMix(BaseMixer):
+class CutMix(BaseMixer, name="cutmix", in_place=True):
     """CutMix: paste a box of the partner image.
 
     The box has side `floor(sqrt(1 - lam) * (H, W))` with `lam ~ Beta(alpha,
@@ -45,12 +45,11 @@ class CutMix(BaseMixer):
     (8,)
     """
 
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+    def _draw(self, images: Any, permutation: Any, lam: Any, seed: Any) -> dict:
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
         m = ops.shape(lam)[0]
         cy = ops.random.randint((m,), 0, height, dtype="int32", seed=seed)
         cx = ops.random.randint((m,), 0, width, dtype="int32", seed=seed)
-        box = self._centred_box(cy, cx, lam, height, width)
-        return self._paste_box(images, partner, *box)
+        return {"box": self._centred_box(cy, cx, lam, height, width)}

@@ -11,7 +11,7 @@ from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
-class FMix(BaseMixer):
+class FMix(BaseMixer, name="fmix", in_place=True):
     """FMix: keep the highest `lam` share of the pixels of a random
     low-frequency Fourier field, take the rest from the partner.
 
@@ -126,7 +126,7 @@ class FMix(BaseMixer):
             high = ops.numpy.where(too_many, high, middle)
         return high[:, None, None]
 
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+    def _draw(self, images: Any, permutation: Any, lam: Any, seed: Any) -> dict:
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
@@ -156,7 +156,7 @@ class FMix(BaseMixer):
             span = ops.numpy.maximum(upper - lower, 1e-12)
             weight = ops.numpy.clip((field - lower) / span, 0.0, 1.0)
             weight = ops.numpy.where(keep[:, None, None] > 0.0, weight, 0.0)
-        return self._paste(images, partner, 1.0 - weight)
+        return {"mask": weight}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -10,7 +10,7 @@ from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
-class MixUp(BaseMixer):
+class MixUp(BaseMixer, name="mixup"):
     """MixUp: `lam * x + (1 - lam) * x[permutation]`, `lam ~ Beta(alpha, alpha)`.
 
     Safe inside a `tf.data` pipeline whatever the Keras backend, and inside a
@@ -43,8 +43,9 @@ class MixUp(BaseMixer):
     (8, 10)
     """
 
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+    def _apply(self, images: Any, partner: Any, params: dict):
+        # No mask: every pixel is a blend of weight lam.
         weight = self.backend.cast(
-            self.backend.numpy.reshape(lam, (-1, 1, 1, 1)), images.dtype
+            self.backend.numpy.reshape(params["lam"], (-1, 1, 1, 1)), images.dtype
         )
-        return weight * images + (1.0 - weight) * partner, lam
+        return weight * images + (1.0 - weight) * partner, None

@@ -19,7 +19,10 @@ class RandomChoice(MixingLayer):
     out of a JAX branch). The cost is the sum of the candidates' costs.
 
     Inputs are handled as by every mixer (`MixingLayer`); each candidate
-    checks the images it mixes.
+    checks the images it mixes. The result's `mask` is the chosen mixer's
+    (for a candidate without one, MixUp, a mask filled with its lam), or
+    None when no candidate has a mask. A `saliency` given to `mix` reaches
+    the candidates that use it.
 
     Args:
         mixers: list of mixing layers (`MixUp`, `CutMix`, ...).
@@ -83,6 +86,11 @@ class RandomChoice(MixingLayer):
                 f"{len(mixers)} mixers."
             )
         self.mixers = mixers
+        # The facts of the candidates together: a saliency reaches those that
+        # use it; masks give the true share only if every candidate's does.
+        self.needs_saliency = any(m.needs_saliency for m in mixers)
+        self.in_place = all(m.in_place for m in mixers)
+        self.true_share = all(m.true_share for m in mixers)
         total = sum(probabilities)
         self.probabilities = [float(p) / total for p in probabilities]
 
@@ -91,20 +99,42 @@ class RandomChoice(MixingLayer):
             mixer.build(input_shape)
         self.built = True
 
-    def _mix(self, images: Any) -> MixResult:
+    def _mix(self, images: Any, **context: Any) -> MixResult:
+        self._check_context(context)
         ops = self.backend
-        results = [mixer.mix(images) for mixer in self.mixers]
+        results = [
+            mixer.mix(images, **(context if mixer.needs_saliency else {}))
+            for mixer in self.mixers
+        ]
         u = ops.random.uniform((), dtype="float32", seed=self._seed())
         cumulative = 0.0
         choice = ops.cast(0, "int32")
         for probability in self.probabilities[:-1]:
             cumulative += probability
             choice = choice + ops.cast(u >= cumulative, "int32")
-        stacked = [
-            ops.numpy.stack([getattr(r, field) for r in results])
-            for field in MixResult._fields
-        ]
-        return MixResult(*(ops.numpy.take(s, choice, axis=0) for s in stacked))
+        if all(r.mask is None for r in results):
+            masks = None
+        else:
+            # A mixer without a mask (MixUp) keeps the share lam everywhere.
+            shape = ops.shape(next(r.mask for r in results if r.mask is not None))
+            masks = [
+                r.mask
+                if r.mask is not None
+                else ops.numpy.broadcast_to(
+                    ops.numpy.reshape(r.lam, (-1, 1, 1, 1)), shape
+                )
+                for r in results
+            ]
+        fields = [[getattr(r, f) for r in results] for f in MixResult._fields[:3]]
+        fields.append(masks)
+        return MixResult(
+            *(
+                None
+                if field is None
+                else ops.numpy.take(ops.numpy.stack(field), choice, axis=0)
+                for field in fields
+            )
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -10,7 +10,7 @@ from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
-class ResizeMix(BaseMixer):
+class ResizeMix(BaseMixer, name="resizemix"):
     """ResizeMix: shrink the whole partner image into a box and paste it.
 
     The box has side `int(tau * (H, W))`, lies wholly inside the image at a
@@ -88,16 +88,16 @@ class ResizeMix(BaseMixer):
             (self._num_draws(n),), low, high, dtype="float32", seed=seed
         )
 
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+    def _draw(self, images: Any, permutation: Any, lam: Any, seed: Any) -> dict:
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
         tau, count = lam, ops.shape(lam)[0]
 
-        def box(length):
-            length_f = ops.cast(length, "float32")
+        def span(length):
             side = ops.numpy.maximum(
-                ops.cast(ops.numpy.floor(tau * length_f), "int32"), 1
+                ops.cast(ops.numpy.floor(tau * ops.cast(length, "float32")), "int32"),
+                1,
             )
             start = ops.cast(
                 ops.numpy.floor(
@@ -106,17 +106,34 @@ class ResizeMix(BaseMixer):
                 ),
                 "int32",
             )
+            return start, start + side
+
+        top, bottom = span(height)
+        left, right = span(width)
+        area = ops.cast((bottom - top) * (right - left), "float32")
+        return {
+            "tau": tau,
+            "lam": 1.0 - area / ops.cast(height * width, "float32"),
+            "box": ops.numpy.stack([top, left, bottom, right], axis=1),
+        }
+
+    def _apply(self, images: Any, partner: Any, params: dict):
+        ops = self.backend
+        shape = ops.shape(images)
+        n, height, width = shape[0], shape[1], shape[2]
+        box = ops.cast(params["box"], "int32")
+
+        def source(start, stop, length):
             # Nearest-neighbour source index of every output position.
             position = ops.numpy.arange(length, dtype="int32")[None, :]
             offset = ops.cast(position - start[:, None], "float32")
-            source = ops.numpy.floor(
-                offset * length_f / ops.cast(side[:, None], "float32")
-            )
-            source = ops.numpy.clip(ops.cast(source, "int32"), 0, length - 1)
-            return start, start + side, source
+            side = ops.cast(stop - start, "float32")[:, None]
+            index = ops.numpy.floor(offset * ops.cast(length, "float32") / side)
+            index = ops.numpy.clip(ops.cast(index, "int32"), 0, length - 1)
+            return ops.numpy.broadcast_to(index, (n, length))
 
-        top, bottom, rows = box(height)
-        left, right, cols = box(width)
+        rows = source(box[:, 0], box[:, 2], height)
+        cols = source(box[:, 1], box[:, 3], width)
         # One gather: output pixel (n, y, x) reads partner pixel
         # (n, rows[n, y], cols[n, x]) of the flattened batch, by an int32
         # index (JAX has no int64 by default): fail rather than overflow.
@@ -127,17 +144,13 @@ class ResizeMix(BaseMixer):
                 f"of shape {tuple(images.shape)} hold N * H * W >= 2**31 pixels. "
                 "Mix smaller batches."
             )
-        n = ops.shape(images)[0]
-        rows = ops.numpy.broadcast_to(rows, (n, height))
-        cols = ops.numpy.broadcast_to(cols, (n, width))
         sample = ops.numpy.arange(n, dtype="int32")[:, None, None]
         index = (sample * height + rows[:, :, None]) * width + cols[:, None, :]
-        flat = ops.numpy.reshape(partner, (-1, ops.shape(partner)[3]))
+        flat = ops.numpy.reshape(partner, (-1, shape[3]))
         resized = ops.numpy.reshape(
-            ops.numpy.take(flat, ops.numpy.reshape(index, (-1,)), axis=0),
-            ops.shape(partner),
+            ops.numpy.take(flat, ops.numpy.reshape(index, (-1,)), axis=0), shape
         )
-        return self._paste_box(images, resized, top, left, bottom, right)
+        return self._paste_box(images, resized, box)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras.src.utils import backend_utils
 
 from keras_sumix._validation import check_int
 from keras_sumix.layers.base import BaseMixer
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
-class SaliencyMix(BaseMixer):
+class SaliencyMix(BaseMixer, name="saliencymix", in_place=True):
     """SaliencyMix: a CutMix box centred on the saliency peak of the image it
     is cut from.
 
@@ -67,70 +68,19 @@ class SaliencyMix(BaseMixer):
         super().__init__(alpha=alpha, **kwargs)
         self.saliency_size = check_int("saliency_size", saliency_size, 4)
 
-    def _smooth(self, maps: Any, size: int) -> Any:
-        """Box filter of side `size` over `(M, h, w)` maps (same size)."""
-        pooled = self.backend.nn.average_pool(
-            maps[..., None],
-            pool_size=size,
-            strides=1,
-            padding="same",
-            data_format="channels_last",
-        )
-        return pooled[..., 0]
-
-    def _window(self, length: Any) -> Any:
-        """Hann window of `length` samples (1 for a single sample)."""
-        ops = self.backend
-        n = ops.numpy.arange(length, dtype="float32")
-        span = ops.numpy.maximum(ops.cast(length, "float32") - 1.0, 1.0)
-        return 0.5 - 0.5 * ops.numpy.cos(2.0 * 3.141592653589793 * n / span)
-
     def saliency(self, images: Any) -> Any:
         """Spectral-residual saliency maps `(M, h, w)` of channels-last images
-        `(M, H, W, C)`, on a grid of at most `saliency_size` a side.
+        `(M, H, W, C)`, on a grid of at most `saliency_size` a side (see
+        `spectral_residual`)."""
+        return spectral_residual(images, self.saliency_size, backend=self.backend)
 
-        Each channel's spectral residual (Hou & Zhang, 2007) is computed on the
-        mean-free, Hann-windowed channel (the window removes the wrap-around
-        edges an FFT otherwise finds salient); the channels' maps are summed
-        and smoothed.
-        """
-        ops = self.backend
-        images = ops.cast(images, "float32")
-        height, width = images.shape[1], images.shape[2]
-        size = self.saliency_size
-        if height is None or width is None or height > size or width > size:
-            images = ops.image.resize(
-                images,
-                (min(height or size, size), min(width or size, size)),
-                interpolation="bilinear",
-                data_format="channels_last",
-            )
-        shape = ops.shape(images)
-        count, h, w, channels = shape[0], shape[1], shape[2], shape[3]
-        planes = ops.numpy.transpose(images, (0, 3, 1, 2))
-        planes = planes - ops.numpy.mean(planes, axis=(2, 3), keepdims=True)
-        planes = planes * (self._window(h)[:, None] * self._window(w)[None, :])
-        planes = ops.numpy.reshape(planes, (-1, h, w))
-        real, imag = ops.math.fft2((planes, ops.numpy.zeros_like(planes)))
-        amplitude = ops.numpy.sqrt(real * real + imag * imag) + 1e-8
-        log_amplitude = ops.numpy.log(amplitude)
-        residual = ops.numpy.exp(log_amplitude - self._smooth(log_amplitude, 3))
-        real, imag = ops.math.ifft2(
-            (residual * real / amplitude, residual * imag / amplitude)
-        )
-        maps = ops.numpy.reshape(real * real + imag * imag, (count, channels, h, w))
-        maps = ops.numpy.sum(maps, axis=1)
-        for _ in range(3):
-            maps = self._smooth(maps, 5)
-        return maps
-
-    def _blend(self, images: Any, partner: Any, lam: Any, seed: Any):
+    def _draw(self, images: Any, permutation: Any, lam: Any, seed: Any) -> dict:
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
         count = ops.shape(lam)[0]
-        sources = partner if self.mode == "elem" else partner[:1]
-        maps = self.saliency(sources)
+        sources = permutation if self.mode == "elem" else permutation[:1]
+        maps = self.saliency(ops.numpy.take(images, sources, axis=0))
         grid_w = ops.shape(maps)[2]
         peak = ops.cast(
             ops.numpy.argmax(ops.numpy.reshape(maps, (count, -1)), axis=-1), "int32"
@@ -146,10 +96,77 @@ class SaliencyMix(BaseMixer):
 
         cy = to_image(py, ops.shape(maps)[1], height)
         cx = to_image(px, grid_w, width)
-        box = self._centred_box(cy, cx, lam, height, width)
-        return self._paste_box(images, partner, *box)
+        return {"box": self._centred_box(cy, cx, lam, height, width)}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"saliency_size": self.saliency_size})
         return config
+
+
+def _smooth(ops: Any, maps: Any, size: int) -> Any:
+    """Box filter of side `size` over `(M, h, w)` maps (same size)."""
+    pooled = ops.nn.average_pool(
+        maps[..., None],
+        pool_size=size,
+        strides=1,
+        padding="same",
+        data_format="channels_last",
+    )
+    return pooled[..., 0]
+
+
+def _window(ops: Any, length: Any) -> Any:
+    """Hann window of `length` samples (1 for a single sample)."""
+    n = ops.numpy.arange(length, dtype="float32")
+    span = ops.numpy.maximum(ops.cast(length, "float32") - 1.0, 1.0)
+    return 0.5 - 0.5 * ops.numpy.cos(2.0 * 3.141592653589793 * n / span)
+
+
+def spectral_residual(images: Any, size: int = 64, backend: Any = None) -> Any:
+    """Spectral-residual saliency maps `(M, h, w)` of channels-last images
+    `(M, H, W, C)`, on a grid of at most `size` a side (SaliencyMix's, and
+    PuzzleMix's when no saliency is given).
+
+    Each channel's spectral residual (Hou & Zhang, 2007) is computed on the
+    mean-free, Hann-windowed channel (the window removes the wrap-around
+    edges an FFT otherwise finds salient); the channels' maps are summed
+    and smoothed.
+
+    Args:
+        images: channels-last batch `(M, H, W, C)`.
+        size: largest side of the grid the maps are computed on.
+        backend: the namespace to compute with (a layer's `backend`); None
+            uses the current Keras backend.
+
+    Returns:
+        float32 `(M, min(H, size), min(W, size))`.
+    """
+    ops = backend if backend is not None else backend_utils.DynamicBackend()
+    images = ops.cast(images, "float32")
+    height, width = images.shape[1], images.shape[2]
+    if height is None or width is None or height > size or width > size:
+        images = ops.image.resize(
+            images,
+            (min(height or size, size), min(width or size, size)),
+            interpolation="bilinear",
+            data_format="channels_last",
+        )
+    shape = ops.shape(images)
+    count, h, w, channels = shape[0], shape[1], shape[2], shape[3]
+    planes = ops.numpy.transpose(images, (0, 3, 1, 2))
+    planes = planes - ops.numpy.mean(planes, axis=(2, 3), keepdims=True)
+    planes = planes * (_window(ops, h)[:, None] * _window(ops, w)[None, :])
+    planes = ops.numpy.reshape(planes, (-1, h, w))
+    real, imag = ops.math.fft2((planes, ops.numpy.zeros_like(planes)))
+    amplitude = ops.numpy.sqrt(real * real + imag * imag) + 1e-8
+    log_amplitude = ops.numpy.log(amplitude)
+    residual = ops.numpy.exp(log_amplitude - _smooth(ops, log_amplitude, 3))
+    real, imag = ops.math.ifft2(
+        (residual * real / amplitude, residual * imag / amplitude)
+    )
+    maps = ops.numpy.reshape(real * real + imag * imag, (count, channels, h, w))
+    maps = ops.numpy.sum(maps, axis=1)
+    for _ in range(3):
+        maps = _smooth(ops, maps, 5)
+    return maps

@@ -409,13 +409,42 @@ class MixingModel(keras.Model):
     def _terms(self, images: Any, labels: Any, dense: Any):
         raise NotImplementedError
 
-    def _mix_global_batch(self, images: Any) -> Any:
+    def _mix_global_batch(self, images: Any, dense: Any) -> Any:
         """Mix the global batch (see `replicas`): one device's batch, or
         under `tf.distribute` the replicas' shards gathered, so that the
         pairing and the batch statistics never depend on the device count.
         The `MixResult` is global; a replica takes its rows with
-        `replicas.local_rows`."""
-        return self.mixer.mix(replicas.gather(images))
+        `replicas.local_rows`. A mixer with `needs_saliency` (PuzzleMix) is
+        given the model's saliency of the clean batch (`saliency`)."""
+        context = {}
+        if self.mixer.needs_saliency:
+            context["saliency"] = replicas.gather(self._saliency(images, dense))
+        return self.mixer.mix(replicas.gather(images), **context)
+
+    def saliency(self, images: Any, labels: Any) -> Any:
+        """The saliency a mixer with `needs_saliency` (PuzzleMix) mixes by:
+        `sqrt(mean over channels of (dL/dx)^2)`, `L` the summed cross-entropy
+        of the classifier in inference mode on the clean batch (one extra
+        forward and backward pass, as the reference PuzzleMix runs it). No
+        gradient flows through it.
+
+        Args:
+            images: the clean batch, as the model takes it.
+            labels: integer `(N,)` or one-hot `(N, C)`.
+
+        Returns:
+            float32 `(N, H, W)`.
+        """
+        return self._saliency(ops.convert_to_tensor(images), self._labels(labels)[1])
+
+    def _saliency(self, images: Any, dense: Any) -> Any:
+        def loss(x):
+            logits = ops.cast(self(x, training=False), "float32")
+            return -ops.sum(dense * ops.log_softmax(logits, axis=-1))
+
+        gradient = _train_step.input_gradient(loss, ops.cast(images, "float32"))
+        axis = 1 if self.mixer.data_format == "channels_first" else -1
+        return ops.sqrt(ops.mean(ops.square(gradient), axis=axis))
 
     def training_lam(
         self, images: Any, labels: Any, mix: Any, training: bool = False
@@ -559,7 +588,7 @@ class MixupModel(MixingModel):
     """
 
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self._mix_global_batch(images)
+        mix = self._mix_global_batch(images, dense)
         logits = self(replicas.local_rows(mix.images, images), training=True)
         dense = replicas.gather(dense)
         lam = ops.expand_dims(mix.lam, -1)
@@ -717,7 +746,7 @@ class SUMixModel(MixingModel):
         return self._loss(labels, raw, mixed, mix)["lam"]
 
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self._mix_global_batch(images)
+        mix = self._mix_global_batch(images, dense)
         raw_logits, raw_uncertainty = self._outputs(images)
         if not self.raw_pass_gradient:
             raw_logits = ops.stop_gradient(raw_logits)

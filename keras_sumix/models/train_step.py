@@ -1,10 +1,13 @@
-"""The one backend-specific piece of training: take the gradient of the
-model's loss and apply it.
+"""The backend-specific pieces of training, each behind one function:
+
+- `train_step`: take the gradient of the model's loss and apply it;
+- `input_gradient`: the gradient of a scalar function with respect to its
+  input (PuzzleMix's saliency inside a step, the FGSM evaluation).
 
 Everything else (mixing, the forward passes, the SUMix loss, metrics) is
 backend-agnostic and lives on the model (`model.training_terms`,
-`model.update_training_metrics`). Each function below follows the Keras
-guide "Customizing what happens in `fit()`" for its backend.
+`model.update_training_metrics`). Each step below follows the Keras guide
+"Customizing what happens in `fit()`" for its backend.
 """
 
 from __future__ import annotations
@@ -53,6 +56,60 @@ def train_step(model: keras.Model, *args: Any) -> Any:
         return _torch_step(model, *args)
     raise NotImplementedError(
         f"keras-sumix trains on tensorflow, jax or torch; KERAS_BACKEND={backend!r}."
+    )
+
+
+def input_gradient(fn: Any, x: Any) -> Any:
+    """The gradient of the scalar `fn(x)` with respect to `x`, on the
+    current backend; traceable (inside a compiled train step too), and
+    detached: no gradient flows back through it.
+
+    - TensorFlow: a `tf.GradientTape` watching `x` (nested in a train
+      step's tape, whose recording stops at the result).
+    - JAX: `jax.grad(fn)(x)` (inside a step, `fn` reads the step's variable
+      values through its `StatelessScope`).
+    - torch: `x` as a detached leaf with `requires_grad_()` and
+      `torch.autograd.grad`, which leaves the parameters' `.grad` untouched.
+
+    Args:
+        fn: a function of one tensor returning a scalar tensor (e.g. the
+            summed cross-entropy of a model in inference mode).
+        x: the point, a float tensor.
+
+    Returns:
+        A tensor of the shape of `x`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_sumix.models.train_step import input_gradient
+    >>> g = input_gradient(lambda x: keras.ops.sum(x**2), np.ones(3, "float32"))
+    >>> keras.ops.convert_to_numpy(g).tolist()
+    [2.0, 2.0, 2.0]
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        return tf.stop_gradient(tape.gradient(value, x))
+    if backend == "jax":
+        import jax
+
+        return jax.lax.stop_gradient(jax.grad(fn)(keras.ops.convert_to_tensor(x)))
+    if backend == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_()
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(fn(x), x)
+        return gradient.detach()
+    raise NotImplementedError(
+        "input_gradient supports the tensorflow, jax and torch backends; "
+        f"KERAS_BACKEND={backend!r}."
     )
 
 

@@ -3,9 +3,10 @@ the Table 6 regulariser ablation, and a control for SUMix's extra clean
 pass), across mixers and two datasets (the embedded occluded objects, where
 the true label share is known, and scikit-learn's digits), with seeds,
 lambda fidelity, occlusion robustness and wall-clock; plus sweeps of
-`distance_scale` and `semantic_scale`.
+`distance_scale` and `semantic_scale`, and three of the methods on a small
+vision transformer instead of the CNN (part V; needs keras-hub).
 
-    keras-sumix study                 # the full grid (about 75 min on 2 CPU cores)
+    keras-sumix study                 # the full grid (about 90 min on 2 CPU cores)
     keras-sumix study --parts A       # one part; recorded runs are skipped
     keras-sumix study --quick         # under a minute (what the tests run)
 

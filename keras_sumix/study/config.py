@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from keras_sumix._validation import check_int, check_number
+from keras_sumix._validation import check_choice, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,75 @@ class StudyConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+@dataclass(frozen=True)
+class ViTSettings:
+    """The small vision transformer of the study's part V, and its optimizer.
+
+    Kept apart from `StudyConfig`, so that the CNN runs' `signature` does not
+    depend on it; each ViT run records these settings and a run recorded
+    with other settings is neither skipped nor summarised.
+
+    The network is keras-hub's `ViTBackbone`, the architecture of
+    `keras_sumix.models.deit_small`, shrunk to the 32x32 embedded images
+    (`keras_sumix.study.runner.study_vit`). It is trained as the paper trains
+    its transformers (Table 3, `keras_sumix.training`'s `cifar100-deit-s`
+    recipe): AdamW, a linear warm-up, cosine decay to 0 and global gradient
+    clipping, not the CNN's SGD.
+
+    Attributes:
+        patch_size: patch side (4: 8x8 = 64 patches and a class token).
+        num_layers: transformer layers. num_heads: attention heads.
+        hidden_dim: token width (the feature dimension). mlp_dim: MLP width.
+        pooling: the features: `"class_token"` (ViT/DeiT's) or `"mean"` of
+            the patch tokens (no class token).
+        learning_rate: AdamW peak learning rate (after the warm-up).
+        weight_decay: AdamW decoupled weight decay (not on biases, norms, the
+            class token or the position embeddings).
+        warmup_epochs: epochs of linear warm-up from 0.
+        clipnorm: global gradient-norm clip (None: none).
+    """
+
+    patch_size: int = 4
+    num_layers: int = 4
+    num_heads: int = 4
+    hidden_dim: int = 64
+    mlp_dim: int = 128
+    pooling: str = "class_token"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 4
+    clipnorm: float | None = 5.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "patch_size",
+            "num_layers",
+            "num_heads",
+            "hidden_dim",
+            "mlp_dim",
+        ):
+            check_int(name, getattr(self, name), 1)
+        check_int("warmup_epochs", self.warmup_epochs, 0)
+        check_choice("pooling", self.pooling, ("class_token", "mean"))
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                "`hidden_dim` must be divisible by `num_heads`. Received: "
+                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}."
+            )
+        check_number("learning_rate", self.learning_rate, low=0.0)
+        check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
+        if self.clipnorm is not None:
+            check_number("clipnorm", self.clipnorm, low=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (what a ViT run records)."""
+        return dataclasses.asdict(self)
+
+
+#: The ViT of part V.
+STUDY_VIT = ViTSettings()
+
+
 def check_seeds(seeds: Any) -> tuple[int, ...]:
     """Validate a non-empty sequence of distinct non-negative integer seeds.
 
@@ -164,7 +233,8 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
     return seeds
 
 
-#: The full study (sized to about 75 minutes on a 2-core CPU, TensorFlow).
+#: The full study (about 90 minutes on a 2-core CPU, TensorFlow: parts A-E
+#: about 75, part V about 15).
 FULL = StudyConfig()
 
 #: The quick grid the tests run: tiny data, two epochs, one seed.

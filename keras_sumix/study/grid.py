@@ -10,7 +10,10 @@ Parts (`PARTS`):
   SUMix distance mode with each reduction} on the embedded data;
 - D: a sweep of `distance_scale` (distance mode, each reduction);
 - E: a sweep of `semantic_scale` (reference mode), including its default
-  (the batch size) at batch 32, 64 and 128.
+  (the batch size) at batch 32, 64 and 128;
+- V: MCE, SUMix as published and the distance mode (per-sample reduction)
+  with CutMix on the embedded data, trained with a small vision transformer
+  instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
 
 A cell shared by two parts (e.g. SUMix's default in A and in E) is one set
 of runs, recorded once.
@@ -22,24 +25,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keras_sumix._validation import check_choice, check_int
+from keras_sumix.layers import registry
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
-from keras_sumix.study.config import StudyConfig, check_seeds
+from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
 
 #: The `distance_scale` of the distance-mode methods in parts A-C: the
 #: library's default when the study was run. Part D sweeps it, and moved the
 #: library's default (`DEFAULT_DISTANCE_SCALE`) to 4.
 STUDY_DISTANCE_SCALE = 2.0
 
+#: The networks a cell can train: `small_cnn` (parts A-E) or the small ViT of
+#: part V (`keras_sumix.study.config.STUDY_VIT`).
+BACKBONES = ("cnn", "vit")
+
 DATASETS = ("embedded", "digits")
-MIXER_NAMES = ("cutmix", "fmix", "saliencymix", "resizemix", "mixup")
+#: The mixers a cell may use: every registered one (`layers.registry`).
+MIXER_NAMES = tuple(registry.names())
 #: Display names of the mixers.
-MIXER_LABELS = {
-    "cutmix": "CutMix",
-    "fmix": "FMix",
-    "saliencymix": "SaliencyMix",
-    "resizemix": "ResizeMix",
-    "mixup": "MixUp",
-}
+MIXER_LABELS = {name: registry.label(name) for name in MIXER_NAMES}
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Cell:
             study's default). distance_scale: `t` of the distance mode
             (distance methods only; None: `STUDY_DISTANCE_SCALE`).
             semantic_scale: `s` (SUMix methods only; None: the batch size).
+        backbone: one of `BACKBONES` (`"cnn"`: `small_cnn`). epochs:
+            training epochs (None: the study's, `StudyConfig.epochs`).
     """
 
     dataset: str
@@ -118,12 +123,16 @@ class Cell:
     batch_size: int | None = None
     distance_scale: float | None = None
     semantic_scale: float | None = None
+    backbone: str = "cnn"
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("mixer", self.mixer, MIXER_NAMES)
         check_choice("method", self.method, tuple(METHODS))
         check_int("batch_size", self.batch_size, 2, allow_none=True)
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_int("epochs", self.epochs, 1, allow_none=True)
         method = METHODS[self.method]
         if self.distance_scale is not None and (
             method.option("lambda_mode") != "distance"
@@ -140,8 +149,9 @@ class Cell:
             )
 
     def resolved(self, config: StudyConfig) -> Cell:
-        """The cell with its defaults filled in (batch size, distance scale),
-        so that equal configurations have equal keys."""
+        """The cell with its defaults filled in (batch size, distance scale;
+        epochs equal to the study's become None), so that equal
+        configurations have equal keys."""
         distance = self.distance_scale
         if distance is None and METHODS[self.method].option("lambda_mode") == (
             "distance"
@@ -154,17 +164,30 @@ class Cell:
             self.batch_size or config.batch_size,
             None if distance is None else float(distance),
             None if self.semantic_scale is None else float(self.semantic_scale),
+            self.backbone,
+            None if self.epochs == config.epochs else self.epochs,
         )
+
+    def run_epochs(self, config: StudyConfig) -> int:
+        """The epochs a run of the cell trains (its own, else the study's)."""
+        return self.epochs or config.epochs
 
     @property
     def key(self) -> str:
-        """A stable id: dataset|mixer|method|b<batch>[|t<t>][|s<s>] (call it
-        on a `resolved` cell)."""
+        """A stable id: dataset|mixer|method|b<batch>[|t<t>][|s<s>][|<backbone>]
+        [|e<epochs>] (call it on a `resolved` cell). The backbone and the
+        epochs appear only when they are not the defaults (`"cnn"`, the
+        study's), so the keys of the CNN cells are those they were recorded
+        under before the backbone was a dimension."""
         parts = [self.dataset, self.mixer, self.method, f"b{self.batch_size}"]
         if self.distance_scale is not None:
             parts.append(f"t{self.distance_scale:g}")
         if self.semantic_scale is not None:
             parts.append(f"s{self.semantic_scale:g}")
+        if self.backbone != "cnn":
+            parts.append(self.backbone)
+        if self.epochs is not None:
+            parts.append(f"e{self.epochs}")
         return "|".join(parts)
 
     def model_options(self) -> dict[str, Any]:
@@ -215,6 +238,11 @@ PARTS: dict[str, str] = {
     "C": "C. Other mixers (embedded occluded objects)",
     "D": "D. distance_scale sweep (distance mode, both reductions, CutMix, embedded)",
     "E": "E. semantic_scale sweep (reference mode, CutMix, embedded)",
+    "V": (
+        f"V. Vision transformer (small ViT: {STUDY_VIT.num_layers} layers, width "
+        f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
+        f"{STUDY_VIT.patch_size}; AdamW; CutMix, embedded)"
+    ),
 }
 
 _A_METHODS = (
@@ -243,6 +271,9 @@ _C_METHODS = ("mce", "sumix", "distance", "distance_ps")
 _D_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 _E_SCALES = (1.0, 4.0, 16.0, 256.0)
 _E_BATCHES = (32, 128)
+_V_METHODS = ("mce", "sumix", "distance_ps")
+#: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
+V_EPOCHS: int | None = None
 
 
 def _label(method: str) -> str:
@@ -259,6 +290,14 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
             Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
             for x in _C_MIXERS
             for m in _C_METHODS
+        ]
+    if part == "V":
+        return [
+            Entry(
+                _label(m),
+                Cell("embedded", "cutmix", m, backbone="vit", epochs=V_EPOCHS),
+            )
+            for m in _V_METHODS
         ]
     if part == "D":
         return [
@@ -314,6 +353,11 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
                 "ResizeMix: " + _label("sumix"),
                 Cell("embedded", "resizemix", "sumix"),
             )
+        ]
+    if part == "V":
+        return [
+            Entry(_label(m), Cell("embedded", cutmix, m, backbone="vit"))
+            for m in ("mce", "distance_ps")
         ]
     if part == "D":
         return [

@@ -50,10 +50,11 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{config['fidelity_samples']} held-out images (Pearson r and MAE of "
         "the training lam against `true_lam`).",
         f"- Digits (scikit-learn `load_digits`, 8x8 upsampled to 32x32 RGB): {digits}.",
-        f"- `small_cnn`, SGD (Nesterov momentum {config['momentum']}, weight "
-        f"decay {config['weight_decay']}), LR {config['learning_rate']} "
+        f"- Parts A-E: `small_cnn`, SGD (Nesterov momentum {config['momentum']}, "
+        f"weight decay {config['weight_decay']}), LR {config['learning_rate']} "
         f"cosine-decayed to 0, {config['epochs']} epochs, batch "
         f"{config['batch_size']} unless stated; mixer alpha {alpha}.",
+        *_vit_settings(summary),
         f"- Top-1: after the last epoch, and the median of the last "
         f"{config['median_last']} epochs (the paper's protocol). Occlusion: "
         "top-1 with that share of a 4x4 grid of cells masked to 0. s/epoch: "
@@ -65,6 +66,33 @@ def _settings(summary: dict[str, Any]) -> list[str]:
     if summary.get("command") and summary["command"] not in trained:
         lines += ["", f"Summarised by: `{summary['command']}`"]
     return lines
+
+
+def _vit_settings(summary: dict[str, Any]) -> list[str]:
+    """The settings line of part V (none for a summary without it)."""
+    vit = summary.get("vit")
+    rows = summary["parts"].get("V", {}).get("rows", [])
+    if not vit or not rows:
+        return []
+    epochs = sorted({row.get("epochs") or summary["config"]["epochs"] for row in rows})
+    clip = vit["clipnorm"]
+    features = (
+        "the class token"
+        if vit.get("pooling", "class_token") == "class_token"
+        else "the mean of the patch tokens"
+    )
+    return [
+        "- Part V: a small ViT instead of `small_cnn` (keras-hub's "
+        f"`ViTBackbone`, `deit_small`'s architecture, at 32x32: patch "
+        f"{vit['patch_size']}, {vit['num_layers']} layers, width "
+        f"{vit['hidden_dim']}, {vit['num_heads']} heads, MLP {vit['mlp_dim']}, "
+        f"features = {features}), AdamW (LR {vit['learning_rate']} after "
+        f"a {vit['warmup_epochs']}-epoch linear warm-up, cosine-decayed to 0, "
+        f"weight decay {vit['weight_decay']}"
+        + (f", gradient norm clipped at {clip:g}" if clip else "")
+        + f"), {'/'.join(map(str, epochs))} epochs, batch "
+        f"{summary['config']['batch_size']}.",
+    ]
 
 
 def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
@@ -121,13 +149,13 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     return "\n".join(lines)
 
 
-_PLOT_PARTS = ("A", "C", "D", "E")
+_PLOT_PARTS = ("A", "C", "D", "E", "V")
 
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """Accuracy against lambda fidelity: one panel per part with fidelity
-    (A, C, D, E), one point per row (mean final top-1 against mean Pearson
-    r, error bars one std over seeds).
+    (A, C, D, E, V), one point per row (mean final top-1 against mean
+    Pearson r, error bars one std over seeds).
 
     Args:
         summary: the dict `summarise` returns.
@@ -140,10 +168,13 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(13, 10), layout="constrained")
-    axes = figure.subplots(2, 2).ravel()
+    figure = Figure(figsize=(18, 10), layout="constrained")
+    axes = figure.subplots(2, 3).ravel()
     markers = "osD^vP*Xhp<>"
-    for ax, part in zip(axes, _PLOT_PARTS, strict=True):
+    parts = [p for p in _PLOT_PARTS if p in summary["parts"]]
+    for ax in axes[len(parts) :]:
+        ax.set_axis_off()
+    for ax, part in zip(axes, parts, strict=False):
         rows = [
             row
             for row in summary["parts"][part]["rows"]

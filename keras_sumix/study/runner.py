@@ -17,19 +17,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_sumix.study.config import StudyConfig
+from keras_sumix.layers import registry
+from keras_sumix.study.config import STUDY_VIT, StudyConfig, ViTSettings
 from keras_sumix.study.grid import Cell, RunSpec
 
 #: Name of the JSON-lines file of finished runs in the output folder.
 RUNS_FILE = "runs.jsonl"
 #: Seed of the held-out mixes of the fidelity measure (the same for every run).
 FIDELITY_MIX_SEED = 1234
-#: Cutting mixers whose mixes `true_lam` can read (pixels pasted in place).
-FIDELITY_MIXERS = ("cutmix", "fmix", "saliencymix")
-_FIDELITY_SKIPPED = {
-    "mixup": "MixUp blends every pixel: no true label share from masks",
-    "resizemix": "ResizeMix rescales the partner: its mask is not pasted in place",
-}
 
 
 # ---------------------------------------------------------------------- #
@@ -112,14 +107,72 @@ def make_mixer(name: str, config: StudyConfig, seed: int) -> Any:
     return get_mixer(name, **kwargs)
 
 
+def study_vit(
+    input_shape: tuple, settings: ViTSettings | None = None, name: str = "study_vit"
+) -> keras.Model:
+    """The small vision transformer of part V: keras-hub's `ViTBackbone` (the
+    architecture of `keras_sumix.models.deit_small`) at the images' size,
+    with `settings`' patch, depth and widths, no dropout.
+
+    It outputs its tokens `(N, L, D)`; `MixupModel` / `SUMixModel` pool them
+    (`keras_sumix.models.pooling`): the class token when `settings.pooling`
+    is `"class_token"` (`deit_small`'s features), the mean of the patch
+    tokens (no class token is built) when it is `"mean"`.
+
+    Args:
+        input_shape: channels-last image shape `(H, W, 3)`; H and W divisible
+            by `settings.patch_size`.
+        settings: the architecture (None: `STUDY_VIT`).
+        name: the model name.
+
+    Returns:
+        keras-hub's `ViTBackbone`, from images to `(N, L, settings.hidden_dim)`
+        tokens.
+    """
+    from keras_sumix.models.transformers import _keras_hub
+
+    keras_hub = _keras_hub("study_vit")
+    settings = STUDY_VIT if settings is None else settings
+    return keras_hub.models.ViTBackbone(
+        image_shape=tuple(int(v) for v in input_shape),
+        patch_size=settings.patch_size,
+        num_layers=settings.num_layers,
+        num_heads=settings.num_heads,
+        hidden_dim=settings.hidden_dim,
+        mlp_dim=settings.mlp_dim,
+        use_class_token=settings.pooling == "class_token",
+        data_format="channels_last",
+        name=name,
+    )
+
+
+def build_backbone(cell: Cell, config: StudyConfig, input_shape: tuple) -> Any:
+    """The backbone of a run: `small_cnn(widths=config.widths)` or, for
+    `cell.backbone == "vit"`, `study_vit` with `STUDY_VIT`.
+
+    Args:
+        cell: the run's cell. config: the study's config.
+        input_shape: the image shape.
+
+    Returns:
+        A `keras.Model` from images to features (the CNN's pooled, the
+        ViT's tokens, which the training models pool).
+    """
+    from keras_sumix.models import small_cnn
+
+    if cell.backbone == "vit":
+        return study_vit(input_shape)
+    return small_cnn(tuple(input_shape), widths=config.widths)
+
+
 def build_model(cell: Cell, config: StudyConfig, input_shape: tuple, seed: int):
-    """The compiled `MixupModel` / `SUMixModel` of a run (small CNN, SGD with
-    Nesterov momentum, cosine decay to 0 over every step)."""
-    from keras_sumix.models import MixupModel, SUMixModel, small_cnn
+    """The `MixupModel` / `SUMixModel` of a run, on `build_backbone`'s
+    network (not compiled: `compile_model`)."""
+    from keras_sumix.models import MixupModel, SUMixModel
     from keras_sumix.study.grid import METHODS
 
     mixer = make_mixer(cell.mixer, config, seed)
-    backbone = small_cnn(tuple(input_shape), widths=config.widths)
+    backbone = build_backbone(cell, config, input_shape)
     classes = num_classes(cell.dataset)
     if METHODS[cell.method].sumix:
         model = SUMixModel(backbone, classes, mixer, **cell.model_options())
@@ -128,19 +181,71 @@ def build_model(cell: Cell, config: StudyConfig, input_shape: tuple, seed: int):
     return model
 
 
-def compile_model(model: Any, config: StudyConfig, steps: int) -> None:
-    """SGD (Nesterov momentum, weight decay) with cosine decay to 0 over
-    `steps`."""
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    model.compile(
-        optimizer=keras.optimizers.SGD(
+def compile_model(
+    model: Any,
+    config: StudyConfig,
+    steps: int,
+    backbone: str = "cnn",
+    steps_per_epoch: int = 1,
+) -> None:
+    """Compile a run's model: for the CNN, SGD (Nesterov momentum, weight
+    decay) with cosine decay to 0 over `steps`; for the ViT, `STUDY_VIT`'s
+    AdamW (`vit_optimizer`).
+
+    Args:
+        model: the run's model. config: the study's config.
+        steps: training steps of the whole run.
+        backbone: the cell's backbone (`"cnn"` or `"vit"`).
+        steps_per_epoch: steps of one epoch (the ViT's warm-up is counted in
+            epochs).
+    """
+    if backbone == "vit":
+        optimizer = vit_optimizer(STUDY_VIT, steps, steps_per_epoch)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+        optimizer = keras.optimizers.SGD(
             schedule,
             momentum=config.momentum,
             nesterov=True,
             weight_decay=config.weight_decay or None,
-        ),
-        run_eagerly=config.run_eagerly,
+        )
+    model.compile(optimizer=optimizer, run_eagerly=config.run_eagerly)
+
+
+def vit_optimizer(settings: ViTSettings, steps: int, steps_per_epoch: int) -> Any:
+    """AdamW for the ViT: linear warm-up from 0 over `settings.warmup_epochs`,
+    then cosine decay to 0 at `steps`; no weight decay on biases, norms, the
+    class token and the position embeddings (as `keras_sumix.training`'s
+    transformer recipes); global gradient-norm clipping.
+
+    Args:
+        settings: the ViT's settings. steps: steps of the whole run.
+        steps_per_epoch: steps of one epoch.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+    """
+    from keras_sumix.training import _NO_WEIGHT_DECAY
+
+    steps = max(int(steps), 1)
+    warmup = min(settings.warmup_epochs * max(int(steps_per_epoch), 1), steps - 1)
+    if warmup > 0:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            steps - warmup,
+            warmup_target=settings.learning_rate,
+            warmup_steps=warmup,
+        )
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+    optimizer = keras.optimizers.AdamW(
+        schedule,
+        weight_decay=settings.weight_decay,
+        epsilon=1e-8,
+        global_clipnorm=settings.clipnorm,
     )
+    optimizer.exclude_from_weight_decay(var_names=list(_NO_WEIGHT_DECAY))
+    return optimizer
 
 
 class _EpochRecorder(keras.callbacks.Callback):
@@ -175,11 +280,20 @@ class _EpochRecorder(keras.callbacks.Callback):
             self.eval_seconds += time.perf_counter() - start
 
 
-def evaluation_epochs(config: StudyConfig) -> set[int]:
+def evaluation_epochs(config: StudyConfig, epochs: int | None = None) -> set[int]:
     """The 0-based epochs after which test top-1 is measured: every
-    `eval_every`-th and each of the last `median_last`."""
-    last = set(range(max(config.epochs - config.median_last, 0), config.epochs))
-    return last | set(range(config.eval_every - 1, config.epochs, config.eval_every))
+    `eval_every`-th and each of the last `median_last`.
+
+    Args:
+        config: the study's config.
+        epochs: the run's epochs (None: `config.epochs`).
+
+    Returns:
+        The epochs, 0-based.
+    """
+    epochs = config.epochs if epochs is None else epochs
+    last = set(range(max(epochs - config.median_last, 0), epochs))
+    return last | set(range(config.eval_every - 1, epochs, config.eval_every))
 
 
 def _finite(value: Any) -> float | None:
@@ -247,14 +361,17 @@ def train_and_measure(
     train_x, train_y = data.split(cell.dataset, "train")
     test = data.split(cell.dataset, "test")
     model = build_model(cell, config, train_x.shape[1:], run.seed)
-    steps = config.epochs * math.ceil(len(train_x) / cell.batch_size)
-    compile_model(model, config, steps)
-    recorder = _EpochRecorder(test, evaluation_epochs(config))
+    epochs = cell.run_epochs(config)
+    steps_per_epoch = math.ceil(len(train_x) / cell.batch_size)
+    compile_model(
+        model, config, epochs * steps_per_epoch, cell.backbone, steps_per_epoch
+    )
+    recorder = _EpochRecorder(test, evaluation_epochs(config, epochs))
     model.fit(
         train_x,
         train_y,
         batch_size=cell.batch_size,
-        epochs=config.epochs,
+        epochs=epochs,
         shuffle=True,
         verbose=verbose,
         callbacks=[recorder, keras.callbacks.TerminateOnNaN()],
@@ -267,8 +384,11 @@ def train_and_measure(
     fidelity: dict[str, Any]
     if cell.dataset != "embedded":
         fidelity = {"skipped": "no object masks on this dataset"}
-    elif cell.mixer not in FIDELITY_MIXERS:
-        fidelity = {"skipped": _FIDELITY_SKIPPED[cell.mixer]}
+    elif not registry.mixer_class(cell.mixer).true_share:
+        fidelity = {
+            "skipped": f"{registry.label(cell.mixer)} rescales or blends the "
+            "partner: its object masks give no true label share"
+        }
     else:
         held_out = data.fidelity()
         mixer = make_mixer(cell.mixer, config, FIDELITY_MIX_SEED)
@@ -298,9 +418,12 @@ def train_and_measure(
         "batch_size": cell.batch_size,
         "distance_scale": cell.distance_scale,
         "semantic_scale": cell.semantic_scale,
+        "backbone": cell.backbone,
+        "backbone_settings": backbone_settings(cell.backbone),
+        "epochs": cell.epochs,
         "seed": run.seed,
         "epochs_run": len(recorder.losses),
-        "diverged": len(recorder.losses) < config.epochs
+        "diverged": len(recorder.losses) < epochs
         or not all(math.isfinite(v) for v in recorder.losses),
         "top1_epochs": recorder.epochs,
         "top1_history": [_finite(v) for v in recorder.top1],
@@ -368,16 +491,32 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(stream.fileno())
 
 
+def backbone_settings(backbone: str) -> dict[str, Any] | None:
+    """What a run records of its network beyond `StudyConfig`: the ViT's
+    settings (`STUDY_VIT`), None for the CNN (its widths are in the config).
+
+    Args:
+        backbone: `"cnn"` or `"vit"`.
+
+    Returns:
+        A plain-JSON dict, or None.
+    """
+    return STUDY_VIT.to_dict() if backbone == "vit" else None
+
+
 def matching(
     records: Iterable[dict[str, Any]], config: StudyConfig, backend: str
 ) -> dict[str, dict[str, Any]]:
-    """Records of `config`'s settings on `backend`, by run key (the latest
-    wins)."""
+    """Records of `config`'s settings on `backend` (and, for a ViT run,
+    of `STUDY_VIT`'s), by run key (the latest wins). Records made before
+    the backbone was recorded are CNN runs."""
     signature = config.signature()
     return {
         r["key"]: r
         for r in records
-        if r.get("signature") == signature and r.get("backend") == backend
+        if r.get("signature") == signature
+        and r.get("backend") == backend
+        and r.get("backbone_settings") == backbone_settings(r.get("backbone", "cnn"))
     }
 
 
@@ -395,11 +534,34 @@ def _images(run: RunSpec, data: StudyData) -> int:
     return len(data.split(run.cell.dataset, "train")[0])
 
 
+def cell_of(record: dict[str, Any]) -> Cell:
+    """The (resolved) cell a run record was trained with.
+
+    Args:
+        record: a run record (`train_run`); one made before the backbone was
+            recorded is a CNN run of the study's epochs.
+
+    Returns:
+        The cell.
+    """
+    return Cell(
+        *(record[k] for k in _CELL_FIELDS),
+        backbone=record.get("backbone", "cnn"),
+        epochs=record.get("epochs"),
+    )
+
+
 def measure_run_seconds(
-    config: StudyConfig, data: StudyData, epochs: int = 2
+    config: StudyConfig, data: StudyData, epochs: int = 2, backbone: str = "cnn"
 ) -> dict[str, float]:
-    """Seconds of a full run of MCE and of SUMix (CutMix, embedded data,
-    default batch), extrapolated from `epochs` timed epochs of each.
+    """Seconds of a full run (`config.epochs`) of MCE and of SUMix (CutMix,
+    embedded data, default batch, `backbone`), extrapolated from `epochs`
+    timed epochs of each.
+
+    Args:
+        config: the study's config. data: the datasets.
+        epochs: epochs actually trained per method.
+        backbone: `"cnn"` or `"vit"`.
 
     Returns:
         `{"mce": seconds, "sumix": seconds}`.
@@ -410,7 +572,7 @@ def measure_run_seconds(
     short = StudyConfig(**{**config.__dict__, "epochs": epochs})
     evaluations = len(evaluation_epochs(config))
     for method in ("mce", "sumix"):
-        cell = Cell("embedded", "cutmix", method).resolved(config)
+        cell = Cell("embedded", "cutmix", method, backbone=backbone).resolved(short)
         record = train_run(RunSpec("?", method, cell, 0), short, data)
         per_eval = record["eval_seconds"] / len(record["top1_history"])
         out[method] = (
@@ -427,30 +589,42 @@ def estimate_seconds(
     config: StudyConfig,
     data: StudyData,
     recorded: dict[str, dict[str, Any]],
-    measure: Callable[[], dict[str, float]] | None = None,
+    measure: Callable[[str], dict[str, float]] | None = None,
 ) -> float:
-    """Estimated seconds of `runs`: from the recorded runs of the same
-    settings when there are some of both kinds (one pass, two passes),
-    else from `measure()` (a short timed run of each kind).
+    """Estimated seconds of `runs`: per backbone, from the recorded runs of
+    the same settings when there are some of both kinds (one pass, two
+    passes), else from `measure(backbone)` (default `measure_run_seconds`: a
+    short timed run of each kind).
 
     The per-run time is scaled by the number of training images (the digits
-    split is smaller than the embedded one); the mixer's own cost is ignored.
+    split is smaller than the embedded one) and by the run's epochs (part V
+    may train its own number); the mixer's own cost is ignored.
     """
     if not runs:
         return 0.0
-    per_image: dict[bool, list[float]] = {True: [], False: []}
+    per_unit: dict[tuple[str, bool], list[float]] = {}
     for record in recorded.values():
-        spec = RunSpec("?", "", Cell(*(record[k] for k in _CELL_FIELDS)), 0)
-        per_image[_heavy(spec)].append(record["total_seconds"] / _images(spec, data))
-    if not (per_image[True] and per_image[False]):
-        measured = (measure or (lambda: measure_run_seconds(config, data)))()
-        images = config.embedded_train
-        per_image = {
-            True: [measured["sumix"] / images],
-            False: [measured["mce"] / images],
-        }
-    rate = {kind: statistics.median(values) for kind, values in per_image.items()}
-    return sum(rate[_heavy(run)] * _images(run, data) for run in runs)
+        spec = RunSpec("?", "", cell_of(record), 0)
+        units = _images(spec, data) * spec.cell.run_epochs(config)
+        kind = (spec.cell.backbone, _heavy(spec))
+        per_unit.setdefault(kind, []).append(record["total_seconds"] / units)
+    for backbone in sorted({run.cell.backbone for run in runs}):
+        if (backbone, True) in per_unit and (backbone, False) in per_unit:
+            continue
+        if measure is None:
+            measured = measure_run_seconds(config, data, backbone=backbone)
+        else:
+            measured = measure(backbone)
+        units = config.embedded_train * config.epochs
+        per_unit[(backbone, True)] = [measured["sumix"] / units]
+        per_unit[(backbone, False)] = [measured["mce"] / units]
+    rate = {kind: statistics.median(values) for kind, values in per_unit.items()}
+    return sum(
+        rate[(run.cell.backbone, _heavy(run))]
+        * _images(run, data)
+        * run.cell.run_epochs(config)
+        for run in runs
+    )
 
 
 _CELL_FIELDS = (

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_sumix.study.config import StudyConfig, check_seeds
+from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
 from keras_sumix.study.grid import METHODS, PARTS, RunSpec, part_entries
 from keras_sumix.study.runner import matching
 
@@ -51,6 +51,8 @@ def _row(
         "batch_size": cell.batch_size,
         "distance_scale": cell.distance_scale,
         "semantic_scale": cell.semantic_scale,
+        "backbone": cell.backbone,
+        "epochs": cell.run_epochs(config),
         "n": len(records),
         "seeds": [r["seed"] for r in records],
         "diverged": sum(bool(r.get("diverged")) for r in records),
@@ -88,7 +90,8 @@ def summarise(
             (the commands that trained the runs are listed in `commands`).
 
     Returns:
-        A plain-JSON dict: settings, `runs_expected` / `runs_found`, and
+        A plain-JSON dict: settings (`config`, and `vit`, part V's
+        network and optimizer), `runs_expected` / `runs_found`, and
         per part (`parts[name]`) its `title` and `rows` (label, cell fields,
         `n`, and `{"mean", "std", "n", "values"}` of `final_top1`,
         `median_top1`, `pearson`, `mae`, `seconds_per_epoch` and of
@@ -113,6 +116,7 @@ def summarise(
         "backend": backend,
         "signature": config.signature(),
         "config": config.to_dict(),
+        "vit": STUDY_VIT.to_dict(),
         "seeds": list(seeds),
         "command": command,
         "commands": list(dict.fromkeys(c for c in commands if c)),

@@ -1,0 +1,150 @@
+"""Seconds per training step of PuzzleMix (MCE and SUMix) against CutMix MCE,
+on each backend.
+
+Same backbone, batch and optimizer; one worker process per backend, the
+models timed round-robin inside it so that machine noise hits them alike.
+PuzzleMix's step adds, to the mixed pass, the saliency (one forward and
+backward pass of the clean batch in inference mode) and the labelling and
+transport solved on device; SUMix adds its clean pass. Goals (the issue's):
+PuzzleMix MCE <= 1.6x CutMix MCE, PuzzleMix + SUMix <= 2.3x.
+
+    python benchmarks/puzzle_step.py            # ResNet-18 (CIFAR), batch 32
+    python benchmarks/puzzle_step.py --quick    # tiny CNN, seconds
+
+Writes `benchmarks/results/puzzle_step.json` and `.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from step_overhead import BACKENDS, RESULTS, _backbone, _batch, _subprocess
+
+GOALS = {"puzzle_mce": 1.6, "puzzle_sumix": 2.3}
+VARIANTS = {
+    "cutmix_mce": "MixupModel + CutMix (MCE)",
+    "puzzle_mce": "MixupModel + PuzzleMix (MCE)",
+    "puzzle_sumix": "SUMixModel + PuzzleMix",
+}
+
+
+def _build(args: argparse.Namespace, key: str):
+    import keras
+
+    import keras_sumix as ks
+
+    keras.utils.set_random_seed(0)
+    # alpha 1.0 for both (the paper's PuzzleMix setting; alpha does not
+    # change the cost of a step).
+    mixer = ks.layers.get_mixer(
+        "cutmix" if key.startswith("cutmix") else "puzzlemix", alpha=1.0, seed=0
+    )
+    model_cls = ks.SUMixModel if key.endswith("sumix") else ks.MixupModel
+    model = model_cls(_backbone(args), 100, mixer)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    return model
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    import keras
+
+    x, y = _batch(args)
+    models = {}
+    for key in VARIANTS:
+        models[key] = _build(args, key)
+        for _ in range(args.warmup):
+            models[key].train_on_batch(x, y)
+    times = {key: [] for key in models}
+    for _ in range(args.steps):
+        for key, model in models.items():
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            times[key].append(time.perf_counter() - start)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    return {
+        "backend": keras.backend.backend(),
+        "seconds_per_step": median,
+        "all_seconds": times,
+        "ratio_to_cutmix": {k: median[k] / median["cutmix_mce"] for k in median},
+    }
+
+
+def _markdown(report: dict) -> str:
+    lines = [
+        f"Backbone: {report['backbone']}, batch {report['batch']}, 32x32, SGD; "
+        f"PuzzleMix with its CIFAR defaults, CutMix(alpha=1.0); median of "
+        f"{report['steps']} steps after {report['warmup']} warm-up steps; CPU, "
+        f"{report['machine']['cpus']} cores, load average {report['load']:.1f} at "
+        "the start.",
+        "",
+        "| backend | CutMix MCE s/step | PuzzleMix MCE s/step | / CutMix (goal "
+        "<= 1.6) | PuzzleMix + SUMix s/step | / CutMix (goal <= 2.3) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def judged(ratios, key):
+        verdict = "PASS" if ratios[key] <= GOALS[key] else "FAIL"
+        return f"{ratios[key]:.2f}x {verdict}"
+
+    for row in report["backends"]:
+        s, r = row["seconds_per_step"], row["ratio_to_cutmix"]
+        lines.append(
+            f"| {row['backend']} | {s['cutmix_mce']:.3f} | {s['puzzle_mce']:.3f} | "
+            f"{judged(r, 'puzzle_mce')} | {s['puzzle_sumix']:.3f} | "
+            f"{judged(r, 'puzzle_sumix')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """Run the benchmark (or, with `--worker`, one backend's part of it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny CNN, few steps")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.backbone = "resnet18_cifar"
+    if args.steps is None:
+        args.steps = 3 if args.quick else 8
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return None
+    unknown = set(args.backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    flags = ["--worker", "--batch", str(args.batch), "--steps", str(args.steps)]
+    flags += ["--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])
+    report = {
+        "backbone": "tiny CNN" if args.quick else args.backbone,
+        "quick": args.quick,
+        "load": os.getloadavg()[0],
+        "batch": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"),
+        "goals": GOALS,
+        "variants": VARIANTS,
+        "backends": [_subprocess(b, flags, __file__) for b in args.backends],
+    }
+    name = "puzzle_step_quick" if args.quick else "puzzle_step"
+    output = args.output or RESULTS / f"{name}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    output.with_suffix(".md").write_text(_markdown(report))
+    print(_markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
