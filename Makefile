@@ -18,6 +18,12 @@ LATEST := .venv-latest
 
 FAST := not slow and not wheel
 ONCE := slow or wheel
+# The JAX lane compiles thousands of small programs (every op of every new
+# shape), each run once: LLVM's optimisation level 0 cuts compile-bound tests by
+# about a quarter (test_layers.py: 237 s -> 171 s) without changing what is
+# computed (IEEE arithmetic either way; XLA's CPU fast-math stays off).
+JAX_TEST_ENV := KERAS_BACKEND=jax \
+	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 .PHONY: pip-check device-check install test test-serial test-latest lock lint docs dist demo bench clean
 
@@ -89,8 +95,8 @@ dist: install
 # `make test-serial` runs the backends one after another instead.
 test: install lint docs
 	@mkdir -p .test-logs; \
-	( KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) && \
-	  { KERAS_BACKEND=jax $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
+	( $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) && \
+	  { $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
 	    s=$$?; [ $$s -eq 0 ] || [ $$s -eq 5 ]; } ) > .test-logs/jax.log 2>&1 & \
 	jax=$$!; status=0; \
 	echo "=== KERAS_BACKEND=tensorflow ==="; \

@@ -95,6 +95,26 @@ def test_step_overhead_quick(tmp_path):
     assert all(v > 0 for v in row["seconds_per_step"].values())
 
 
+def test_puzzle_step_quick(tmp_path):
+    out = tmp_path / "puzzle.json"
+    _run(
+        "benchmarks/puzzle_step.py",
+        "--quick",
+        "--backends",
+        "jax",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--output",
+        str(out),
+    )
+    (row,) = json.loads(out.read_text())["backends"]
+    assert set(row["ratio_to_cutmix"]) == {"cutmix_mce", "puzzle_mce", "puzzle_sumix"}
+    assert row["ratio_to_cutmix"]["cutmix_mce"] == 1.0
+    assert "goal <= 2.3" in out.with_suffix(".md").read_text()
+
+
 def test_xla_step_quick(tmp_path):
     out = tmp_path / "xla.json"
     # TensorFlow only: torch.compile's first step alone takes a minute here

@@ -56,9 +56,7 @@ def test_lam_is_the_mask_mean_and_the_mask_is_what_was_kept(name, data_format):
     assert ((mask >= 0) & (mask <= 1)).all()
     # lam is the mask's mean in float32, to the last bit (XLA divides by
     # multiplying with the reciprocal: one unit in the last place).
-    np.testing.assert_allclose(
-        to_np(result.lam), mask.mean(axis=(1, 2, 3)), rtol=1.2e-7, atol=0
-    )
+    np.testing.assert_array_max_ulp(to_np(result.lam), mask.mean(axis=(1, 2, 3)))
     images = to_np(result.images)
     if data_format == "channels_first":
         images, mask = (

@@ -11,10 +11,10 @@ NOTEBOOKS = sorted(
     (Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")
 )
 # Run once: the kernels use JAX whatever the suite's backend; scheduled in the
-# TensorFlow run, which `make test` runs alongside the (longer) JAX one.
-pytestmark = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="run once, in the TensorFlow run"
-)
+# JAX run, which `make test` runs alongside the TensorFlow then torch runs
+# (with the run-once tests of test_benchmarks and test_study there, the two
+# lanes take about as long).
+pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="run once, in the JAX run")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

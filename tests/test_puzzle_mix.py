@@ -1,4 +1,4 @@
-"""PuzzleMix: the energy against the reference's, the exact and ICM solvers
+"""PuzzleMix: the energy against the reference's, the exact and local solvers
 against brute force, the transport against the reference's, and the layer
 (exact lam, pairing, gradients, compiled steps, hostile inputs)."""
 
@@ -22,6 +22,22 @@ N = 4  # one batch size throughout: each new shape compiles under JAX
 
 def _t(x):
     return OPS.convert_to_tensor(np.asarray(x))
+
+
+_COMPILED = {}
+
+
+def _run(fn, *arrays, **static):
+    """`fn(OPS, *arrays, **static)`, compiled under JAX (eager JAX compiles
+    every small op at every new shape; one compilation is cheaper)."""
+    if BACKEND != "jax":
+        return fn(OPS, *(_t(a) for a in arrays), **static)
+    import jax
+
+    key = (fn, tuple(sorted(static.items())))
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(lambda *a: fn(OPS, *a, **static))
+    return _COMPILED[key](*(_t(a) for a in arrays))
 
 
 def _terms(rng, side, n_labels, n=N, negative=False):
@@ -155,7 +171,7 @@ def test_energy_matches_numpy():
     rng = np.random.default_rng(0)
     unary, w_v, w_h = _terms(rng, 4, 3)
     labels = rng.integers(0, 3, (N, 4, 4)).astype("int32")
-    got = to_np(pm.energy(OPS, _t(unary), _t(w_v), _t(w_h), _t(labels)))
+    got = to_np(_run(pm.energy, unary, w_v, w_h, labels))
     np.testing.assert_allclose(got, pm.energy_np(unary, w_v, w_h, labels), rtol=1e-6)
 
 
@@ -178,7 +194,7 @@ def test_exact_solver_matches_brute_force(seed, case, negative):
     unary, w_v, w_h = _terms(
         np.random.default_rng(seed), side, n_labels, negative=negative
     )
-    labels = to_np(pm.solve_exact(OPS, _t(unary), _t(w_v), _t(w_h)))
+    labels = to_np(_run(pm.solve_exact, unary, w_v, w_h))
     assert labels.dtype == np.int32 and labels.shape == (N, side, side)
     for i in range(N):
         _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
@@ -200,29 +216,30 @@ def test_exact_solver_on_the_references_energy():
             _t(np.full((1,), lam, "float32")), 3, 1.2, 0.5, 0.2,
         )  # fmt: skip
         unary, w_v, w_h = to_np(unary), to_np(w_v), to_np(w_h)
-        labels = to_np(pm.solve_exact(OPS, _t(unary), _t(w_v), _t(w_h)))
+        labels = to_np(_run(pm.solve_exact, unary, w_v, w_h))
         for i in range(N):
             _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
             got = pm.energy_np(unary[i], w_v[i], w_h[i], labels[i])
             assert got <= best + 1e-7
 
 
-# The ICM fallback's gap to the exact minimum on these random energies,
-# measured by benchmarks/puzzle_energy.py (where it is reported); the test
-# allows it with a margin.
-ICM_MAX_GAP = 0.05
+# The local search's largest gap to the exact minimum on random energies
+# like these, over 200 cases per grid in benchmarks/puzzle_energy.py: 7.8%
+# (2x2, 4 labels), 5.4% (4x4, 3 labels), 10.0% (4x4, 4), 7.9% (8x8, 4); on
+# the reference's own energy at most 0.3%. The test allows 15%.
+LOCAL_MAX_GAP = 0.15
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(
     seed=st.integers(0, 2**16),
     case=st.sampled_from([(2, 3), (4, 3), (8, 4)]),
 )
-def test_icm_never_raises_the_energy(seed, case):
+def test_local_search_never_raises_the_energy(seed, case):
     side, n_labels = case
     unary, w_v, w_h = _terms(np.random.default_rng(seed), side, n_labels)
-    labels, energies = pm.solve_icm(
-        OPS, _t(unary), _t(w_v), _t(w_h), sweeps=4, return_energies=True
+    labels, energies = _run(
+        pm.solve_local, unary, w_v, w_h, sweeps=4, return_energies=True
     )
     energies = to_np(energies)
     assert energies.shape == (5, N)
@@ -233,20 +250,20 @@ def test_icm_never_raises_the_energy(seed, case):
     if side**2 * np.log(n_labels) < 11:  # 2x2: compare with brute force
         for i in range(N):
             _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
-            assert best - 1e-6 <= final[i] <= best * (1 + ICM_MAX_GAP) + 1e-6
+            assert best - 1e-6 <= final[i] <= best * (1 + LOCAL_MAX_GAP) + 1e-6
     elif n_labels**side <= pm.EXACT_STATES:
         exact = pm.energy_np(
-            unary, w_v, w_h, to_np(pm.solve_exact(OPS, _t(unary), _t(w_v), _t(w_h)))
+            unary, w_v, w_h, to_np(_run(pm.solve_exact, unary, w_v, w_h))
         )
         assert np.all(final >= exact - EXACT_TOL)
-        assert np.all(final <= exact * (1 + ICM_MAX_GAP) + 1e-6)
+        assert np.all(final <= exact * (1 + LOCAL_MAX_GAP) + 1e-6)
 
 
 def test_auto_solver_picks_exact_up_to_the_state_limit():
     rng = np.random.default_rng(1)
     unary, w_v, w_h = _terms(rng, 2, 3)
-    exact = to_np(pm.solve_exact(OPS, _t(unary), _t(w_v), _t(w_h)))
-    auto = to_np(pm.solve_labels(OPS, _t(unary), _t(w_v), _t(w_h)))
+    exact = to_np(_run(pm.solve_exact, unary, w_v, w_h))
+    auto = to_np(_run(pm.solve_labels, unary, w_v, w_h))
     np.testing.assert_array_equal(auto, exact)
 
 
@@ -276,7 +293,7 @@ def test_transport_is_a_permutation_and_the_references_where_it_is_one(seed, sid
     keep = rng.choice([0.0, 0.5, 1.0], (N, side * side)).astype("float32")
     sal = rng.random((N, side * side)).astype("float32") ** 3
     sal /= sal.sum(axis=1, keepdims=True)
-    order = to_np(pm.transport_order(OPS, _t(keep), _t(sal), 0.8, (side, side)))
+    order = to_np(_run(pm.transport_order, keep, sal, eps=0.8, grid=(side, side)))
     assert order.dtype == np.int32
     win = _reference_transport(keep, sal, 0.8, side)
     for i in range(N):
@@ -327,10 +344,11 @@ def _check_sources(mixer, params, h=16, w=16):
 
 
 @settings(max_examples=4)
-@given(seed=st.integers(0, 2**16), n_labels=st.sampled_from([2, 3]))
-def test_lam_is_the_mask_mean_and_pixels_come_from_the_pair(seed, n_labels):
+@given(seed=st.integers(0, 2**16))
+def test_lam_is_the_mask_mean_and_pixels_come_from_the_pair(seed):
     x, sal = _pair(seed)
-    mixer = PuzzleMix(seed=seed, n_labels=n_labels)
+    n_labels = 3
+    mixer = PuzzleMix(seed=seed)
     params = mixer.draw(x, saliency=sal)
     result = mixer.apply(x, params)
     mask, lam = to_np(result.mask), to_np(result.lam)
@@ -389,6 +407,7 @@ def test_salient_blocks_are_kept():
             assert mask[i][kept] == 1.0 and mask[i][taken] == 0.0
             checked += 1
     assert checked
+    _check_sources(mixer, mixer.draw(x, saliency=sal))  # 2 labels: hard masks
 
 
 def test_prior_pulls_toward_lam():
@@ -415,9 +434,9 @@ def test_draw_then_apply_is_mix():
 
 def test_saliency_fallback_is_the_spectral_residual():
     x = _smooth_images(np.random.default_rng(2), N, 16, 16)
-    fallback = PuzzleMix(seed=5).mix(x)
-    maps = spectral_residual(_t(x), 64)
-    given_maps = PuzzleMix(seed=5).mix(x, saliency=maps)
+    fallback = PuzzleMix(seed=5, block_num=2).mix(x)
+    maps = _run(lambda ops, images: spectral_residual(images, 64, backend=ops), x)
+    given_maps = PuzzleMix(seed=5, block_num=2).mix(x, saliency=maps)
     np.testing.assert_allclose(to_np(fallback.images), to_np(given_maps.images))
     np.testing.assert_array_equal(to_np(fallback.lam), to_np(given_maps.lam))
 
@@ -435,14 +454,14 @@ def test_saliency_of_another_size_is_pooled():
 def test_no_gradient_reaches_the_mask():
     x = _smooth_images(np.random.default_rng(0), N, 16, 16)
     sal = _blobs(np.random.default_rng(0), N, 16, 16)
-    mixer = PuzzleMix(seed=0, block_num=(1, 3))
+    mixer = PuzzleMix(seed=0, block_num=2)
     if BACKEND == "jax":
         import jax
 
         def mask_sum(images, saliency):
             return keras.ops.sum(mixer.mix(images, saliency=saliency).mask)
 
-        g_img, g_sal = jax.grad(mask_sum, argnums=(0, 1))(x, sal)
+        g_img, g_sal = jax.jit(jax.grad(mask_sum, argnums=(0, 1)))(x, sal)
         assert np.all(np.asarray(g_img) == 0) and np.all(np.asarray(g_sal) == 0)
     elif BACKEND == "tensorflow":
         import tensorflow as tf
@@ -509,7 +528,7 @@ def _check_compiled(block_num):
     assert len(draws) > 1  # the stream advances
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="torch.compile: see the slow test")
+@pytest.mark.skipif(BACKEND == "torch", reason="torch.compile: the slow test")
 def test_inside_compiled_function():
     _check_compiled((1, 3))  # 2 or 4 blocks: a random switch inside the step
 
@@ -583,9 +602,9 @@ def test_only_grids_dividing_the_image_are_drawn(size, sides):
     assert tuple(lay.side for lay in layouts) == sides
 
 
-@pytest.mark.parametrize("size", [(12, 10), (7, 7), (1, 1)])
+@pytest.mark.parametrize("size", [(12, 10), (1, 1)])
 def test_sizes_no_grid_divides(size):
-    """12x10: 2x2 blocks of 6x5; 7x7 and 1x1: the image is one block, kept,
+    """12x10: 2x2 blocks of 6x5; 1x1 (or 7x7): the image is one block, kept,
     taken or blended as the prior says; lam stays the exact mask mean."""
     x = tagged_images(N, *size, seed=0)
     result = _tagged_mixer(seed=1).mix(x)
@@ -666,7 +685,7 @@ def test_presets_and_config_round_trip():
     assert cifar.n_labels == 2 and cifar.beta == 1.2
     with pytest.raises(ValueError, match="preset"):
         PuzzleMix.from_preset("imagenet")
-    layer = PuzzleMix(block_num=(1, 3), solver="icm", value_range=(0, 255), seed=1)
+    layer = PuzzleMix(block_num=(1, 3), solver="local", value_range=(0, 255), seed=1)
     clone = PuzzleMix.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     restored = keras.saving.deserialize_keras_object(
@@ -681,9 +700,9 @@ def test_registered_facts():
     assert not PuzzleMix.in_place
 
 
-def test_icm_layer_runs_and_keeps_lam_exact():
+def test_local_solver_layer_keeps_lam_exact():
     x = _smooth_images(np.random.default_rng(1), N, 16, 16)
-    result = PuzzleMix(seed=2, solver="icm", sweeps=2, block_num=2).mix(
+    result = PuzzleMix(seed=2, solver="local", sweeps=2, block_num=2).mix(
         x, saliency=_blobs(np.random.default_rng(1), N, 16, 16)
     )
     np.testing.assert_allclose(

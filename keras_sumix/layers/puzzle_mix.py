@@ -15,11 +15,13 @@ device, with backend ops, inside a compiled step:
   row-to-row transition separates over columns, so it costs `L * n^(L+1)`,
   not `n^(2L)`): every default grid (up to 8x8 with 3 labels, 6,561 row
   states) is solved exactly;
-- `solve_icm` is the fallback for grids whose rows have too many states
-  (`n_labels ** side > 6561`, e.g. 8x8 with 4 labels): block coordinate
-  descent where each step relabels every other row (then column) exactly,
-  by Viterbi along the row given its neighbours, and keeps the new row only
-  if its energy is lower, so the energy never increases;
+- `solve_local` is the fallback for grids whose rows have too many states
+  (`n_labels ** side > 6561`, e.g. 8x8 with 4 labels): a local search whose
+  moves are exact, expansion moves (each block keeps its label or takes a
+  given one: a 2-label problem the same row DP solves exactly) and
+  relabelling every other row (then column) by Viterbi given its
+  neighbours; a move is kept only if it lowers the energy, so the energy
+  never increases;
 - `transport_order` is the reference's `mask_transport`, completed into a
   permutation of blocks.
 """
@@ -68,7 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_size": 32,
     },
 }
-_SOLVERS = ("auto", "exact", "icm")
+_SOLVERS = ("auto", "exact", "local")
 # Eager JAX: the compiled draw per labelling setting and grid (`_jitted`).
 _JIT_CACHE: dict = {}
 _EPS = 1e-8  # the reference's `eps` in the prior's logarithm
@@ -344,17 +346,16 @@ def energy(ops: Any, unary: Any, w_v: Any, w_h: Any, labels: Any) -> Any:
 # --------------------------------------------------------------------------- #
 # Exact solver: dynamic programming over the rows of the grid
 # --------------------------------------------------------------------------- #
-def _row_state_costs(ops: Any, unary: Any, w_h: Any, table: Any) -> Any:
-    """Cost of every labelling of every row: `(N, R, L, n)`, `(N, R, L-1)`
-    -> `(N, R, n^L)`, column 0 the most significant digit."""
+def _row_state_costs(ops: Any, unary: Any, pair_h: Any) -> Any:
+    """Cost of every labelling of every row: unary `(N, R, L, n)`, pair
+    tables `(N, R, L-1, n, n)` -> `(N, R, n^L)`, column 0 the most
+    significant digit."""
     rows, length, n = unary.shape[1], unary.shape[2], unary.shape[3]
     total, size = unary[:, :, 0], n
     for c in range(1, length):
         prev = ops.numpy.reshape(total, (-1, rows, size // n, n, 1))
         step = (
-            prev
-            + unary[:, :, c][:, :, None, None, :]
-            + w_h[:, :, c - 1][:, :, None, None, None] * table
+            prev + unary[:, :, c][:, :, None, None, :] + pair_h[:, :, c - 1][:, :, None]
         )
         size *= n
         total = ops.numpy.reshape(step, (-1, rows, size))
@@ -374,15 +375,16 @@ def _digit_costs(ops: Any, costs: Any) -> Any:
     return total
 
 
-def _row_transition(ops: Any, values: Any, w: Any, table: Any, n: int) -> Any:
-    """`min_s values(s) + sum_c w_c table[s_c, s'_c]` for every `s'`
-    (`values` `(N, n^L)`, `w` `(N, L)`), one column at a time."""
-    length = w.shape[1]
+def _row_transition(ops: Any, values: Any, pair: Any) -> Any:
+    """`min_s values(s) + sum_c pair[c, s_c, s'_c]` for every next-row
+    labelling `s'` (`values` `(N, n^L)`, `pair` `(N, L, n, n)`), one column
+    at a time."""
+    length, n = pair.shape[1], pair.shape[2]
     states = n**length
     for c in range(length):
         before, after = n**c, n ** (length - 1 - c)
         x = ops.numpy.reshape(values, (-1, before, n, 1, after))
-        x = x + w[:, c][:, None, None, None, None] * table[:, :, None]
+        x = x + pair[:, c][:, None, :, :, None]
         values = ops.numpy.reshape(ops.numpy.min(x, axis=2), (-1, states))
     return values
 
@@ -396,6 +398,27 @@ def _state_digits(ops: Any, index: Any, length: int, n: int) -> Any:
         ],
         axis=-1,
     )
+
+
+def _solve_tables(ops: Any, unary: Any, pair_v: Any, pair_h: Any) -> Any:
+    """Exact minimum of `sum_p unary[p, x_p] + sum_edges pair[e, x_p, x_q]`
+    on an `R x L` grid: unary `(N, R, L, n)`, pair_v `(N, R-1, L, n, n)`
+    (top, bottom), pair_h `(N, R, L-1, n, n)` (left, right)."""
+    rows, length, n = unary.shape[1], unary.shape[2], unary.shape[3]
+    row_costs = _row_state_costs(ops, unary, pair_h)
+    values = [row_costs[:, 0]]
+    for t in range(1, rows):
+        values.append(
+            row_costs[:, t] + _row_transition(ops, values[-1], pair_v[:, t - 1])
+        )
+    best = ops.numpy.argmin(values[-1], axis=-1)
+    labels = [_state_digits(ops, best, length, n)]
+    for t in range(rows - 2, -1, -1):
+        below = labels[-1][:, :, None, None]  # (N, L, 1, 1)
+        link = ops.numpy.take_along_axis(pair_v[:, t], below, axis=3)[..., 0]
+        best = ops.numpy.argmin(values[t] + _digit_costs(ops, link), axis=-1)
+        labels.append(_state_digits(ops, best, length, n))
+    return ops.numpy.stack(labels[::-1], axis=1)
 
 
 def solve_exact(ops: Any, unary: Any, w_v: Any, w_h: Any) -> Any:
@@ -413,25 +436,14 @@ def solve_exact(ops: Any, unary: Any, w_v: Any, w_h: Any) -> Any:
     Returns:
         int32 labels `(N, R, L)`.
     """
-    rows, length, n = unary.shape[1], unary.shape[2], unary.shape[3]
-    table = ops.convert_to_tensor(_pair_table(n))
-    row_costs = _row_state_costs(ops, unary, w_h, table)
-    values = [row_costs[:, 0]]
-    for t in range(1, rows):
-        values.append(
-            row_costs[:, t] + _row_transition(ops, values[-1], w_v[:, t - 1], table, n)
-        )
-    best = ops.numpy.argmin(values[-1], axis=-1)
-    labels = [_state_digits(ops, best, length, n)]
-    for t in range(rows - 2, -1, -1):
-        link = ops.numpy.take(table, labels[-1], axis=0) * w_v[:, t][..., None]
-        best = ops.numpy.argmin(values[t] + _digit_costs(ops, link), axis=-1)
-        labels.append(_state_digits(ops, best, length, n))
-    return ops.numpy.stack(labels[::-1], axis=1)
+    table = ops.convert_to_tensor(_pair_table(unary.shape[-1]))
+    return _solve_tables(
+        ops, unary, w_v[..., None, None] * table, w_h[..., None, None] * table
+    )
 
 
 # --------------------------------------------------------------------------- #
-# Fallback: exact row / column updates (block ICM)
+# Fallback: local search (expansion moves, exact row / column updates)
 # --------------------------------------------------------------------------- #
 def _chain_minimum(ops: Any, unary: Any, w: Any, table: Any) -> Any:
     """Viterbi along chains: unary `(M, L, n)`, weights `(M, L-1)` ->
@@ -486,7 +498,36 @@ def _update_lines(ops, unary, w_across, w_along, labels, parity, table):
     return ops.numpy.where(update[..., None], candidate, labels)
 
 
-def solve_icm(
+def _expand(ops, unary, w_v, w_h, labels, label, table):
+    """The best expansion move to `label`: every block keeps its label or
+    takes `label`, the binary problem solved exactly by `_solve_tables`
+    (`2^L` row states). Kept per sample only if it lowers the energy."""
+    label = ops.cast(label, "int32")  # a Python int or a loop index
+    target = ops.numpy.zeros_like(labels) + label
+    unary2 = ops.numpy.stack(
+        [
+            ops.numpy.take_along_axis(unary, labels[..., None], axis=-1)[..., 0],
+            ops.numpy.take(unary, label, axis=-1),
+        ],
+        axis=-1,
+    )
+
+    def tables(w, a, b):
+        # (N, E..., 2, 2): choice (i, j) -> the labels' pair cost.
+        first = ops.numpy.stack([a, ops.numpy.zeros_like(a) + label], axis=-1)
+        second = ops.numpy.stack([b, ops.numpy.zeros_like(b) + label], axis=-1)
+        cost = _pair_costs(ops, table, first[..., :, None], second[..., None, :])
+        return w[..., None, None] * cost
+
+    pair_v = tables(w_v, labels[:, :-1], labels[:, 1:])
+    pair_h = tables(w_h, labels[:, :, :-1], labels[:, :, 1:])
+    choice = _solve_tables(ops, unary2, pair_v, pair_h)
+    moved = ops.numpy.where(ops.numpy.equal(choice, 1), target, labels)
+    better = energy(ops, unary, w_v, w_h, moved) < energy(ops, unary, w_v, w_h, labels)
+    return ops.numpy.where(better[:, None, None], moved, labels)
+
+
+def solve_local(
     ops: Any,
     unary: Any,
     w_v: Any,
@@ -494,13 +535,17 @@ def solve_icm(
     sweeps: int = 4,
     return_energies: bool = False,
 ):
-    """Block coordinate descent on the labelling energy.
+    """Local search on the labelling energy, for grids too large for
+    `solve_exact`.
 
-    Starts from each block's best label alone; a sweep relabels the even
-    rows, the odd rows, the even columns and the odd columns, each line
-    exactly (Viterbi) given its neighbours, all lines of a parity at once.
-    A line keeps its labels unless the new ones lower its energy, so the
-    energy never increases.
+    Starts from each block's best label alone. A sweep makes, for each
+    label, the best expansion move (every block keeps its label or takes
+    that one: a 2-label problem, solved exactly by the row DP with `2^L`
+    states, when `2^L <= EXACT_STATES`), then relabels the even rows, the
+    odd rows, the even columns and the odd columns, each line exactly
+    (Viterbi) given its neighbours, all lines of a parity at once. Every
+    move is kept only if it lowers the energy, so the energy never
+    increases.
 
     Args:
         ops: backend namespace.
@@ -512,25 +557,43 @@ def solve_icm(
     Returns:
         int32 labels `(N, R, L)` (and the energies).
     """
-    n = unary.shape[-1]
+    n, length = unary.shape[-1], unary.shape[2]
     table = ops.convert_to_tensor(_pair_table(n))
     labels = ops.cast(ops.numpy.argmin(unary, axis=-1), "int32")
     history = [energy(ops, unary, w_v, w_h, labels)] if return_energies else []
     unary_t = ops.numpy.transpose(unary, (0, 2, 1, 3))
     w_v_t = ops.numpy.transpose(w_v, (0, 2, 1))
     w_h_t = ops.numpy.transpose(w_h, (0, 2, 1))
-    for _ in range(sweeps):
+    expansions = 2**length <= EXACT_STATES
+
+    def expand(label, labels):
+        return _expand(ops, unary, w_v, w_h, labels, label, table)
+
+    def sweep(_, labels):
+        # Loops rather than unrolled Python: the body compiles once.
+        if expansions:
+            labels = ops.core.fori_loop(0, n, expand, labels)
         for parity in (0, 1):
             labels = _update_lines(ops, unary, w_v, w_h, labels, parity, table)
         labels = ops.numpy.transpose(labels, (0, 2, 1))
         for parity in (0, 1):
             labels = _update_lines(ops, unary_t, w_h_t, w_v_t, labels, parity, table)
-        labels = ops.numpy.transpose(labels, (0, 2, 1))
-        if return_energies:
-            history.append(energy(ops, unary, w_v, w_h, labels))
-    if return_energies:
-        return labels, ops.numpy.stack(history, axis=0)
-    return labels
+        return ops.numpy.transpose(labels, (0, 2, 1))
+
+    if not return_energies:
+        return ops.core.fori_loop(0, sweeps, sweep, labels)
+    steps = ops.numpy.arange(sweeps, dtype="int32")[:, None]
+
+    def recorded(i, carry):
+        labels, energies = carry
+        labels = sweep(i, labels)
+        now = energy(ops, unary, w_v, w_h, labels)
+        return labels, ops.numpy.where(steps == i, now[None], energies)
+
+    start = history[0]
+    energies = ops.numpy.zeros_like(start)[None] + ops.numpy.zeros((sweeps, 1))
+    labels, energies = ops.core.fori_loop(0, sweeps, recorded, (labels, energies))
+    return labels, ops.numpy.concatenate([start[None], energies], axis=0)
 
 
 def solve_labels(
@@ -543,11 +606,11 @@ def solve_labels(
 ) -> Any:
     """Labels `(N, R, L)` int32 minimising the energy: `solve_exact` when
     `solver="exact"`, or `"auto"` with at most `EXACT_STATES` row states,
-    else `solve_icm`."""
+    else `solve_local`."""
     states = unary.shape[-1] ** unary.shape[2]
     if solver == "exact" or (solver == "auto" and states <= EXACT_STATES):
         return solve_exact(ops, unary, w_v, w_h)
-    return solve_icm(ops, unary, w_v, w_h, sweeps=sweeps)
+    return solve_local(ops, unary, w_v, w_h, sweeps=sweeps)
 
 
 # --------------------------------------------------------------------------- #
@@ -734,8 +797,8 @@ class PuzzleMix(
     Beta(alpha, alpha)` (`eta`). The whole batch is solved at once with
     backend ops: exactly (dynamic programming over the grid's rows) for
     every grid with at most 6,561 row states (`n_labels ** side`: all
-    default grids), by block coordinate descent otherwise (`solver`). Then
-    each image's blocks are transported (a permutation of cells of side
+    default grids), by a local search of exact moves otherwise (`solver`).
+    Then each image's blocks are transported (a permutation of cells of side
     `t_size`): salient cells move toward the blocks where that image is
     kept, at cost `t_eps` times the distance. `lam` is the exact mean of the
     final mask.
@@ -776,8 +839,8 @@ class PuzzleMix(
         t_size: transport cell side in pixels (at most the block; -1: whole
             blocks). Defaults to 32 (whole blocks up to 32 pixels).
         solver: `"auto"` (exact where the grid allows, as above), `"exact"`
-            (up to 65,536 row states) or `"icm"`.
-        sweeps: block coordinate descent sweeps (`solver="icm"`, or
+            (up to 65,536 row states) or `"local"` (`solve_local`).
+        sweeps: local search sweeps (`solver="local"`, or
             `"auto"` on a grid too large to solve exactly). Defaults to 4.
         value_range: `(low, high)` of the pixel values, which scales the
             data smoothness (the reference compares pixels in [0, 1]).
@@ -792,9 +855,19 @@ class PuzzleMix(
         data_format: `"channels_last"` or `"channels_first"`.
         **kwargs: base layer keyword arguments.
 
+    Returns:
+        `mix(images, saliency=None)` returns a `MixResult(images,
+        permutation, lam, mask)`: `mask` the kept share of `images[i]` per
+        output pixel (levels `1 - l / (n_labels - 1)`), `lam` its mean.
+        `draw` returns, besides `permutation` and the drawn `lam`:
+        `block_mask` (N, gh, gw) float32, the mask on a cell grid every
+        block grid is made of; `own_order` and `partner_order` (N, gh * gw)
+        int32, the transport (output cell `j` shows cell `order[j]` of the
+        image, resp. its partner); `grid`, the block grid side drawn.
+
     Example:
 
-    >>> import numpy as np, keras_sumix
+    >>> import numpy as np
     >>> from keras_sumix.layers.puzzle_mix import PuzzleMix
     >>> mixer = PuzzleMix(seed=1)
     >>> x = np.random.rand(4, 32, 32, 3).astype("float32")
@@ -857,7 +930,7 @@ class PuzzleMix(
                 raise ValueError(
                     f"solver='exact' handles at most {MAX_EXACT_STATES} row states; "
                     f"n_labels={self.n_labels} on a {max(self.grids)}-block grid "
-                    f"has {worst}. Use solver='auto' or 'icm', or fewer labels."
+                    f"has {worst}. Use solver='auto' or 'local', or fewer labels."
                 )
         self.sweeps = check_int("sweeps", sweeps, 1)
         if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
@@ -1185,12 +1258,33 @@ class PuzzleMix(
         return True
 
     def _apply(self, images: Any, partner: Any, params: dict[str, Any]):
+        args = (
+            images,
+            partner,
+            params["block_mask"],
+            params["own_order"],
+            params["partner_order"],
+        )
+        if self.backend.name == "jax" and not any(
+            jax_utils.is_in_jax_tracing_scope(a) for a in args
+        ):
+            key = (type(self), "apply", self.transport)
+            if key not in _JIT_CACHE:
+                import jax
+
+                template = type(self)(
+                    transport=self.transport, data_format="channels_last"
+                )
+                _JIT_CACHE[key] = jax.jit(template._apply_arrays)
+            return _JIT_CACHE[key](*args)
+        return self._apply_arrays(*args)
+
+    def _apply_arrays(self, images, partner, block_mask, own_order, partner_order):
         ops = self.backend
-        block_mask = params["block_mask"]
         common = (block_mask.shape[1], block_mask.shape[2])
         if self.transport:
-            images = move_cells(ops, images, params["own_order"], common)
-            partner = move_cells(ops, partner, params["partner_order"], common)
+            images = move_cells(ops, images, own_order, common)
+            partner = move_cells(ops, partner, partner_order, common)
         height, width = images.shape[1], images.shape[2]
         mask = ops.numpy.repeat(
             ops.numpy.repeat(block_mask, height // common[0], axis=1),
@@ -1238,7 +1332,7 @@ __all__ = [
     "prior_costs",
     "smoothness_tables",
     "solve_exact",
-    "solve_icm",
     "solve_labels",
+    "solve_local",
     "transport_order",
 ]
