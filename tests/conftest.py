@@ -45,7 +45,9 @@ def source_of(mixed: np.ndarray) -> np.ndarray:
 @pytest.fixture(autouse=True)
 def _reset_keras():
     yield
-    keras.backend.clear_session()
+    # Without the full garbage collection clear_session runs by default: it
+    # took more time than the tests themselves (TensorFlow's heap is large).
+    keras.backend.clear_session(free_memory=False)
     keras.config.set_image_data_format("channels_last")
 
 

@@ -110,7 +110,12 @@ def test_puzzle_step_quick(tmp_path):
         str(out),
     )
     (row,) = json.loads(out.read_text())["backends"]
-    assert set(row["ratio_to_cutmix"]) == {"cutmix_mce", "puzzle_mce", "puzzle_sumix"}
+    assert set(row["ratio_to_cutmix"]) == {
+        "cutmix_mce",
+        "puzzle_mce",
+        "puzzle_sumix",
+        "puzzle_sumix_raw",
+    }
     assert row["ratio_to_cutmix"]["cutmix_mce"] == 1.0
     assert "goal <= 2.3" in out.with_suffix(".md").read_text()
 

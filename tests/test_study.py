@@ -95,15 +95,40 @@ def test_digits_split_rejects_bad_arguments():
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 150
+    assert len(keys) == len(set(keys)) == 168
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
-    # D's default t are A's distance modes, E's default at batch 64 is A's SUMix.
-    assert per_part == {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "V": 9}
+    # D's default t are A's distance modes, E's default at batch 64 is A's
+    # SUMix, F's CutMix rows are A's.
+    expected = {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "V": 9}
+    assert per_part == expected
     clean = METHODS["mce_clean"]
     assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}
     assert {run.seed for run in runs} == set(FULL.seeds)
     assert {run.cell.batch_size for run in runs} == {32, 64, 128}
+
+
+def test_part_f_is_puzzlemix_beside_cutmix_with_either_saliency():
+    entries = part_entries("F", FULL)
+    cells = [(e.cell.mixer, e.cell.method) for e in entries]
+    methods = ["mce", "mce_clean", "sumix", "distance_ps"]
+    assert cells == [("cutmix", m) for m in methods] + [
+        ("puzzlemix", m) for m in [*methods, "sumix_rs", "distance_ps_rs"]
+    ]
+    options = {e.cell.method: e.cell.model_options() for e in entries}
+    assert options["sumix_rs"] == {"saliency_pass": "raw"}
+    assert options["distance_ps_rs"] == {
+        "lambda_mode": "distance",
+        "reduction": "per_sample",
+        "saliency_pass": "raw",
+        "distance_scale": 2.0,  # parts A-C's, so the CutMix rows are A's cells
+    }
+    part_a = {run.key for run in build_grid(FULL, parts=["A"])}
+    runs = build_grid(FULL, parts=["A", "F"])
+    assert {r.key for r in runs if r.part == "F"}.isdisjoint(part_a)
+    assert all(r.cell.mixer == "puzzlemix" for r in runs if r.part == "F")
+    with pytest.raises(ValueError, match="saliency of a mixer"):
+        Cell("embedded", "cutmix", "sumix_rs")
 
 
 def test_part_v_is_three_methods_on_the_vit_with_every_seed():
@@ -144,12 +169,12 @@ def test_cnn_keys_and_records_are_those_stored_before_the_backbone():
         Cell("embedded", "cutmix", "mce", backbone="resnet")
     with pytest.raises(ValueError, match="epochs"):
         Cell("embedded", "cutmix", "mce", epochs=0)
-    # The stored study: its 141 CNN runs still match parts A-E, key by key.
+    # The stored study: its 159 CNN runs still match parts A-F, key by key.
     records = read_records(ROOT / "benchmarks" / "results" / "study" / RUNS_FILE)
     backend = records[0]["backend"]
     cnn = [r for r in records if r.get("backbone", "cnn") == "cnn"]
-    assert len(cnn) == 141
-    grid = {run.key for run in build_grid(FULL, parts=list("ABCDE"))}
+    assert len(cnn) == 159
+    grid = {run.key for run in build_grid(FULL, parts=list("ABCDEF"))}
     found = matching(cnn, FULL, backend)
     assert set(found) == grid == {r["key"] for r in cnn}
     for record in cnn:
@@ -296,7 +321,10 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
         assert record["seconds_per_epoch"] > 0 and record["total_seconds"] > 0
         assert set(record["occlusion"]) == {"0.25", "0.5"}
         assert all(_finite(v) for v in record["occlusion"].values())
-        measurable = record["dataset"] == "embedded" and record["mixer"] == "cutmix"
+        measurable = record["dataset"] == "embedded" and record["mixer"] in (
+            "cutmix",
+            "puzzlemix",
+        )
         if measurable:
             assert _finite(record["pearson"]) and 0 <= record["mae"] <= 1
         else:

@@ -16,7 +16,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sumix._validation import check_class_indices, check_int, host_array
+from keras_sumix._validation import (
+    check_choice,
+    check_class_indices,
+    check_int,
+    host_array,
+)
 from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, check_loss_options, sumix_loss
@@ -27,6 +32,13 @@ from keras_sumix.models.pooling import pool_features, token_pooling_of
 
 def _check_num_classes(num_classes: Any) -> int:
     return check_int("num_classes", num_classes, 2)
+
+
+def _summed_cross_entropy(dense: Any, logits: Any) -> Any:
+    """The loss a saliency is the input gradient of: the cross-entropy
+    summed over the batch, so that row `i` of its gradient is sample `i`'s."""
+    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    return -ops.sum(dense * log_p)
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -409,16 +421,21 @@ class MixingModel(keras.Model):
     def _terms(self, images: Any, labels: Any, dense: Any):
         raise NotImplementedError
 
-    def _mix_global_batch(self, images: Any, dense: Any) -> Any:
+    def _mix_global_batch(
+        self, images: Any, dense: Any, saliency: Any | None = None
+    ) -> Any:
         """Mix the global batch (see `replicas`): one device's batch, or
         under `tf.distribute` the replicas' shards gathered, so that the
         pairing and the batch statistics never depend on the device count.
         The `MixResult` is global; a replica takes its rows with
         `replicas.local_rows`. A mixer with `needs_saliency` (PuzzleMix) is
-        given the model's saliency of the clean batch (`saliency`)."""
+        given `saliency`, this replica's saliency of its clean batch, or if
+        None the model's (`saliency`), gathered like the images."""
         context = {}
         if self.mixer.needs_saliency:
-            context["saliency"] = replicas.gather(self._saliency(images, dense))
+            if saliency is None:
+                saliency = self._saliency(images, dense)
+            context["saliency"] = replicas.gather(saliency)
         return self.mixer.mix(replicas.gather(images), **context)
 
     def saliency(self, images: Any, labels: Any) -> Any:
@@ -426,7 +443,8 @@ class MixingModel(keras.Model):
         `sqrt(mean over channels of (dL/dx)^2)`, `L` the summed cross-entropy
         of the classifier in inference mode on the clean batch (one extra
         forward and backward pass, as the reference PuzzleMix runs it). No
-        gradient flows through it.
+        gradient flows through it. (`SUMixModel(saliency_pass="raw")` mixes
+        by the same map of its raw pass instead, in training mode.)
 
         Args:
             images: the clean batch, as the model takes it.
@@ -439,10 +457,14 @@ class MixingModel(keras.Model):
 
     def _saliency(self, images: Any, dense: Any) -> Any:
         def loss(x):
-            logits = ops.cast(self(x, training=False), "float32")
-            return -ops.sum(dense * ops.log_softmax(logits, axis=-1))
+            return _summed_cross_entropy(dense, self(x, training=False))
 
         gradient = _train_step.input_gradient(loss, ops.cast(images, "float32"))
+        return self._saliency_of(gradient)
+
+    def _saliency_of(self, gradient: Any) -> Any:
+        """The saliency map of an input gradient: `sqrt(mean over channels
+        of gradient^2)`, `(N, H, W)`."""
         axis = 1 if self.mixer.data_format == "channels_first" else -1
         return ops.sqrt(ops.mean(ops.square(gradient), axis=axis))
 
@@ -654,6 +676,17 @@ class SUMixModel(MixingModel):
             (its outputs are treated as constants), which makes the step
             cheaper; the uncertainty head then learns from the mixed pass
             only. Defaults to True (faithful to the spec).
+        saliency_pass: where a mixer with `needs_saliency` (PuzzleMix) gets
+            its saliency, `sqrt(mean over channels of (dL/dx)^2)` with `L`
+            the summed cross-entropy of the clean batch. `"separate"`
+            (default, as the reference PuzzleMix): from an extra forward
+            and input-backward pass in inference mode (batch norm's moving
+            statistics, no dropout), before the raw pass. `"raw"`: from the
+            raw pass itself, in training mode (batch norm's batch
+            statistics, dropout active), differentiated with respect to
+            the clean images; this saves one forward pass per step but not
+            the input backward, which must run before the mixed pass.
+            `"raw"` needs a mixer with `needs_saliency`.
         **kwargs: `keras.Model` keyword arguments, and `classifier` (see
             `MixupModel`).
 
@@ -681,6 +714,7 @@ class SUMixModel(MixingModel):
         distance_scale: float = DEFAULT_DISTANCE_SCALE,
         reduction: str = "reference",
         raw_pass_gradient: bool = True,
+        saliency_pass: str = "separate",
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, num_classes, mixer, **kwargs)
@@ -704,6 +738,17 @@ class SUMixModel(MixingModel):
                 f"raw_pass_gradient={raw_pass_gradient!r}."
             )
         self.raw_pass_gradient = raw_pass_gradient
+        self.saliency_pass = check_choice(
+            "saliency_pass", saliency_pass, ("separate", "raw")
+        )
+        if saliency_pass == "raw" and not self.mixer.needs_saliency:
+            raise ValueError(
+                "`saliency_pass='raw'` takes the saliency of a mixer with "
+                "`needs_saliency` (PuzzleMix) from the raw pass, but the mixer "
+                f"{type(self.mixer).__name__} takes no saliency "
+                "(`needs_saliency` is False). Received: saliency_pass='raw'; "
+                "use saliency_pass='separate' (the default) with this mixer."
+            )
         self.uncertainty_head = UncertaintyHead(num_classes, name="uncertainty_head")
         # Only these regularisers send gradient to the head; otherwise it is
         # frozen (rather than handed empty gradients every step).
@@ -745,12 +790,31 @@ class SUMixModel(MixingModel):
         mixed = self._outputs(mix.images, training=training)
         return self._loss(labels, raw, mixed, mix)["lam"]
 
+    def _raw_pass_and_saliency(
+        self, images: Any, dense: Any
+    ) -> tuple[tuple[Any, Any], Any]:
+        """The raw pass's outputs (with gradient) and the saliency of its
+        summed cross-entropy, from one forward pass (`saliency_pass="raw"`)."""
+
+        def loss(x):
+            outputs = self._outputs(x)
+            return _summed_cross_entropy(dense, outputs[0]), outputs
+
+        gradient, outputs = _train_step.input_gradient(
+            loss, ops.cast(images, "float32"), has_aux=True
+        )
+        return outputs, self._saliency_of(gradient)
+
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self._mix_global_batch(images, dense)
-        raw_logits, raw_uncertainty = self._outputs(images)
+        if self.saliency_pass == "raw":
+            raw, saliency = self._raw_pass_and_saliency(images, dense)
+            mix = self._mix_global_batch(images, dense, saliency)
+        else:  # the saliency pass (if any) runs before the raw pass
+            mix = self._mix_global_batch(images, dense)
+            raw = self._outputs(images)
         if not self.raw_pass_gradient:
-            raw_logits = ops.stop_gradient(raw_logits)
-            raw_uncertainty = ops.stop_gradient(raw_uncertainty)
+            raw = tuple(ops.stop_gradient(t) for t in raw)
+        raw_logits, raw_uncertainty = raw
         mixed = self._outputs(replicas.local_rows(mix.images, images))
         out = self._loss(
             replicas.gather(labels),
@@ -772,4 +836,5 @@ class SUMixModel(MixingModel):
             **super().get_config(),
             **self._loss_options(),
             "raw_pass_gradient": self.raw_pass_gradient,
+            "saliency_pass": self.saliency_pass,
         }

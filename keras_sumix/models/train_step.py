@@ -2,7 +2,11 @@
 
 - `train_step`: take the gradient of the model's loss and apply it;
 - `input_gradient`: the gradient of a scalar function with respect to its
-  input (PuzzleMix's saliency inside a step, the FGSM evaluation).
+  input (PuzzleMix's saliency inside a step, the FGSM evaluation), and with
+  `has_aux=True` the outputs of that same forward pass, not detached, to
+  train on (SUMix's raw pass giving PuzzleMix's saliency: on JAX, what the
+  pass assigns, such as batch norm's moving statistics, is assigned after
+  `jax.grad`, not inside its trace).
 
 Everything else (mixing, the forward passes, the SUMix loss, metrics) is
 backend-agnostic and lives on the model (`model.training_terms`,
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras.src.backend.common.stateless_scope import get_stateless_scope
 from keras.src.trainers.data_adapters import data_adapter_utils
 
 from keras_sumix.models import replicas
@@ -59,25 +64,50 @@ def train_step(model: keras.Model, *args: Any) -> Any:
     )
 
 
-def input_gradient(fn: Any, x: Any) -> Any:
+def input_gradient(fn: Any, x: Any, has_aux: bool = False) -> Any:
     """The gradient of the scalar `fn(x)` with respect to `x`, on the
     current backend; traceable (inside a compiled train step too), and
     detached: no gradient flows back through it.
 
-    - TensorFlow: a `tf.GradientTape` watching `x` (nested in a train
-      step's tape, whose recording stops at the result).
-    - JAX: `jax.grad(fn)(x)` (inside a step, `fn` reads the step's variable
-      values through its `StatelessScope`).
+    With `has_aux=True`, `fn` returns `(value, aux)` and so does this
+    function, `(gradient, aux)`: `aux` (e.g. the network's outputs of that
+    same forward pass) is *not* detached. Inside a train step it carries
+    gradient to the parameters like any other forward pass, so one forward
+    pass gives both a saliency and outputs to train on
+    (`SUMixModel(saliency_pass="raw")`).
+
+    - TensorFlow: a `tf.GradientTape` watching `x`, nested in a train
+      step's tape; the gradient is `tf.stop_gradient`-ed, `aux` returned as
+      it is (the step's tape recorded it too).
+    - JAX: `jax.grad(fn, has_aux=True)`, with the gradient
+      `jax.lax.stop_gradient`-ed. `fn` runs in a `keras.StatelessScope` of
+      its own, seeded with the values of the enclosing one (inside a step,
+      the step's variable values), so that variables `fn` assigns (batch
+      norm's moving statistics in training mode, seed states) are not
+      assigned from inside the `jax.grad` trace, whose tracers would leak:
+      their new values come out of `jax.grad` as part of `aux` and are
+      assigned after it, where the enclosing scope (or, eagerly, the
+      variable itself) takes them.
     - torch: `x` as a detached leaf with `requires_grad_()` and
-      `torch.autograd.grad`, which leaves the parameters' `.grad` untouched.
+      `torch.autograd.grad`, which leaves the parameters' `.grad`
+      untouched; with `has_aux`, `retain_graph=True`, so that the step's
+      `backward()` can still go through `aux`. That graph then has two
+      backward passes, which a `torch.compile`d graph does not allow (its
+      saved buffers are donated to one), so with `has_aux` this function
+      and `fn` run eagerly (`torch.compiler.disable`) inside a compiled
+      step (`compile(jit_compile=True)`).
 
     Args:
         fn: a function of one tensor returning a scalar tensor (e.g. the
-            summed cross-entropy of a model in inference mode).
+            summed cross-entropy of a model in inference mode), or with
+            `has_aux=True` a pair `(scalar, aux)`, `aux` any nest of
+            tensors.
         x: the point, a float tensor.
+        has_aux: whether `fn` returns `(value, aux)`.
 
     Returns:
-        A tensor of the shape of `x`.
+        A tensor of the shape of `x`; with `has_aux=True`, `(gradient,
+        aux)`.
 
     Example:
 
@@ -86,7 +116,15 @@ def input_gradient(fn: Any, x: Any) -> Any:
     >>> g = input_gradient(lambda x: keras.ops.sum(x**2), np.ones(3, "float32"))
     >>> keras.ops.convert_to_numpy(g).tolist()
     [2.0, 2.0, 2.0]
+    >>> g, y = input_gradient(
+    ...     lambda x: (keras.ops.sum(x**2), 3 * x), np.ones(3, "float32"),
+    ...     has_aux=True,
+    ... )
+    >>> keras.ops.convert_to_numpy(y).tolist()
+    [3.0, 3.0, 3.0]
     """
+    if not isinstance(has_aux, bool):
+        raise TypeError(f"`has_aux` must be a bool. Received: has_aux={has_aux!r}.")
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -94,23 +132,73 @@ def input_gradient(fn: Any, x: Any) -> Any:
         x = tf.convert_to_tensor(x)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = fn(x)
-        return tf.stop_gradient(tape.gradient(value, x))
+            value, aux = _split(fn(x), has_aux)
+        return _join(tf.stop_gradient(tape.gradient(value, x)), aux, has_aux)
     if backend == "jax":
-        import jax
-
-        return jax.lax.stop_gradient(jax.grad(fn)(keras.ops.convert_to_tensor(x)))
+        return _jax_input_gradient(fn, x, has_aux)
     if backend == "torch":
         import torch
 
-        x = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_()
-        with torch.enable_grad():
-            (gradient,) = torch.autograd.grad(fn(x), x)
-        return gradient.detach()
+        if has_aux:  # a graph two backward passes go through is not compiled
+            return torch.compiler.disable(_torch_input_gradient)(fn, x, has_aux)
+        return _torch_input_gradient(fn, x, has_aux)
     raise NotImplementedError(
         "input_gradient supports the tensorflow, jax and torch backends; "
         f"KERAS_BACKEND={backend!r}."
     )
+
+
+def _split(out: Any, has_aux: bool) -> tuple[Any, Any]:
+    return out if has_aux else (out, None)
+
+
+def _join(gradient: Any, aux: Any, has_aux: bool) -> Any:
+    return (gradient, aux) if has_aux else gradient
+
+
+def _torch_input_gradient(fn: Any, x: Any, has_aux: bool) -> Any:
+    import torch
+
+    x = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_()
+    with torch.enable_grad():
+        value, aux = _split(fn(x), has_aux)
+        (gradient,) = torch.autograd.grad(value, x, retain_graph=has_aux)
+    return _join(gradient.detach(), aux, has_aux)
+
+
+class _RecordingScope(keras.StatelessScope):
+    """A `StatelessScope` nested in the current one (if any): it reads the
+    variable values the enclosing scope holds and records which variables
+    are assigned inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        outer = get_stateless_scope()
+        if outer is not None:
+            self.state_mapping = dict(outer.state_mapping)
+        self.assigned: dict[int, Any] = {}
+
+    def add_update(self, update: tuple[Any, Any]) -> None:
+        super().add_update(update)
+        self.assigned[id(update[0])] = update[0]
+
+
+def _jax_input_gradient(fn: Any, x: Any, has_aux: bool) -> Any:
+    import jax
+
+    assigned = []
+
+    def traced(x):
+        with _RecordingScope() as scope:
+            value, aux = _split(fn(x), has_aux)
+        assigned.extend(scope.assigned.values())
+        return value, (aux, [scope.get_current_value(v) for v in assigned])
+
+    grad_fn = jax.grad(traced, has_aux=True)
+    gradient, (aux, values) = grad_fn(keras.ops.convert_to_tensor(x))
+    for variable, value in zip(assigned, values, strict=True):
+        variable.assign(value)
+    return _join(jax.lax.stop_gradient(gradient), aux, has_aux)
 
 
 def _tensorflow_step(model, data):

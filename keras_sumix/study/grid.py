@@ -11,6 +11,10 @@ Parts (`PARTS`):
 - D: a sweep of `distance_scale` (distance mode, each reduction);
 - E: a sweep of `semantic_scale` (reference mode), including its default
   (the batch size) at batch 32, 64 and 128;
+- F: PuzzleMix x {MCE, MCE + clean pass, SUMix as published, the distance
+  mode (per-sample reduction)}, the SUMix methods also with the saliency of
+  their own raw pass (`saliency_pass="raw"`) instead of a separate one, on
+  the embedded data; beside the same methods with CutMix (part A's cells);
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
   instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
@@ -34,7 +38,7 @@ from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
 #: library's default (`DEFAULT_DISTANCE_SCALE`) to 4.
 STUDY_DISTANCE_SCALE = 2.0
 
-#: The networks a cell can train: `small_cnn` (parts A-E) or the small ViT of
+#: The networks a cell can train: `small_cnn` (parts A-F) or the small ViT of
 #: part V (`keras_sumix.study.config.STUDY_VIT`).
 BACKBONES = ("cnn", "vit")
 
@@ -100,6 +104,18 @@ METHODS: dict[str, Method] = {
         "Table 6: reference, regularizer uncertainty",
         options=(("regularizer", "uncertainty"),),
     ),
+    "sumix_rs": Method(
+        "SUMix reference / reduction reference, saliency of the raw pass",
+        options=(("saliency_pass", "raw"),),
+    ),
+    "distance_ps_rs": Method(
+        "SUMix distance / reduction per_sample, saliency of the raw pass",
+        options=(
+            ("lambda_mode", "distance"),
+            ("reduction", "per_sample"),
+            ("saliency_pass", "raw"),
+        ),
+    ),
 }
 
 
@@ -146,6 +162,14 @@ class Cell:
             raise ValueError(
                 "`semantic_scale` applies to SUMix methods only. Received: "
                 f"semantic_scale={self.semantic_scale!r} for method={self.method!r}."
+            )
+        if method.option("saliency_pass") == "raw" and not (
+            registry.mixer_class(self.mixer).needs_saliency
+        ):
+            raise ValueError(
+                f"method={self.method!r} takes the saliency of a mixer that "
+                "needs one (PuzzleMix) from the raw pass. Received: "
+                f"mixer={self.mixer!r}, which takes none."
             )
 
     def resolved(self, config: StudyConfig) -> Cell:
@@ -238,6 +262,10 @@ PARTS: dict[str, str] = {
     "C": "C. Other mixers (embedded occluded objects)",
     "D": "D. distance_scale sweep (distance mode, both reductions, CutMix, embedded)",
     "E": "E. semantic_scale sweep (reference mode, CutMix, embedded)",
+    "F": (
+        "F. PuzzleMix (saliency from a separate pass, or from SUMix's raw "
+        "pass), beside CutMix (embedded)"
+    ),
     "V": (
         f"V. Vision transformer (small ViT: {STUDY_VIT.num_layers} layers, width "
         f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
@@ -271,6 +299,8 @@ _C_METHODS = ("mce", "sumix", "distance", "distance_ps")
 _D_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 _E_SCALES = (1.0, 4.0, 16.0, 256.0)
 _E_BATCHES = (32, 128)
+_F_METHODS = ("mce", "mce_clean", "sumix", "distance_ps")
+_F_RAW_SALIENCY = ("sumix_rs", "distance_ps_rs")
 _V_METHODS = ("mce", "sumix", "distance_ps")
 #: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
 V_EPOCHS: int | None = None
@@ -298,6 +328,18 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
                 Cell("embedded", "cutmix", m, backbone="vit", epochs=V_EPOCHS),
             )
             for m in _V_METHODS
+        ]
+    if part == "F":
+        return [
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            for x in ("cutmix", "puzzlemix")
+            for m in _F_METHODS
+        ] + [
+            Entry(
+                f"{MIXER_LABELS['puzzlemix']}: {_label(m)}",
+                Cell("embedded", "puzzlemix", m),
+            )
+            for m in _F_RAW_SALIENCY
         ]
     if part == "D":
         return [
@@ -358,6 +400,13 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(_label(m), Cell("embedded", cutmix, m, backbone="vit"))
             for m in ("mce", "distance_ps")
+        ]
+    if part == "F":
+        return [
+            Entry(
+                "PuzzleMix: " + _label("distance_ps_rs"),
+                Cell("embedded", "puzzlemix", "distance_ps_rs"),
+            )
         ]
     if part == "D":
         return [

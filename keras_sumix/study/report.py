@@ -50,7 +50,7 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{config['fidelity_samples']} held-out images (Pearson r and MAE of "
         "the training lam against `true_lam`).",
         f"- Digits (scikit-learn `load_digits`, 8x8 upsampled to 32x32 RGB): {digits}.",
-        f"- Parts A-E: `small_cnn`, SGD (Nesterov momentum {config['momentum']}, "
+        f"- Parts A-F: `small_cnn`, SGD (Nesterov momentum {config['momentum']}, "
         f"weight decay {config['weight_decay']}), LR {config['learning_rate']} "
         f"cosine-decayed to 0, {config['epochs']} epochs, batch "
         f"{config['batch_size']} unless stated; mixer alpha {alpha}.",
@@ -149,12 +149,12 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     return "\n".join(lines)
 
 
-_PLOT_PARTS = ("A", "C", "D", "E", "V")
+_PLOT_PARTS = ("A", "C", "D", "E", "F", "V")
 
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """Accuracy against lambda fidelity: one panel per part with fidelity
-    (A, C, D, E, V), one point per row (mean final top-1 against mean
+    (A, C, D, E, F, V), one point per row (mean final top-1 against mean
     Pearson r, error bars one std over seeds).
 
     Args:
