@@ -52,6 +52,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _report import write_report
+
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("torch", "jax", "tensorflow")  # torch first: eager, no compile time
 # Shares of the time budget: compiling backends need more.
@@ -697,11 +699,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     }
     report["ran_on_gpu"] = any(_is_gpu(b) for b in blocks)
     name = "device_check_smoke" if args.smoke else "device_check"
-    output = args.output or RESULTS / f"{name}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, args.output or RESULTS / f"{name}.json", _markdown))
     return report
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import write_report
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -252,11 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", type=Path, default=RESULTS / "long_runs.json")
     args = parser.parse_args(argv)
     report = run(args.steps, tuple(args.batch_sizes), seed=args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=1))
-    table = markdown(report)
-    args.output.with_suffix(".md").write_text(table)
-    print(table)
+    print(write_report(report, args.output, markdown, indent=1))
     return report
 
 

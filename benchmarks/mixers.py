@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import os
 
+from _report import write_report
+
 # Must be set before Keras is imported; an explicit KERAS_BACKEND wins.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -1329,9 +1331,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     log(format_text(report))
     for goal in report["goals"]:
         log(f"{_verdict(goal)}: {goal['goal']}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    output.with_suffix(".md").write_text(format_markdown(report))
+    write_report(report, output, format_markdown)
     log(f"wrote {output} and {output.with_suffix('.md')}")
     return report
 

@@ -42,11 +42,12 @@ Writes `benchmarks/results/puzzle_energy.json` and `.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from pathlib import Path
+
+from _report import write_report
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -342,10 +343,7 @@ def main(argv=None):
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "rows": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, args.output, _markdown))
 
 
 if __name__ == "__main__":

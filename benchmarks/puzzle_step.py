@@ -23,11 +23,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
-from step_overhead import BACKENDS, RESULTS, _backbone, _batch, _subprocess
+from _report import write_report
+from step_overhead import BACKENDS, RESULTS, _backbone, _subprocess, time_round_robin
 
 GOALS = {"puzzle_mce": 1.6, "puzzle_sumix": 2.3, "puzzle_sumix_raw": 2.3}
 VARIANTS = {
@@ -59,27 +59,8 @@ def _build(args: argparse.Namespace, key: str):
 
 
 def _worker(args: argparse.Namespace) -> dict:
-    import keras
-
-    x, y = _batch(args)
-    models = {}
-    for key in VARIANTS:
-        models[key] = _build(args, key)
-        for _ in range(args.warmup):
-            models[key].train_on_batch(x, y)
-    times = {key: [] for key in models}
-    for _ in range(args.steps):
-        for key, model in models.items():
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times[key].append(time.perf_counter() - start)
-    median = {key: statistics.median(values) for key, values in times.items()}
-    return {
-        "backend": keras.backend.backend(),
-        "seconds_per_step": median,
-        "all_seconds": times,
-        "ratio_to_cutmix": {k: median[k] / median["cutmix_mce"] for k in median},
-    }
+    """Time the variants on the current backend, round-robin; return a dict."""
+    return time_round_robin(args, _build, VARIANTS, "cutmix_mce", "ratio_to_cutmix")
 
 
 def _markdown(report: dict) -> str:
@@ -141,11 +122,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "backends": [_subprocess(b, flags, __file__) for b in args.backends],
     }
     name = "puzzle_step_quick" if args.quick else "puzzle_step"
-    output = args.output or RESULTS / f"{name}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, args.output or RESULTS / f"{name}.json", _markdown))
     return report
 
 

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import write_report
+
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("tensorflow", "jax", "torch")
 GOALS = {"sumix": 2.1, "sumix_fast": 1.6}
@@ -147,14 +149,23 @@ def _memory_worker(args: argparse.Namespace) -> dict:
     }
 
 
-def _worker(args: argparse.Namespace) -> dict:
-    """Time the three variants on the current backend; return a dict."""
+def time_round_robin(
+    args: argparse.Namespace, build, keys, reference: str, ratio_key: str
+) -> dict:
+    """Time one `train_on_batch` of each model, round-robin, so that machine
+    noise hits them alike: `build(args, key)` for each of `keys`, each warmed
+    up `args.warmup` steps, then `args.steps` rounds on `_batch(args)`.
+
+    Returns:
+        `{"backend", "seconds_per_step" (medians), "all_seconds", ratio_key}`,
+        `ratio_key` holding each median over the `reference` model's.
+    """
     import keras
 
     x, y = _batch(args)
     models = {}
-    for key in VARIANTS:
-        model = _build(args, key)
+    for key in keys:
+        model = build(args, key)
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
         models[key] = model
@@ -169,8 +180,13 @@ def _worker(args: argparse.Namespace) -> dict:
         "backend": keras.backend.backend(),
         "seconds_per_step": median,
         "all_seconds": times,
-        "ratio_to_mce": {key: median[key] / median["mce"] for key in median},
+        ratio_key: {key: median[key] / median[reference] for key in median},
     }
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    """Time the three variants on the current backend; return a dict."""
+    return time_round_robin(args, _build, VARIANTS, "mce", "ratio_to_mce")
 
 
 def _subprocess(backend: str, flags: list[str], script: str = __file__) -> dict:
@@ -292,10 +308,7 @@ def _merge(paths: list[Path], output: Path | None) -> dict:
     }
     if output is None:
         raise SystemExit("--merge needs --output")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, output, _markdown))
     return report
 
 
@@ -357,10 +370,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.quick:
         name += "_quick"
     output = args.output or RESULTS / f"{name}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, output, _markdown))
     return report
 
 

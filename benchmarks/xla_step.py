@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import write_report
+
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("tensorflow", "torch")
 COMPILER = {"tensorflow": "XLA", "torch": "torch.compile", "jax": "jax.jit"}
@@ -192,11 +194,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     # Other work on the (shared) machine slows the steps: say how much ran.
     report["machine"]["load_average_1min"] = [load_before, os.getloadavg()[0]]
     name = "xla_step_quick" if args.quick else "xla_step"
-    output = args.output or RESULTS / f"{name}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    output.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
+    print(write_report(report, args.output or RESULTS / f"{name}.json", _markdown))
     return report
 
 

@@ -7,7 +7,9 @@ one by one; each private helper is one piece of it:
   `z` used as logits, `v[i, y[i]]`).
 - `_semantic_alphas`: Eq. 4, `alpha_a`, `alpha_b` of the reference code.
 - `_corrected_lambda` (+ `_log_weights`): Eq. 4, `lam_a` per `lambda_mode`.
-- `_regularizer_logits`: Eq. 6, `z_a`, `z_b` per `regularizer`.
+- `_regularizer_terms`, `_regularizer_logits`: Eq. 6, `x_a`, `x_b` per
+  `regularizer`, and the logits `z_a`, `z_b` made of them per
+  `regularizer_logits` and `regularizer_temperature`.
 - `_reduce`: Eq. 3, the batch reduction per `reduction`.
 
 Notation: `N` batch size, `C` number of classes, `sg` stop-gradient,
@@ -44,6 +46,9 @@ DEFAULT_DISTANCE_SCALE = 4.0
 
 LAMBDA_MODES = ("reference", "distance", "area")
 REGULARIZERS = ("both", "uncertainty", "semantic", "none")
+#: The forms of the regulariser's logits, `z = exp(-x) / T` (the authors'
+#: code) or `z = -x / T` (the SUMix-JAX port), with `x` set by `regularizer`.
+REGULARIZER_LOGITS = ("exp", "negative")
 REDUCTIONS = ("reference", "per_sample")
 
 _L2_EPSILON = 1e-12
@@ -140,21 +145,31 @@ def _corrected_lambda(lam, log_w_a, log_w_b):
 # --------------------------------------------------------------------------
 
 
-def _regularizer_logits(regularizer, u_raw, u_mix, alpha_a, alpha_b, permutation):
-    """`z_a`, `z_b` (N, C), used as logits of `CE`:
+def _regularizer_terms(regularizer, u_raw, u_mix, alpha_a, alpha_b, permutation):
+    """`x_a`, `x_b` (N, C), the terms the regulariser's logits are made of:
 
-    - "both": `z = exp(-(beta + alpha))`, with `beta_a = u_raw + u_mix`,
+    - "both": `x = beta + alpha`, with `beta_a = u_raw + u_mix`,
       `beta_b = u_raw[perm] + u_mix` (gradient through beta only)
-    - "uncertainty": `z = exp(-beta)`
-    - "semantic": `z = exp(-alpha)` (no gradient at all)
+    - "uncertainty": `x = beta`
+    - "semantic": `x = alpha` (no gradient at all)
     """
     if regularizer == "semantic":
-        return ops.exp(-alpha_a), ops.exp(-alpha_b)
+        return alpha_a, alpha_b
     beta_a = u_raw + u_mix
     beta_b = ops.take(u_raw, permutation, axis=0) + u_mix
     if regularizer == "uncertainty":
-        return ops.exp(-beta_a), ops.exp(-beta_b)
-    return ops.exp(-(beta_a + alpha_a)), ops.exp(-(beta_b + alpha_b))
+        return beta_a, beta_b
+    return beta_a + alpha_a, beta_b + alpha_b
+
+
+def _regularizer_logits(form, temperature, x):
+    """The logits `z` (N, C) of `CE` made of `x`:
+
+    - "exp": `z = exp(-x) / T` (the authors' code, `T = 1`)
+    - "negative": `z = -x / T` (the SUMix-JAX port, `T = 1`)
+    """
+    z = ops.exp(-x) if form == "exp" else -x
+    return z / temperature
 
 
 # --------------------------------------------------------------------------
@@ -287,9 +302,11 @@ def check_loss_options(
     semantic_scale: Any,
     distance_scale: Any,
     reduction: Any,
+    regularizer_logits: Any,
+    regularizer_temperature: Any,
 ) -> dict[str, Any]:
     """Validate `sumix_loss`'s options (shared with `SUMixModel`); return
-    them normalised (numbers as floats)."""
+    them normalised (numbers as floats), in the order of the parameters."""
     return {
         "gamma": check_number("gamma", gamma, low=0.0, include_low=True),
         "lambda_mode": check_choice("lambda_mode", lambda_mode, LAMBDA_MODES),
@@ -299,6 +316,12 @@ def check_loss_options(
         else check_number("semantic_scale", semantic_scale, low=0.0),
         "distance_scale": check_number("distance_scale", distance_scale, low=0.0),
         "reduction": check_choice("reduction", reduction, REDUCTIONS),
+        "regularizer_logits": check_choice(
+            "regularizer_logits", regularizer_logits, REGULARIZER_LOGITS
+        ),
+        "regularizer_temperature": check_number(
+            "regularizer_temperature", regularizer_temperature, low=0.0
+        ),
     }
 
 
@@ -317,6 +340,8 @@ def sumix_loss(
     semantic_scale: float | None = None,
     distance_scale: float = DEFAULT_DISTANCE_SCALE,
     reduction: str = "reference",
+    regularizer_logits: str = "exp",
+    regularizer_temperature: float = 1.0,
 ) -> dict[str, Any]:
     """The SUMix training loss (Eq. 3, 4 and 6 of the paper, as restored in
     the project's spec from the authors' reference code).
@@ -331,15 +356,18 @@ def sumix_loss(
         loss     = mean(mix_loss) + gamma * mean(reg)
 
     with `y_a = labels`, `y_b = labels[permutation]`, the weights `w` set by
-    `lambda_mode` and the logits `z` of the regulariser set by `regularizer`
-    (see the spec). Everything is computed in float32 whatever the input
-    dtype (with `s = N` the terms `exp(-N x)` underflow in float16).
+    `lambda_mode` and the logits `z` of the regulariser set by `regularizer`,
+    `regularizer_logits` and `regularizer_temperature` (see the spec).
+    Everything is computed in float32 whatever the input dtype (with `s = N`
+    the terms `exp(-N x)` underflow in float16).
 
     Gradients: `raw_logits` get none (they only enter through `sg`); the
     corrected `lam_a` carries none; `mix_logits` get gradient through the
     cross-entropies of `mix_loss`; the uncertainty inputs get gradient only
     for `regularizer="both"` and `"uncertainty"` (through
-    `beta = u_raw + u_mix`); `regularizer="semantic"` has no gradient at all.
+    `beta = u_raw + u_mix`), in every `regularizer_logits` form;
+    `regularizer="semantic"` has no gradient at all, in every form (`alpha`
+    is built from stop-gradient probabilities).
 
     Note on the direction of the reference correction: worked by hand, the
     reference formula moves `lam_a` the opposite way from the paper's prose.
@@ -370,9 +398,12 @@ def sumix_loss(
             authors' code), `"distance"` (the paper's prose,
             `w = exp(-distance_scale * ||p_mix - p_raw||_2)`) or `"area"`
             (no correction, `lam_a = lam`).
-        regularizer: the regulariser's logits `z`. `"both"` (default,
-            `exp(-(beta + alpha))`), `"uncertainty"` (`exp(-beta)`),
-            `"semantic"` (`exp(-alpha)`, no gradient) or `"none"` (`reg = 0`).
+        regularizer: which terms `x` the regulariser's logits `z` are made
+            of. `"both"` (default, `x = beta + alpha`), `"uncertainty"`
+            (`x = beta`), `"semantic"` (`x = alpha`, no gradient) or
+            `"none"` (`reg = 0`). With the default form, `z = exp(-x)`: the
+            authors' code, whose `z` in (0, 1] leave `softmax(z)` close to
+            uniform (`reg` stays near `log C`).
         semantic_scale: the `s` multiplying `alpha` (used by
             `lambda_mode="reference"` and by the regulariser's alpha), `> 0`.
             `None` (default) uses the batch size `N`, as the reference code
@@ -389,6 +420,14 @@ def sumix_loss(
             per-sample ratios collapse to their batch mean); `"per_sample"`
             is the paper's form, `mean(lam_a * CE_a + lam_b * CE_b)`. The
             regulariser is reduced the same way with `lam`.
+        regularizer_logits: the form of the regulariser's logits,
+            `"exp"` (default, the authors' code: `z = exp(-x) / T`) or
+            `"negative"` (the SUMix-JAX port's reading of Eq. 6:
+            `z = -x / T`), with `x` set by `regularizer` and
+            `T = regularizer_temperature`.
+        regularizer_temperature: the temperature `T` dividing the
+            regulariser's logits, `> 0` (default 1.0: no scaling). A `T`
+            below 1 sharpens `softmax(z)`.
 
     Returns:
         A dict of float32 tensors: `"loss"` (scalar, `mix_loss + gamma *
@@ -409,7 +448,8 @@ def sumix_loss(
 
     Raises:
         ValueError: an unknown mode string, a negative `gamma`, a
-            non-positive `semantic_scale`/`distance_scale`, shapes that do
+            non-positive `semantic_scale`/`distance_scale`/
+            `regularizer_temperature`, shapes that do
             not agree (checked on static shapes where known), an empty batch
             (N = 0) or no class; and, for NumPy/list inputs, integer labels
             outside `[0, C)`, a permutation outside `[0, N)`, or a `lam` not
@@ -441,11 +481,25 @@ def sumix_loss(
     (4,)
     """
     # Validated, in the order of check_loss_options' parameters.
-    gamma, lambda_mode, regularizer, semantic_scale, distance_scale, reduction = (
-        check_loss_options(
-            gamma, lambda_mode, regularizer, semantic_scale, distance_scale, reduction
-        ).values()
-    )
+    (
+        gamma,
+        lambda_mode,
+        regularizer,
+        semantic_scale,
+        distance_scale,
+        reduction,
+        regularizer_logits,
+        regularizer_temperature,
+    ) = check_loss_options(
+        gamma,
+        lambda_mode,
+        regularizer,
+        semantic_scale,
+        distance_scale,
+        reduction,
+        regularizer_logits,
+        regularizer_temperature,
+    ).values()
     y_a, raw_logits, u_raw, mix_logits, u_mix, perm, lam = _prepare_inputs(
         labels,
         raw_logits,
@@ -484,8 +538,11 @@ def sumix_loss(
     if regularizer == "none":
         reg_loss = ops.zeros_like(mix_loss)
     else:
-        z_a, z_b = _regularizer_logits(
-            regularizer, u_raw, u_mix, alpha_a, alpha_b, perm
+        z_a, z_b = (
+            _regularizer_logits(regularizer_logits, regularizer_temperature, x)
+            for x in _regularizer_terms(
+                regularizer, u_raw, u_mix, alpha_a, alpha_b, perm
+            )
         )
         reg_loss = _reduce(
             reduction, lam, _cross_entropy(z_a, y_a), _cross_entropy(z_b, y_b)

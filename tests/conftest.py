@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,6 +19,21 @@ settings.register_profile("keras", deadline=None, max_examples=12, derandomize=T
 settings.load_profile("keras")
 
 BACKEND = keras.backend.backend()
+
+
+def load_script(path: Path):
+    """Import a script (`examples/`, `benchmarks/`) as a module, with its
+    folder first on `sys.path` as when it runs (the benchmark scripts import
+    their neighbours, e.g. `_report`)."""
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
 
 
 def to_np(x) -> np.ndarray:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND
+from conftest import BACKEND, load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run once (the scripts run under JAX whatever the suite's backend), in the
@@ -120,6 +120,26 @@ def test_puzzle_step_quick(tmp_path):
     assert "goal <= 2.3" in out.with_suffix(".md").read_text()
 
 
+def test_regularizer_gradients_quick(tmp_path):
+    out = tmp_path / "regularizer.json"
+    _run("benchmarks/regularizer_gradients.py", "--quick", "--output", str(out))
+    report = json.loads(out.read_text())
+    assert report["settings"]["quick"] and report["machine"]["backend"] == "jax"
+    forms = {form["form"]: form for form in report["forms"]}
+    assert set(forms) == {"exp", "negative", "exp_t0.1"}
+    for form in forms.values():
+        for when in ("initial", "trained"):
+            measured = form[when]
+            assert measured["batches"] == 1
+            # "both" sends gradient to the weights through the uncertainty.
+            assert measured["reg_grad_all"] > 0 and measured["mix_grad_all"] > 0
+            assert measured["ratio_all"] == pytest.approx(
+                measured["reg_grad_all"] / measured["mix_grad_all"]
+            )
+        assert 0 <= form["test_top1"] <= 1
+    assert "| negative | trained |" in out.with_suffix(".md").read_text()
+
+
 def test_xla_step_quick(tmp_path):
     out = tmp_path / "xla.json"
     # TensorFlow only: torch.compile's first step alone takes a minute here
@@ -215,13 +235,7 @@ def test_device_check_smoke_without_tensorflow(tmp_path):
 
 
 def test_device_check_table_judges_goals_on_a_gpu_only():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "device_check", ROOT / "benchmarks" / "device_check.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / "benchmarks" / "device_check.py")
     seconds = {"mce": 0.10, "sumix": 0.21, "sumix_fast": 0.13}
     group = {
         "kind": "sumix",

@@ -3,29 +3,21 @@ cleanly."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND
+from conftest import BACKEND, load_script
 
 from keras_sumix import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_quickstart_smoke():
-    results = _load(ROOT / "examples" / "quickstart.py").main(["--smoke"])
+    results = load_script(ROOT / "examples" / "quickstart.py").main(["--smoke"])
     assert set(results) == {"MCE", "SUMix"}
     assert all(0.0 <= v <= 1.0 for v in results.values())
 

@@ -13,12 +13,11 @@ temporary folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND
+from conftest import BACKEND, load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -30,12 +29,7 @@ STEPS = {2: 2000, 256: 200}
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "long_runs", ROOT / "benchmarks" / "long_runs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "long_runs.py")
 
 
 def test_long_runs_stay_finite_with_lam_in_unit_interval(tmp_path):

@@ -17,6 +17,12 @@ LAMBDA_MODES = ["reference", "distance", "area"]
 REGULARIZERS = ["both", "uncertainty", "semantic", "none"]
 REDUCTIONS = ["reference", "per_sample"]
 ALL_MODES = list(itertools.product(LAMBDA_MODES, REGULARIZERS, REDUCTIONS))
+#: (regularizer_logits, regularizer_temperature): every form, at the default
+#: temperature and at one below and one above it. As many as the
+#: (lambda_mode, reduction) pairs, so that the gradient tests can give each
+#: regularizer every form without adding cases.
+LOGIT_FORMS = list(itertools.product(["exp", "negative"], [1.0, 0.1, 3.0]))
+assert len(LOGIT_FORMS) == len(LAMBDA_MODES) * len(REDUCTIONS)
 RTOL, ATOL = 1e-5, 1e-6
 
 
@@ -55,6 +61,8 @@ def np_sumix(
     semantic_scale=None,
     distance_scale=4.0,
     reduction="reference",
+    regularizer_logits="exp",
+    regularizer_temperature=1.0,
 ):
     raw_logits, u_raw, mix_logits, u_mix = (
         np.asarray(a, np.float64) for a in (raw_logits, u_raw, mix_logits, u_mix)
@@ -90,23 +98,30 @@ def np_sumix(
 
     mix_loss = reduce(lam_a, np_ce(mix_logits, y_a), np_ce(mix_logits, y_b))
     beta_a, beta_b = u_raw + u_mix, u_raw[perm] + u_mix
-    z = {
-        "both": (np.exp(-(beta_a + alpha_a)), np.exp(-(beta_b + alpha_b))),
-        "uncertainty": (np.exp(-beta_a), np.exp(-beta_b)),
-        "semantic": (np.exp(-alpha_a), np.exp(-alpha_b)),
+    x = {
+        "both": (beta_a + alpha_a, beta_b + alpha_b),
+        "uncertainty": (beta_a, beta_b),
+        "semantic": (alpha_a, alpha_b),
     }
+    t = regularizer_temperature
     if regularizer == "none":
-        reg = 0.0
-    else:
-        z_a, z_b = z[regularizer]
-        reg = reduce(lam, np_ce(z_a, y_a), np_ce(z_b, y_b))
+        reg, z, dz = 0.0, None, None
+    elif regularizer_logits == "exp":  # z = exp(-x) / T, dz/dx = -z
+        z = tuple(np.exp(-v) / t for v in x[regularizer])
+        dz = tuple(-v for v in z)
+    else:  # "negative": z = -x / T, dz/dx = -1 / T
+        z = tuple(-v / t for v in x[regularizer])
+        dz = (-1.0 / t, -1.0 / t)
+    if z is not None:
+        reg = reduce(lam, np_ce(z[0], y_a), np_ce(z[1], y_b))
     return {
         "loss": mix_loss + gamma * reg,
         "mix_loss": mix_loss,
         "reg_loss": reg,
         "lam": lam_a,
-        # For the gradient checks below.
-        "z": z.get(regularizer),
+        # For the gradient checks below: z_a, z_b and dz/dx (dz/dbeta).
+        "z": z,
+        "dz": dz,
     }
 
 
@@ -160,10 +175,14 @@ SHAPES = [(2, 2), (2, 20), (16, 2), (16, 20), (7, 5), (11, 13)]
 )
 def test_matches_numpy_reference(shape, seed, scalar_lam):
     """Every lambda_mode x regularizer x reduction x semantic_scale on each
-    drawn batch (one batch for all combinations: backends cache per shape)."""
+    drawn batch (one batch for all combinations: backends cache per shape).
+
+    The logits' forms cycle along the 48 combinations: every regularizer
+    meets each of the 6 forms on every batch, at no extra call."""
     batch = make_batch(*shape, seed, scalar_lam)
-    for (lambda_mode, regularizer, reduction), semantic_scale in itertools.product(
-        ALL_MODES, [None, 3.5]
+    combinations = itertools.product(ALL_MODES, [None, 3.5])
+    for ((lambda_mode, regularizer, reduction), semantic_scale), form in zip(
+        combinations, itertools.cycle(LOGIT_FORMS)
     ):
         check_against_reference(
             batch,
@@ -173,6 +192,8 @@ def test_matches_numpy_reference(shape, seed, scalar_lam):
             reduction=reduction,
             semantic_scale=semantic_scale,
             distance_scale=1.3,
+            regularizer_logits=form[0],
+            regularizer_temperature=form[1],
         )
 
 
@@ -181,6 +202,34 @@ def test_defaults_match_reference_defaults():
     check_against_reference(batch)
     assert DEFAULT_DISTANCE_SCALE == 4.0  # the study's choice (docs/study.md, part D)
     check_against_reference(batch, lambda_mode="distance")
+
+
+#: `(reg_loss, loss)` of `sumix_loss(**make_batch(6, 5, seed=1),
+#: regularizer=...)` before the logits' options existed (TensorFlow; JAX gave
+#: the same up to one float32 ulp). log C = log 5 = 1.609: the authors' form
+#: sits near it.
+BEFORE_LOGITS_OPTIONS = {
+    "both": (1.594369649887085, 4.44293737411499),
+    "uncertainty": (1.5653091669082642, 4.428407192230225),
+    "semantic": (1.5864335298538208, 4.438969135284424),
+}
+
+
+@pytest.mark.parametrize("regularizer", sorted(BEFORE_LOGITS_OPTIONS))
+def test_default_logits_form_gives_the_earlier_numbers(regularizer):
+    batch = make_batch(6, 5, seed=1)
+    default = sumix_loss(**batch, regularizer=regularizer)
+    explicit = sumix_loss(
+        **batch,
+        regularizer=regularizer,
+        regularizer_logits="exp",
+        regularizer_temperature=1.0,
+    )
+    for key, value in default.items():
+        np.testing.assert_array_equal(to_np(value), to_np(explicit[key]), key)
+    reg_loss, loss = BEFORE_LOGITS_OPTIONS[regularizer]
+    np.testing.assert_allclose(to_np(default["reg_loss"]), reg_loss, rtol=1e-6)
+    np.testing.assert_allclose(to_np(default["loss"]), loss, rtol=1e-6)
 
 
 def test_scalar_lam_equals_broadcast_lam():
@@ -316,12 +365,27 @@ def grad(fn, *args):
     ]
 
 
-@pytest.mark.parametrize(("lambda_mode", "regularizer", "reduction"), ALL_MODES)
-def test_gradient_paths(lambda_mode, regularizer, reduction):
+#: Every mode, each (lambda_mode, reduction) pair with its own logits' form,
+#: so that every regularizer is checked in every form.
+GRADIENT_CASES = [
+    (lambda_mode, regularizer, reduction, *form)
+    for (lambda_mode, reduction), form in zip(
+        itertools.product(LAMBDA_MODES, REDUCTIONS), LOGIT_FORMS, strict=True
+    )
+    for regularizer in REGULARIZERS
+]
+
+
+@pytest.mark.parametrize(
+    ("lambda_mode", "regularizer", "reduction", "logits", "temperature"),
+    GRADIENT_CASES,
+)
+def test_gradient_paths(lambda_mode, regularizer, reduction, logits, temperature):
     """Exactly the spec's paths: raw_logits none (only through sg);
     mix_logits only through CE(logits_mix, y) with lam_a held constant
     (so no gradient through lam_a nor through alpha); uncertainties only
-    through beta, for "both"/"uncertainty"."""
+    through beta, for "both"/"uncertainty", in every logits' form (none
+    for "semantic" in any form)."""
     gamma = 0.7
     options = dict(
         lambda_mode=lambda_mode,
@@ -329,6 +393,8 @@ def test_gradient_paths(lambda_mode, regularizer, reduction):
         reduction=reduction,
         gamma=gamma,
         semantic_scale=1.5,  # keep alpha small so that z is not ~0
+        regularizer_logits=logits,
+        regularizer_temperature=temperature,
     )
     batch = make_batch(6, 5, seed=7)
     y, perm, lam = batch["labels"], batch["permutation"], batch["lam"]
@@ -369,11 +435,11 @@ def test_gradient_paths(lambda_mode, regularizer, reduction):
 
     # Uncertainties: through beta_a = u_raw + u_mix, beta_b = u_raw[perm] + u_mix.
     if regularizer in ("both", "uncertainty"):
-        z_a, z_b = ref["z"]
+        (z_a, z_b), (dz_a, dz_b) = ref["z"], ref["dz"]
         k_a, k_b = coefficients(np.broadcast_to(lam, (n,)))
-        # d CE(exp(-beta), y) / d beta = -(softmax(z) - onehot(y)) * z
-        g_a = -gamma * k_a[:, None] * (np_softmax(z_a) - eye[y]) * z_a
-        g_b = -gamma * k_b[:, None] * (np_softmax(z_b) - eye[y[perm]]) * z_b
+        # d CE(z(beta), y) / d beta = (softmax(z) - onehot(y)) * dz/dbeta
+        g_a = gamma * k_a[:, None] * (np_softmax(z_a) - eye[y]) * dz_a
+        g_b = gamma * k_b[:, None] * (np_softmax(z_b) - eye[y[perm]]) * dz_b
         expected_u_raw = g_a.copy()
         np.add.at(expected_u_raw, perm, g_b)
         np.testing.assert_allclose(g_u_mix, g_a + g_b, rtol=1e-4, atol=1e-7)
@@ -460,6 +526,12 @@ def _call_with(name, value):
         ("semantic_scale", "N", TypeError),
         ("distance_scale", 0, ValueError),
         ("distance_scale", None, TypeError),
+        ("regularizer_logits", "softplus", ValueError),
+        ("regularizer_logits", None, ValueError),
+        ("regularizer_temperature", 0.0, ValueError),
+        ("regularizer_temperature", -1, ValueError),
+        ("regularizer_temperature", float("inf"), ValueError),
+        ("regularizer_temperature", "0.1", TypeError),
         ("raw_logits", np.zeros((N,), F32), ValueError),
         ("raw_logits", np.zeros((N, C), I32), TypeError),
         ("mix_logits", np.zeros((N, C + 1), F32), ValueError),
@@ -487,5 +559,9 @@ def test_validation_message_says_what_was_given_and_expected():
         _call_with("mix_logits", np.zeros((N, C + 1), F32))
     with pytest.raises(ValueError, match=r"'reference'.*'paper'"):
         _call_with("lambda_mode", "paper")
+    with pytest.raises(ValueError, match=r"\('exp', 'negative'\).*'softplus'"):
+        _call_with("regularizer_logits", "softplus")
+    with pytest.raises(ValueError, match=r"\(0.0, inf\].*regularizer_temperature=0.0"):
+        _call_with("regularizer_temperature", 0.0)
     with pytest.raises(TypeError, match="str"):
         _call_with("gamma", "0.5")

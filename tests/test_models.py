@@ -147,6 +147,8 @@ def test_save_and_load_round_trip(tmp_path):
         lambda_mode="distance",
         reduction="per_sample",
         semantic_scale=8.0,
+        regularizer_logits="negative",
+        regularizer_temperature=0.5,
     )
     model.compile(optimizer="sgd", metrics=["accuracy"])
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
@@ -158,6 +160,8 @@ def test_save_and_load_round_trip(tmp_path):
     config = loaded.get_config()
     assert config["lambda_mode"] == "distance" and config["gamma"] == 0.1
     assert config["semantic_scale"] == 8.0 and config["reduction"] == "per_sample"
+    assert config["regularizer_logits"] == "negative"
+    assert config["regularizer_temperature"] == 0.5
     np.testing.assert_allclose(
         to_np(loaded.predict(x, verbose=0)),
         to_np(model.predict(x, verbose=0)),

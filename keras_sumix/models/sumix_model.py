@@ -664,8 +664,10 @@ class SUMixModel(MixingModel):
         gamma: weight of the uncertainty regulariser. Defaults to 0.5.
         lambda_mode: `"reference"` (the authors' formula, default),
             `"distance"` (the paper's prose) or `"area"` (no correction).
-        regularizer: `"both"` (default), `"uncertainty"`, `"semantic"` or
-            `"none"`.
+        regularizer: which terms the regulariser's logits are made of:
+            `"both"` (default, `beta + alpha`), `"uncertainty"` (`beta`),
+            `"semantic"` (`alpha`, no gradient) or `"none"` (no regulariser);
+            their form is `regularizer_logits`.
         semantic_scale: the scale `s` of the semantic term; None (default)
             uses the batch size, as the reference does: the *global* batch
             under data parallelism (see `docs/scaling.md`).
@@ -687,6 +689,14 @@ class SUMixModel(MixingModel):
             the clean images; this saves one forward pass per step but not
             the input backward, which must run before the mixed pass.
             `"raw"` needs a mixer with `needs_saliency`.
+        regularizer_logits: the form of the regulariser's logits, made of
+            `x = beta + alpha` (`regularizer="both"`), `beta`
+            (`"uncertainty"`) or `alpha` (`"semantic"`): `"exp"` (default,
+            the authors' code, `z = exp(-x) / T`) or `"negative"` (the
+            SUMix-JAX port, `z = -x / T`). `"semantic"` sends no gradient
+            in either form.
+        regularizer_temperature: the `T` dividing the regulariser's
+            logits, `> 0`. Defaults to 1.0 (no scaling).
         **kwargs: `keras.Model` keyword arguments, and `classifier` (see
             `MixupModel`).
 
@@ -715,6 +725,8 @@ class SUMixModel(MixingModel):
         reduction: str = "reference",
         raw_pass_gradient: bool = True,
         saliency_pass: str = "separate",
+        regularizer_logits: str = "exp",
+        regularizer_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, num_classes, mixer, **kwargs)
@@ -725,6 +737,8 @@ class SUMixModel(MixingModel):
             semantic_scale=semantic_scale,
             distance_scale=distance_scale,
             reduction=reduction,
+            regularizer_logits=regularizer_logits,
+            regularizer_temperature=regularizer_temperature,
         )
         self.gamma = options["gamma"]
         self.lambda_mode = options["lambda_mode"]
@@ -732,6 +746,8 @@ class SUMixModel(MixingModel):
         self.semantic_scale = options["semantic_scale"]
         self.distance_scale = options["distance_scale"]
         self.reduction = options["reduction"]
+        self.regularizer_logits = options["regularizer_logits"]
+        self.regularizer_temperature = options["regularizer_temperature"]
         if not isinstance(raw_pass_gradient, bool):
             raise TypeError(
                 "`raw_pass_gradient` must be a bool. Received: "
@@ -780,6 +796,8 @@ class SUMixModel(MixingModel):
             "semantic_scale": self.semantic_scale,
             "distance_scale": self.distance_scale,
             "reduction": self.reduction,
+            "regularizer_logits": self.regularizer_logits,
+            "regularizer_temperature": self.regularizer_temperature,
         }
 
     def training_lam(

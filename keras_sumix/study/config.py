@@ -233,8 +233,8 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
     return seeds
 
 
-#: The full study (about 2 hours on a 2-core CPU, TensorFlow: parts A-E
-#: about 75 minutes, part F (PuzzleMix) 22, part V about 15).
+#: The full study (about 2 h 15 min on a 2-core CPU, TensorFlow: parts A-E
+#: about 75 minutes, part F (PuzzleMix) 22, part S 22, part V about 15).
 FULL = StudyConfig()
 
 #: The quick grid the tests run: tiny data, two epochs, one seed.

@@ -15,6 +15,10 @@ Parts (`PARTS`):
   mode (per-sample reduction)}, the SUMix methods also with the saliency of
   their own raw pass (`saliency_pass="raw"`) instead of a separate one, on
   the embedded data; beside the same methods with CutMix (part A's cells);
+- S: the cheap step (`raw_pass_gradient=False`) against the faithful one,
+  for SUMix as published and the distance mode (per-sample reduction), with
+  MCE and the clean-pass control, on both datasets with CutMix, FMix and
+  SaliencyMix;
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
   instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
@@ -103,6 +107,20 @@ METHODS: dict[str, Method] = {
     "reg_uncertainty": Method(
         "Table 6: reference, regularizer uncertainty",
         options=(("regularizer", "uncertainty"),),
+    ),
+    "sumix_fast": Method(
+        "SUMix reference / reduction reference, the cheap step "
+        "(raw_pass_gradient=False)",
+        options=(("raw_pass_gradient", False),),
+    ),
+    "distance_ps_fast": Method(
+        "SUMix distance / reduction per_sample, the cheap step "
+        "(raw_pass_gradient=False)",
+        options=(
+            ("lambda_mode", "distance"),
+            ("reduction", "per_sample"),
+            ("raw_pass_gradient", False),
+        ),
     ),
     "sumix_rs": Method(
         "SUMix reference / reduction reference, saliency of the raw pass",
@@ -266,6 +284,10 @@ PARTS: dict[str, str] = {
         "F. PuzzleMix (saliency from a separate pass, or from SUMix's raw "
         "pass), beside CutMix (embedded)"
     ),
+    "S": (
+        "S. The cheap step (raw_pass_gradient=False) against the faithful one "
+        "(CutMix, FMix, SaliencyMix; embedded and digits)"
+    ),
     "V": (
         f"V. Vision transformer (small ViT: {STUDY_VIT.num_layers} layers, width "
         f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
@@ -301,6 +323,15 @@ _E_SCALES = (1.0, 4.0, 16.0, 256.0)
 _E_BATCHES = (32, 128)
 _F_METHODS = ("mce", "mce_clean", "sumix", "distance_ps")
 _F_RAW_SALIENCY = ("sumix_rs", "distance_ps_rs")
+_S_MIXERS = ("cutmix", "fmix", "saliencymix")
+_S_METHODS = (
+    "mce",
+    "mce_clean",
+    "sumix",
+    "sumix_fast",
+    "distance_ps",
+    "distance_ps_fast",
+)
 _V_METHODS = ("mce", "sumix", "distance_ps")
 #: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
 V_EPOCHS: int | None = None
@@ -340,6 +371,13 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
                 Cell("embedded", "puzzlemix", m),
             )
             for m in _F_RAW_SALIENCY
+        ]
+    if part == "S":
+        return [
+            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
+            for dataset in DATASETS
+            for x in _S_MIXERS
+            for m in _S_METHODS
         ]
     if part == "D":
         return [
@@ -400,6 +438,13 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(_label(m), Cell("embedded", cutmix, m, backbone="vit"))
             for m in ("mce", "distance_ps")
+        ]
+    if part == "S":
+        return [
+            Entry(
+                "digits, FMix: " + _label("distance_ps_fast"),
+                Cell("digits", "fmix", "distance_ps_fast"),
+            )
         ]
     if part == "F":
         return [
