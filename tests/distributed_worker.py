@@ -44,7 +44,16 @@ CASES = {
         keras_sumix.SUMixModel,
         {"lambda_mode": "distance", "reduction": "per_sample"},
     ),
+    # The model's saliency, computed per shard and gathered, mixes the
+    # global batch as on one device.
+    "sumix_puzzlemix": (keras_sumix.SUMixModel, {"saliency_pass": "raw"}),
 }
+
+
+def _mixer(case: str):
+    if case == "sumix_puzzlemix":
+        return keras_sumix.layers.PuzzleMix(1.0, seed=3)
+    return keras_sumix.layers.CutMix(1.0, seed=3)
 
 
 def _backbone(batch_norm: bool) -> keras.Model:
@@ -85,7 +94,7 @@ def one_step(case: str, batch_norm: bool, distributed: bool, weights=None):
         model = cls(
             _backbone(batch_norm),
             CLASSES,
-            keras_sumix.layers.CutMix(1.0, seed=3),
+            _mixer(case),
             **options,
         )
         model.build((None, 8, 8, 3))

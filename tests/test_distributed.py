@@ -26,7 +26,12 @@ BACKEND = keras.backend.backend()
 WORKER = Path(__file__).with_name("distributed_worker.py")
 # BatchNormalization is global under JAX (one program) and synchronised under
 # TensorFlow; each backend runs one case with it.
-CASES = ["mce:plain", "sumix:plain", "sumix_distance_per_sample:bn"]
+CASES = [
+    "mce:plain",
+    "sumix:plain",
+    "sumix_distance_per_sample:bn",
+    "sumix_puzzlemix:plain",
+]
 
 pytestmark = pytest.mark.skipif(
     BACKEND == "torch", reason="Keras's torch trainer is single-device"

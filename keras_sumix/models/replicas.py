@@ -61,7 +61,13 @@ def gather(x: Any) -> Any:
     order along axis 0 (differentiable: the gradient of each replica's rows
     is summed over replicas). Identity outside a multi-replica step."""
     context = _replica_context()
-    return x if context is None else context.all_gather(x, axis=0)
+    if context is None:
+        return x
+    gathered = context.all_gather(x, axis=0)
+    # all_gather keeps no static dimension; the others are the shard's (a
+    # mixer such as PuzzleMix needs the images' height and width statically).
+    gathered.set_shape([None, *x.shape[1:]])
+    return gathered
 
 
 def local_rows(global_x: Any, local: Any) -> Any:
