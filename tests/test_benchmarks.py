@@ -74,21 +74,15 @@ def test_mixers_benchmark_quick(tmp_path):
     )
 
 
+def _quick_step(script: str, out: Path) -> dict:
+    """Run a step benchmark in its quick setting, one step on JAX; its report."""
+    args = ["--quick", "--backends", "jax", "--steps", "1", "--warmup", "1"]
+    _run(script, *args, "--output", str(out))
+    return json.loads(out.read_text())
+
+
 def test_step_overhead_quick(tmp_path):
-    out = tmp_path / "step.json"
-    _run(
-        "benchmarks/step_overhead.py",
-        "--quick",
-        "--backends",
-        "jax",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--output",
-        str(out),
-    )
-    report = json.loads(out.read_text())
+    report = _quick_step("benchmarks/step_overhead.py", tmp_path / "step.json")
     (row,) = report["backends"]
     assert row["backend"] == "jax"
     assert set(row["ratio_to_mce"]) == {"mce", "sumix", "sumix_fast"}
@@ -97,19 +91,7 @@ def test_step_overhead_quick(tmp_path):
 
 def test_puzzle_step_quick(tmp_path):
     out = tmp_path / "puzzle.json"
-    _run(
-        "benchmarks/puzzle_step.py",
-        "--quick",
-        "--backends",
-        "jax",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--output",
-        str(out),
-    )
-    (row,) = json.loads(out.read_text())["backends"]
+    (row,) = _quick_step("benchmarks/puzzle_step.py", out)["backends"]
     assert set(row["ratio_to_cutmix"]) == {
         "cutmix_mce",
         "puzzle_mce",
