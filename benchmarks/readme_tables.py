@@ -178,12 +178,13 @@ def study_table(report: dict) -> str:
 
 
 #: The README's study summary: rows (method key, label) and columns
-#: (dataset, mixer, backbone, header), looked up in parts A-C, F and V of
+#: (dataset, mixer, backbone, header), looked up in parts A-C, F, P and V of
 #: `study/summary.json`.
 _SUMMARY_METHODS = (
     ("mce", "MCE (MixupModel)"),
     ("sumix", "SUMix as published (the defaults)"),
-    ("distance_ps", '`lambda_mode="distance", reduction="per_sample"`'),
+    ("distance_ps", '`lambda_mode="distance", reduction="per_sample"` (t = 2)'),
+    ("recommended", '`variant="recommended"` (the same, t = 4, the cheap step)'),
 )
 _SUMMARY_COLUMNS = (
     ("embedded", "cutmix", "cnn", "CutMix"),
@@ -195,7 +196,7 @@ _SUMMARY_COLUMNS = (
     ("digits", "cutmix", "cnn", "digits, CutMix"),
     ("embedded", "cutmix", "vit", "small ViT, CutMix"),
 )
-_SUMMARY_PARTS = ("A", "B", "C", "F", "V")
+_SUMMARY_PARTS = ("A", "B", "C", "F", "P", "V")
 
 
 def study_summary_table(report: dict) -> str:
@@ -260,6 +261,88 @@ def study_summary_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+#: The variants table's columns (method key, header): part P's cells.
+_VARIANT_COLUMNS = (
+    ("mce", "MCE"),
+    ("mce_clean", "MCE + clean pass (control)"),
+    ("sumix", '`variant="paper"`'),
+    ("recommended", '`variant="recommended"`'),
+)
+
+
+def _paired(row: dict, base: dict) -> str:
+    """`row - base` in top-1 points, mean over the seeds both have, and how
+    many of those seeds are positive."""
+    mine = dict(zip(row["seeds"], row["final_top1"]["values"], strict=True))
+    theirs = dict(zip(base["seeds"], base["final_top1"]["values"], strict=True))
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return "-"
+    diffs = [100 * (mine[s] - theirs[s]) for s in seeds]
+    up = sum(d > 0 for d in diffs)
+    return f"{sum(diffs) / len(diffs):+.1f} ({up}/{len(diffs)} seeds > 0)"
+
+
+def study_variants_table(report: dict) -> str:
+    """The evidence for `SUMixModel(variant="recommended")`, from
+    `study/summary.json` (part P and the cells it shares): per dataset and
+    mixer, the final top-1 of MCE, the clean-pass control, the paper variant
+    and the recommended one, their differences paired by seed, and lam
+    fidelity on the embedded data."""
+    from keras_sumix.layers import registry
+
+    rows = {}
+    for part in report["parts"].values():
+        for row in part["rows"]:
+            plain = row.get("semantic_scale") is None
+            if row["n"] and plain and row.get("backbone", "cnn") == "cnn":
+                key = (row["dataset"], row["mixer"], row["method"], row["batch_size"])
+                rows.setdefault(key, row)
+    cells = [
+        (row["dataset"], row["mixer"])
+        for row in report["parts"].get("P", {}).get("rows", [])
+    ]
+    batch = report["config"]["batch_size"]
+    lines = [
+        "Test top-1 %, mean ± std over seeds "
+        f"{', '.join(map(str, report['seeds']))} (backend "
+        f"{report['backend']}; `small_cnn`, {report['config']['epochs']} epochs, "
+        f"batch {batch}; part P of the study); differences in top-1 points, "
+        "paired by seed; lam r: Pearson correlation of the training lam with "
+        "the true label share (paper / recommended; embedded data only).",
+        "",
+        "| data, mixer | "
+        + " | ".join(header for _, header in _VARIANT_COLUMNS)
+        + " | recommended - MCE | recommended - control | recommended - paper"
+        " | lam r |",
+        "|---" * (len(_VARIANT_COLUMNS) + 5) + "|",
+    ]
+    for dataset, mixer in dict.fromkeys(cells):
+        found = [
+            rows.get((dataset, mixer, method, batch)) for method, _ in _VARIANT_COLUMNS
+        ]
+        text = [f"{dataset}, {registry.label(mixer)}"]
+        text += [
+            "not run"
+            if row is None
+            else f"{100 * row['final_top1']['mean']:.1f} ± "
+            f"{100 * (row['final_top1']['std'] or 0):.1f}"
+            for row in found
+        ]
+        mce, control, paper, recommended = found
+        for base in (mce, control, paper):
+            ok = base is not None and recommended is not None
+            text.append(_paired(recommended, base) if ok else "-")
+        if dataset == "embedded" and paper and recommended:
+            text.append(
+                f"{paper['pearson']['mean']:.2f} / {recommended['pearson']['mean']:.2f}"
+            )
+        else:
+            text.append("-")
+        lines.append("| " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
 def long_runs_table(report: dict) -> str:
     """The long-run stability table, from `long_runs.json` (its Markdown
     report, whose title line, e.g. `# Long runs (jax, 2 CPUs, load 4.5)`,
@@ -292,6 +375,7 @@ TABLES = {
     "demo": ("demo/results.json", demo_table),
     "study": ("study/summary.json", study_table),
     "study-summary": ("study/summary.json", study_summary_table),
+    "study-variants": ("study/summary.json", study_variants_table),
     "long_runs": ("long_runs.json", long_runs_table),
 }
 

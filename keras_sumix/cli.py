@@ -363,7 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--output", type=Path, default=Path("outputs/show.png"))
     show.set_defaults(run=_show)
 
-    from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
+    from keras_sumix.losses import (
+        LAMBDA_MODES,
+        REDUCTIONS,
+        REGULARIZER_LOGITS,
+        REGULARIZERS,
+    )
+    from keras_sumix.models.variants import VARIANTS
     from keras_sumix.recipes import RECIPES
     from keras_sumix.training import BACKBONES, DATASETS, OPTIMIZERS, PIPELINES
 
@@ -389,12 +395,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="SUMixModel (default) or the MixupModel baseline (--no-sumix)",
     )
+    run.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        help="SUMix as published (paper, the default) or the variant the "
+        "study supports (recommended); the options below override it",
+    )
     run.add_argument("--gamma", type=float)
     run.add_argument("--lambda-mode", dest="lambda_mode", choices=LAMBDA_MODES)
     run.add_argument("--regularizer", choices=REGULARIZERS)
     run.add_argument("--reduction", choices=REDUCTIONS)
     run.add_argument("--semantic-scale", dest="semantic_scale", type=float)
     run.add_argument("--distance-scale", dest="distance_scale", type=float)
+    run.add_argument(
+        "--raw-pass-gradient",
+        dest="raw_pass_gradient",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gradient through SUMix's raw pass (--no-raw-pass-gradient: "
+        "the cheaper step)",
+    )
+    run.add_argument(
+        "--saliency-pass", dest="saliency_pass", choices=("separate", "raw")
+    )
+    run.add_argument(
+        "--regularizer-logits", dest="regularizer_logits", choices=REGULARIZER_LOGITS
+    )
+    run.add_argument(
+        "--regularizer-temperature", dest="regularizer_temperature", type=float
+    )
     run.add_argument("--pipeline", choices=PIPELINES)
     run.add_argument("--image-size", dest="image_size", type=_positive_int)
     run.add_argument(

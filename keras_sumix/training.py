@@ -21,7 +21,7 @@ from keras_sumix._validation import check_choice, check_int, check_number
 from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
 from keras_sumix.data.directories import _tensorflow
 from keras_sumix.layers import MIXERS, get_mixer
-from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS, REGULARIZERS
+from keras_sumix.models.variants import resolve_options
 from keras_sumix.recipes import RECIPES, paper_alpha, paper_gamma
 
 DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet")
@@ -53,6 +53,21 @@ _NO_WEIGHT_DECAY = (
 )
 
 
+#: The `SUMixModel` options a `TrainConfig` carries (besides `variant`).
+_SUMIX_OPTIONS = (
+    "gamma",
+    "lambda_mode",
+    "regularizer",
+    "semantic_scale",
+    "distance_scale",
+    "reduction",
+    "raw_pass_gradient",
+    "saliency_pass",
+    "regularizer_logits",
+    "regularizer_temperature",
+)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; `from_recipe` fills it from a paper recipe.
@@ -67,8 +82,10 @@ class TrainConfig:
         mixer: mixer name; alpha: its Beta concentration (None: the paper's
             for CNNs or for transformers, `keras_sumix.recipes.paper_alpha`).
         sumix: SUMixModel (True) or the MixupModel baseline (False).
-        gamma, lambda_mode, regularizer, reduction, semantic_scale,
-        distance_scale: SUMixModel options.
+        variant, gamma, lambda_mode, regularizer, reduction, semantic_scale,
+        distance_scale, raw_pass_gradient, saliency_pass,
+        regularizer_logits, regularizer_temperature: SUMixModel options
+            (None: the variant's, `keras_sumix.models.variants`).
         pipeline: the `make_pipeline` recipe. image_size: output side.
         rand_augment: RandAugment on the training images
             (`make_pipeline(rand_augment=True)`).
@@ -91,12 +108,17 @@ class TrainConfig:
     mixer: str = "cutmix"
     alpha: float | None = None
     sumix: bool = True
+    variant: str = "paper"
     gamma: float = 0.5
-    lambda_mode: str = "reference"
-    regularizer: str = "both"
-    reduction: str = "reference"
+    lambda_mode: str | None = None
+    regularizer: str | None = None
+    reduction: str | None = None
     semantic_scale: float | None = None
     distance_scale: float | None = None
+    raw_pass_gradient: bool | None = None
+    saliency_pass: str = "separate"
+    regularizer_logits: str | None = None
+    regularizer_temperature: float = 1.0
     pipeline: str = "cifar"
     image_size: int | None = None
     rand_augment: bool = False
@@ -128,6 +150,13 @@ class TrainConfig:
             values["gamma"] = paper_gamma(recipe, mixer, values.get("gamma", 0.5))
         return cls(**values)
 
+    def sumix_options(self) -> dict[str, Any]:
+        """The `SUMixModel` options of the config, its variant's filled in
+        and validated (`keras_sumix.models.variants.resolve_options`)."""
+        return resolve_options(
+            self.variant, **{name: getattr(self, name) for name in _SUMIX_OPTIONS}
+        )
+
     def validate(self) -> TrainConfig:
         """Check every field; raise a ValueError/TypeError naming it."""
         check_choice("dataset", self.dataset, DATASETS)
@@ -140,10 +169,7 @@ class TrainConfig:
                 "`rand_augment` must be a bool. Received: "
                 f"rand_augment={self.rand_augment!r}."
             )
-        check_choice("lambda_mode", self.lambda_mode, LAMBDA_MODES)
-        check_choice("regularizer", self.regularizer, REGULARIZERS)
-        check_choice("reduction", self.reduction, REDUCTIONS)
-        check_number("gamma", self.gamma, low=0.0, include_low=True)
+        self.sumix_options()
         check_number("learning_rate", self.learning_rate, low=0.0)
         check_number("momentum", self.momentum, low=0.0, high=1.0, include_low=True)
         check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
@@ -273,16 +299,9 @@ def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Mod
     mixer = get_mixer(config.mixer, **mixer_kwargs)
     if not config.sumix:
         return models.MixupModel(backbone, num_classes, mixer)
-    options = {
-        "gamma": config.gamma,
-        "lambda_mode": config.lambda_mode,
-        "regularizer": config.regularizer,
-        "reduction": config.reduction,
-        "semantic_scale": config.semantic_scale,
-    }
-    if config.distance_scale is not None:
-        options["distance_scale"] = config.distance_scale
-    return models.SUMixModel(backbone, num_classes, mixer, **options)
+    return models.SUMixModel(
+        backbone, num_classes, mixer, variant=config.variant, **config.sumix_options()
+    )
 
 
 def _is_hub(config: TrainConfig) -> bool:

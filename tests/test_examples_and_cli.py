@@ -213,7 +213,7 @@ def test_first_example_is_the_same_in_readme_and_docs():
     readme = _first_example(ROOT / "README.md")
     docs = _first_example(ROOT / "docs" / "getting-started.md")
     assert readme == docs
-    assert 'lambda_mode="distance", reduction="per_sample"' in readme
+    assert 'variant="recommended"' in readme
 
 
 @pytest.mark.skipif(

@@ -18,6 +18,7 @@ from conftest import BACKEND, load_script
 
 from keras_sumix.data import DIGITS_NUM_CLASSES, load_digits_split
 from keras_sumix.models.pooling import token_pooling_of
+from keras_sumix.models.variants import VARIANTS
 from keras_sumix.study import (
     FULL,
     METHODS,
@@ -33,7 +34,7 @@ from keras_sumix.study import (
     summarise,
 )
 from keras_sumix.study.config import STUDY_VIT, ViTSettings
-from keras_sumix.study.grid import V_EPOCHS, part_entries
+from keras_sumix.study.grid import P_VARIANT, V_EPOCHS, part_entries
 from keras_sumix.study.runner import cell_of, matching
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,12 +92,16 @@ def test_digits_split_rejects_bad_arguments():
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 234
+    assert len(keys) == len(set(keys)) == 360
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
     # D's default t are A's distance modes, E's default at batch 64 is A's
-    # SUMix, F's CutMix rows are A's, S's shares A's, B's and C's.
-    expected = {"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "S": 66, "V": 9}
+    # SUMix, F's CutMix rows are A's, S's shares A's, B's and C's, R's and
+    # N's batch-64 rows are S's.
+    expected = {
+        **{"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "S": 66},
+        **{"R": 36, "N": 72, "P": 18, "V": 9},
+    }
     assert per_part == expected
     clean = METHODS["mce_clean"]
     assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}
@@ -149,6 +154,95 @@ def test_part_s_is_the_cheap_step_beside_the_faithful_one():
         "sumix_fast",
         "distance_ps_fast",
     }
+
+
+def test_part_r_is_the_negative_regulariser_beside_part_s():
+    entries = part_entries("R", FULL)
+    assert len(entries) == 2 * 3 * 6
+    options = {e.cell.method: e.cell.model_options() for e in entries}
+    assert options["sumix_neg"] == {"regularizer_logits": "negative"}
+    assert options["distance_ps_neg"] == {
+        "lambda_mode": "distance",
+        "reduction": "per_sample",
+        "regularizer_logits": "negative",
+        "distance_scale": 2.0,  # part S's, so the exp rows are its cells
+    }
+    earlier = {run.key for run in build_grid(FULL, parts=list("ABCS"))}
+    new = [r for r in build_grid(FULL, parts=list("ABCSR")) if r.part == "R"]
+    assert len(new) == 36 and not earlier & {r.key for r in new}
+    assert {r.cell.method for r in new} == {"sumix_neg", "distance_ps_neg"}
+    assert {e.cell.key for e in entries} - {r.cell.key for r in new} <= {
+        r.cell.key for r in build_grid(FULL, parts=["S"])
+    }
+
+
+def test_part_n_is_three_batch_sizes_with_the_controls():
+    entries = part_entries("N", FULL)
+    assert len(entries) == 2 * 3 * 3 * 2
+    assert {e.cell.batch_size for e in entries} == {32, 64, 128}
+    assert {e.cell.method for e in entries} == {"mce_clean", "distance_ps"}
+    new = [r for r in build_grid(FULL, parts=list("ABCSN")) if r.part == "N"]
+    # Batch 64 is part S's cells; batches 32 and 128 are new.
+    assert len(new) == 72 and {r.cell.batch_size for r in new} == {32, 128}
+    assert all(r.cell.distance_scale == 2.0 for r in new if "distance" in r.key)
+
+
+def test_part_p_trains_the_recommended_variant_as_the_library_sets_it():
+    entries = part_entries("P", FULL)
+    assert len(entries) == 2 * 3 * 4
+    options = {e.cell.method: e.cell.model_options() for e in entries}
+    assert options["recommended"] == {"variant": "recommended"}
+    assert options["sumix"] == {}  # the paper variant
+    # Its runs were made with these options: a changed variant is a new cell.
+    assert P_VARIANT == VARIANTS["recommended"]
+    new = [r for r in build_grid(FULL, parts=list("ABCSP")) if r.part == "P"]
+    assert len(new) == 18 and {r.cell.method for r in new} == {"recommended"}
+    assert all(r.cell.distance_scale is None for r in new)  # the variant's t
+
+
+def _row(method, seeds, top1, dataset="embedded", pearson=0.5):
+    stat = {"mean": sum(top1) / len(top1), "std": 0.0, "values": top1}
+    return {
+        "dataset": dataset,
+        "mixer": "cutmix",
+        "method": method,
+        "batch_size": 64,
+        "distance_scale": None,
+        "semantic_scale": None,
+        "n": len(top1),
+        "seeds": seeds,
+        "final_top1": stat,
+        "pearson": {"mean": pearson},
+    }
+
+
+def test_variants_table_pairs_runs_by_seed():
+    report = {
+        "seeds": [0, 1, 2],
+        "backend": "tensorflow",
+        "config": {"epochs": 40, "batch_size": 64},
+        "parts": {
+            "S": {
+                "rows": [
+                    _row("mce", [0, 1, 2], [0.80, 0.90, 0.70]),
+                    _row("sumix", [0, 1, 2], [0.70, 0.70, 0.70], pearson=-0.5),
+                ]
+            },
+            # Seed 1 of the variant is missing: only seeds 0 and 2 pair.
+            "P": {"rows": [_row("recommended", [0, 2], [0.85, 0.69], pearson=0.8)]},
+        },
+    }
+    table = _script("readme_tables.py").study_variants_table(report)
+    (line,) = [row for row in table.splitlines() if row.startswith("| embedded")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[0] == "embedded, CutMix"
+    assert cells[2] == "not run"  # no clean-pass control recorded
+    assert cells[4] == "77.0 ± 0.0"
+    # (0.85 - 0.80, 0.69 - 0.70) -> +2.0 mean, one seed of two positive.
+    assert cells[5] == "+2.0 (1/2 seeds > 0)"
+    assert cells[6] == "-"
+    assert cells[7] == "+7.0 (1/2 seeds > 0)"  # (+15, -1) against the paper
+    assert cells[8] == "-0.50 / 0.80"
 
 
 def test_part_v_is_three_methods_on_the_vit_with_every_seed():
@@ -342,9 +436,12 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
         assert record["seconds_per_epoch"] > 0 and record["total_seconds"] > 0
         assert set(record["occlusion"]) == {"0.25", "0.5"}
         assert all(_finite(v) for v in record["occlusion"].values())
+        # The mixers that keep the partner's pixels as they are.
         measurable = record["dataset"] == "embedded" and record["mixer"] in (
             "cutmix",
+            "fmix",
             "puzzlemix",
+            "saliencymix",
         )
         if measurable:
             assert _finite(record["pearson"]) and 0 <= record["mae"] <= 1
@@ -434,6 +531,10 @@ def test_quick_study_cli_script_and_readme_block(quick_study):
     assert filename == "study/summary.json"
     block = render(written)
     assert "A. Methods" in block and "study.png" in block
+    # The quick grid's part P: the variant on the digits with SaliencyMix.
+    variants = tables.TABLES["study-variants"][1](written)
+    (line,) = [row for row in variants.splitlines() if row.startswith("| digits")]
+    assert "digits, SaliencyMix" in line and line.count("not run") == 3
 
 
 @only_tensorflow

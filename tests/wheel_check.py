@@ -70,7 +70,7 @@ def main(out: Path, readme: Path) -> None:
     y = rng.integers(0, 4, 32).astype("int32")
     for cls, options in [
         (keras_sumix.MixupModel, {}),
-        (keras_sumix.SUMixModel, dict(lambda_mode="distance", reduction="per_sample")),
+        (keras_sumix.SUMixModel, dict(variant="recommended")),
     ]:
         backbone = keras.Sequential(
             [

@@ -17,17 +17,17 @@ import numpy as np
 from keras import ops
 
 from keras_sumix._validation import (
-    check_choice,
     check_class_indices,
     check_int,
     host_array,
 )
 from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
-from keras_sumix.losses import DEFAULT_DISTANCE_SCALE, check_loss_options, sumix_loss
+from keras_sumix.losses import sumix_loss
 from keras_sumix.models import replicas
 from keras_sumix.models import train_step as _train_step
 from keras_sumix.models.pooling import pool_features, token_pooling_of
+from keras_sumix.models.variants import DEFAULT_VARIANT, resolve_options
 
 
 def _check_num_classes(num_classes: Any) -> int:
@@ -628,7 +628,9 @@ class SUMixModel(MixingModel):
     Each training step mixes the batch with `mixer.mix`, runs the network on
     the clean batch (raw pass) and on the mixed batch (mixed pass), both in
     training mode, and minimises `keras_sumix.sumix_loss` (see
-    `docs/sumix.md`). The defaults reproduce the authors' code. Evaluation and
+    `docs/sumix.md`). The defaults (`variant="paper"`) reproduce the
+    authors' code; `variant="recommended"` is the reading this project's
+    study supports (`docs/study.md`). Evaluation and
     prediction use the plain classifier on clean images; the uncertainty
     head is a training-time device. Compiled metrics run on the raw pass.
     Bad data (NaN images, out-of-range or float labels, empty or mismatched
@@ -662,22 +664,26 @@ class SUMixModel(MixingModel):
         num_classes: number of classes.
         mixer: a keras_sumix mixing layer.
         gamma: weight of the uncertainty regulariser. Defaults to 0.5.
-        lambda_mode: `"reference"` (the authors' formula, default),
-            `"distance"` (the paper's prose) or `"area"` (no correction).
+        lambda_mode: `"reference"` (the authors' formula), `"distance"`
+            (the paper's prose) or `"area"` (no correction). None (default):
+            the variant's (`"reference"` in `"paper"`, `"distance"` in
+            `"recommended"`). So are the options below marked "variant".
         regularizer: which terms the regulariser's logits are made of:
-            `"both"` (default, `beta + alpha`), `"uncertainty"` (`beta`),
+            `"both"` (variant: both, `beta + alpha`), `"uncertainty"` (`beta`),
             `"semantic"` (`alpha`, no gradient) or `"none"` (no regulariser);
             their form is `regularizer_logits`.
         semantic_scale: the scale `s` of the semantic term; None (default)
             uses the batch size, as the reference does: the *global* batch
             under data parallelism (see `docs/scaling.md`).
-        distance_scale: the temperature `t` of `lambda_mode="distance"`.
-        reduction: `"reference"` (batch-mean weights, default) or
-            `"per_sample"` (each sample its own ratio, as the paper says).
+        distance_scale: the temperature `t` of `lambda_mode="distance"`
+            (variant: both, `keras_sumix.losses.DEFAULT_DISTANCE_SCALE`).
+        reduction: `"reference"` (batch-mean weights; variant: paper) or
+            `"per_sample"` (each sample its own ratio, as the paper says;
+            variant: recommended).
         raw_pass_gradient: if False, no gradient flows through the raw pass
             (its outputs are treated as constants), which makes the step
             cheaper; the uncertainty head then learns from the mixed pass
-            only. Defaults to True (faithful to the spec).
+            only. Variant: both True (faithful to the spec).
         saliency_pass: where a mixer with `needs_saliency` (PuzzleMix) gets
             its saliency, `sqrt(mean over channels of (dL/dx)^2)` with `L`
             the summed cross-entropy of the clean batch. `"separate"`
@@ -691,12 +697,16 @@ class SUMixModel(MixingModel):
             `"raw"` needs a mixer with `needs_saliency`.
         regularizer_logits: the form of the regulariser's logits, made of
             `x = beta + alpha` (`regularizer="both"`), `beta`
-            (`"uncertainty"`) or `alpha` (`"semantic"`): `"exp"` (default,
+            (`"uncertainty"`) or `alpha` (`"semantic"`): `"exp"` (variant: both,
             the authors' code, `z = exp(-x) / T`) or `"negative"` (the
             SUMix-JAX port, `z = -x / T`). `"semantic"` sends no gradient
             in either form.
         regularizer_temperature: the `T` dividing the regulariser's
             logits, `> 0`. Defaults to 1.0 (no scaling).
+        variant: the named set of the options marked "variant":
+            `"paper"` (default, the published method) or `"recommended"`
+            (`keras_sumix.models.variants.VARIANTS`); an option given
+            explicitly wins over its variant's value.
         **kwargs: `keras.Model` keyword arguments, and `classifier` (see
             `MixupModel`).
 
@@ -718,28 +728,33 @@ class SUMixModel(MixingModel):
         num_classes: int,
         mixer: MixingLayer,
         gamma: float = 0.5,
-        lambda_mode: str = "reference",
-        regularizer: str = "both",
+        lambda_mode: str | None = None,
+        regularizer: str | None = None,
         semantic_scale: float | None = None,
-        distance_scale: float = DEFAULT_DISTANCE_SCALE,
-        reduction: str = "reference",
-        raw_pass_gradient: bool = True,
+        distance_scale: float | None = None,
+        reduction: str | None = None,
+        raw_pass_gradient: bool | None = None,
         saliency_pass: str = "separate",
-        regularizer_logits: str = "exp",
+        regularizer_logits: str | None = None,
         regularizer_temperature: float = 1.0,
+        variant: str = DEFAULT_VARIANT,
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, num_classes, mixer, **kwargs)
-        options = check_loss_options(
+        options = resolve_options(
+            variant,
             gamma=gamma,
             lambda_mode=lambda_mode,
             regularizer=regularizer,
             semantic_scale=semantic_scale,
             distance_scale=distance_scale,
             reduction=reduction,
+            raw_pass_gradient=raw_pass_gradient,
+            saliency_pass=saliency_pass,
             regularizer_logits=regularizer_logits,
             regularizer_temperature=regularizer_temperature,
         )
+        self.variant = variant
         self.gamma = options["gamma"]
         self.lambda_mode = options["lambda_mode"]
         self.regularizer = options["regularizer"]
@@ -748,16 +763,9 @@ class SUMixModel(MixingModel):
         self.reduction = options["reduction"]
         self.regularizer_logits = options["regularizer_logits"]
         self.regularizer_temperature = options["regularizer_temperature"]
-        if not isinstance(raw_pass_gradient, bool):
-            raise TypeError(
-                "`raw_pass_gradient` must be a bool. Received: "
-                f"raw_pass_gradient={raw_pass_gradient!r}."
-            )
-        self.raw_pass_gradient = raw_pass_gradient
-        self.saliency_pass = check_choice(
-            "saliency_pass", saliency_pass, ("separate", "raw")
-        )
-        if saliency_pass == "raw" and not self.mixer.needs_saliency:
+        self.raw_pass_gradient = options["raw_pass_gradient"]
+        self.saliency_pass = options["saliency_pass"]
+        if self.saliency_pass == "raw" and not self.mixer.needs_saliency:
             raise ValueError(
                 "`saliency_pass='raw'` takes the saliency of a mixer with "
                 "`needs_saliency` (PuzzleMix) from the raw pass, but the mixer "
@@ -768,7 +776,7 @@ class SUMixModel(MixingModel):
         self.uncertainty_head = UncertaintyHead(num_classes, name="uncertainty_head")
         # Only these regularisers send gradient to the head; otherwise it is
         # frozen (rather than handed empty gradients every step).
-        self.uncertainty_head.trainable = regularizer in ("both", "uncertainty")
+        self.uncertainty_head.trainable = self.regularizer in ("both", "uncertainty")
         self.mix_loss_tracker = keras.metrics.Mean(name="mix_loss")
         self.reg_loss_tracker = keras.metrics.Mean(name="reg_loss")
         self.lam_sumix_tracker = keras.metrics.Mean(name="lam_sumix")
@@ -855,4 +863,5 @@ class SUMixModel(MixingModel):
             **self._loss_options(),
             "raw_pass_gradient": self.raw_pass_gradient,
             "saliency_pass": self.saliency_pass,
+            "variant": self.variant,
         }

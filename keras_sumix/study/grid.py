@@ -19,6 +19,18 @@ Parts (`PARTS`):
   for SUMix as published and the distance mode (per-sample reduction), with
   MCE and the clean-pass control, on both datasets with CutMix, FMix and
   SaliencyMix;
+- R: the regulariser with `regularizer_logits="negative"` (its logits
+  `-(alpha + beta)`, which carry gradient) against the authors' form
+  (`"exp"`), for SUMix as published and the distance mode (per-sample
+  reduction), beside part S's cells (MCE, the clean-pass control, the
+  authors' form);
+- N: batch size 32 and 128 for the clean-pass control and the distance
+  mode (per-sample reduction), on part S's datasets and mixers (batch 64 is
+  part S's cells);
+- P: `SUMixModel(variant="recommended")` as the library sets it (its
+  `distance_scale`, the cheap step), beside MCE, the clean-pass control and
+  the paper variant, on part S's datasets and mixers: the evidence table of
+  the recommended variant;
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
   instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
@@ -121,6 +133,22 @@ METHODS: dict[str, Method] = {
             ("reduction", "per_sample"),
             ("raw_pass_gradient", False),
         ),
+    ),
+    "sumix_neg": Method(
+        "SUMix reference / reduction reference, regulariser logits -(alpha + beta)",
+        options=(("regularizer_logits", "negative"),),
+    ),
+    "distance_ps_neg": Method(
+        "SUMix distance / reduction per_sample, regulariser logits -(alpha + beta)",
+        options=(
+            ("lambda_mode", "distance"),
+            ("reduction", "per_sample"),
+            ("regularizer_logits", "negative"),
+        ),
+    ),
+    "recommended": Method(
+        'SUMixModel(variant="recommended")',
+        options=(("variant", "recommended"),),
     ),
     "sumix_rs": Method(
         "SUMix reference / reduction reference, saliency of the raw pass",
@@ -288,6 +316,18 @@ PARTS: dict[str, str] = {
         "S. The cheap step (raw_pass_gradient=False) against the faithful one "
         "(CutMix, FMix, SaliencyMix; embedded and digits)"
     ),
+    "R": (
+        "R. The regulariser's logits: -(alpha + beta) against the authors' "
+        "exp(-(alpha + beta)) (CutMix, FMix, SaliencyMix; embedded and digits)"
+    ),
+    "N": (
+        "N. Batch size 32, 64 and 128: the clean-pass control and the "
+        "distance mode (CutMix, FMix, SaliencyMix; embedded and digits)"
+    ),
+    "P": (
+        'P. SUMixModel(variant="recommended") beside MCE, the clean-pass '
+        "control and the paper (CutMix, FMix, SaliencyMix; embedded and digits)"
+    ),
     "V": (
         f"V. Vision transformer (small ViT: {STUDY_VIT.num_layers} layers, width "
         f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
@@ -332,6 +372,31 @@ _S_METHODS = (
     "distance_ps",
     "distance_ps_fast",
 )
+_R_METHODS = (
+    "mce",
+    "mce_clean",
+    "sumix",
+    "sumix_neg",
+    "distance_ps",
+    "distance_ps_neg",
+)
+#: Part N's methods: the distance mode and its control, the clean pass (MCE
+#: is in part S, at batch 64 only, to keep the whole study under 3 hours).
+_N_METHODS = ("mce_clean", "distance_ps")
+_N_BATCHES = (32, 64, 128)
+_P_METHODS = ("mce", "mce_clean", "sumix", "recommended")
+#: The options of `variant="recommended"` when part P trained it: a test
+#: holds `keras_sumix.models.variants.VARIANTS["recommended"]` to them, since
+#: the cells' keys name the variant, not its options (a changed variant needs
+#: a new method key, and new runs).
+P_VARIANT = {
+    "lambda_mode": "distance",
+    "regularizer": "both",
+    "distance_scale": 4.0,
+    "reduction": "per_sample",
+    "raw_pass_gradient": False,
+    "regularizer_logits": "exp",
+}
 _V_METHODS = ("mce", "sumix", "distance_ps")
 #: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
 V_EPOCHS: int | None = None
@@ -379,6 +444,31 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
             for x in _S_MIXERS
             for m in _S_METHODS
         ]
+    if part == "R":
+        return [
+            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
+            for dataset in DATASETS
+            for x in _S_MIXERS
+            for m in _R_METHODS
+        ]
+    if part == "P":
+        return [
+            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
+            for dataset in DATASETS
+            for x in _S_MIXERS
+            for m in _P_METHODS
+        ]
+    if part == "N":
+        return [
+            Entry(
+                f"{dataset}, {MIXER_LABELS[x]}, batch {b}: {_label(m)}",
+                Cell(dataset, x, m, batch_size=b),
+            )
+            for dataset in DATASETS
+            for x in _S_MIXERS
+            for b in _N_BATCHES
+            for m in _N_METHODS
+        ]
     if part == "D":
         return [
             Entry(
@@ -420,6 +510,7 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
 def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
     """A few cells per part that together take every code path."""
     cutmix = "cutmix"
+    half = max(config.batch_size // 2, 2)
     if part == "A":
         return [
             Entry(_label("mce"), Cell("embedded", cutmix, "mce")),
@@ -444,6 +535,27 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
             Entry(
                 "digits, FMix: " + _label("distance_ps_fast"),
                 Cell("digits", "fmix", "distance_ps_fast"),
+            )
+        ]
+    if part == "R":
+        return [
+            Entry(
+                "embedded, SaliencyMix: " + _label("distance_ps_neg"),
+                Cell("embedded", "saliencymix", "distance_ps_neg"),
+            )
+        ]
+    if part == "P":
+        return [
+            Entry(
+                "digits, SaliencyMix: " + _label("recommended"),
+                Cell("digits", "saliencymix", "recommended"),
+            )
+        ]
+    if part == "N":
+        return [
+            Entry(
+                f"digits, CutMix, batch {half}: " + _label("distance_ps"),
+                Cell("digits", cutmix, "distance_ps", batch_size=half),
             )
         ]
     if part == "F":

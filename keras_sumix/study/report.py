@@ -4,6 +4,7 @@ accuracy against lambda fidelity, from a summary (`summarise`)."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{config['fidelity_samples']} held-out images (Pearson r and MAE of "
         "the training lam against `true_lam`).",
         f"- Digits (scikit-learn `load_digits`, 8x8 upsampled to 32x32 RGB): {digits}.",
-        f"- Parts A-F: `small_cnn`, SGD (Nesterov momentum {config['momentum']}, "
+        "- Parts A-F, S, R, N, P: `small_cnn`, SGD (Nesterov momentum "
+        f"{config['momentum']}, "
         f"weight decay {config['weight_decay']}), LR {config['learning_rate']} "
         f"cosine-decayed to 0, {config['epochs']} epochs, batch "
         f"{config['batch_size']} unless stated; mixer alpha {alpha}.",
@@ -149,12 +151,12 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     return "\n".join(lines)
 
 
-_PLOT_PARTS = ("A", "C", "D", "E", "F", "V")
+_PLOT_PARTS = ("A", "C", "D", "E", "F", "P", "V")
 
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """Accuracy against lambda fidelity: one panel per part with fidelity
-    (A, C, D, E, F, V), one point per row (mean final top-1 against mean
+    (A, C, D, E, F, P, V), one point per row (mean final top-1 against mean
     Pearson r, error bars one std over seeds).
 
     Args:
@@ -168,8 +170,8 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(18, 10), layout="constrained")
-    axes = figure.subplots(2, 3).ravel()
+    figure = Figure(figsize=(24, 10), layout="constrained")
+    axes = figure.subplots(2, 4).ravel()
     markers = "osD^vP*Xhp<>"
     parts = [p for p in _PLOT_PARTS if p in summary["parts"]]
     for ax in axes[len(parts) :]:
@@ -181,7 +183,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
             if row["pearson"]["mean"] is not None
             and row["final_top1"]["mean"] is not None
         ]
-        ax.set_title(summary["parts"][part]["title"], fontsize=9)
+        ax.set_title(textwrap.fill(summary["parts"][part]["title"], 60), fontsize=9)
         ax.set_xlabel("lam fidelity: Pearson r (training lam vs true_lam)")
         ax.set_ylabel("test top-1 (%), final epoch")
         ax.axvline(0, color="0.8", lw=0.8)
