@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="train MCE and SUMix (authors' formula; distance mode, per sample) "
+        help="train MCE and SUMix (authors' formula; variant='recommended') "
         "with CutMix on the study's embedded setting over 3 seeds (under 5 min); "
         "print test top-1 and lambda fidelity, mean and spread.",
     )

@@ -50,7 +50,6 @@ def test_show_defaults_to_every_mixer(tmp_path, capsys):
 )
 def test_demo_quick_trains_and_reports(tmp_path, capsys):
     from keras_sumix import demo
-    from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
 
     assert cli.main(["demo", "--quick", "--quiet", "--output", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
@@ -65,7 +64,7 @@ def test_demo_quick_trains_and_reports(tmp_path, capsys):
         == [
             "MCE (MixupModel)",
             "SUMix, authors' formula",
-            "SUMix, distance mode (per sample)",
+            'SUMix, variant="recommended"',
         ]
     )
     for name in names:
@@ -76,10 +75,9 @@ def test_demo_quick_trains_and_reports(tmp_path, capsys):
     assert len({r["key"] for r in runs}) == len(runs)
     assert {r["signature"] for r in runs} == {demo.demo_config(quick=True).signature()}
     assert all(r["epochs_run"] == results["config"]["epochs"] == 2 for r in runs)
-    # The distance mode runs as SUMixModel(lambda_mode="distance",
-    # reduction="per_sample"), i.e. at the library's distance_scale.
-    distance = results["methods"]["SUMix, distance mode (per sample)"]
-    assert distance["cell"].endswith(f"|t{DEFAULT_DISTANCE_SCALE:g}")
+    # The last method is the recommended variant, through its name.
+    recommended = results["methods"]['SUMix, variant="recommended"']
+    assert recommended["cell"].startswith("embedded|cutmix|recommended|b")
     by_method = {
         name: {r["seed"]: r for r in runs if r["cell"] == row["cell"]}
         for name, row in results["methods"].items()
