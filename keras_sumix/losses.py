@@ -306,7 +306,7 @@ def check_loss_options(
     regularizer_temperature: Any,
 ) -> dict[str, Any]:
     """Validate `sumix_loss`'s options (shared with `SUMixModel`); return
-    them normalised (numbers as floats), in the order of the parameters."""
+    them normalised (numbers as floats), by name."""
     return {
         "gamma": check_number("gamma", gamma, low=0.0, include_low=True),
         "lambda_mode": check_choice("lambda_mode", lambda_mode, LAMBDA_MODES),
@@ -480,26 +480,16 @@ def sumix_loss(
     >>> tuple(out["lam"].shape)
     (4,)
     """
-    # Validated, in the order of check_loss_options' parameters.
-    (
-        gamma,
-        lambda_mode,
-        regularizer,
-        semantic_scale,
-        distance_scale,
-        reduction,
-        regularizer_logits,
-        regularizer_temperature,
-    ) = check_loss_options(
-        gamma,
-        lambda_mode,
-        regularizer,
-        semantic_scale,
-        distance_scale,
-        reduction,
-        regularizer_logits,
-        regularizer_temperature,
-    ).values()
+    opt = check_loss_options(
+        gamma=gamma,
+        lambda_mode=lambda_mode,
+        regularizer=regularizer,
+        semantic_scale=semantic_scale,
+        distance_scale=distance_scale,
+        reduction=reduction,
+        regularizer_logits=regularizer_logits,
+        regularizer_temperature=regularizer_temperature,
+    )
     y_a, raw_logits, u_raw, mix_logits, u_mix, perm, lam = _prepare_inputs(
         labels,
         raw_logits,
@@ -510,46 +500,56 @@ def sumix_loss(
         lam,
     )
     y_b = ops.take(y_a, perm, axis=0)
-    if semantic_scale is None:
-        semantic_scale = ops.cast(ops.shape(raw_logits)[0], "float32")
+    scale = opt["semantic_scale"]
+    if scale is None:  # the batch size, as the reference code
+        scale = ops.cast(ops.shape(raw_logits)[0], "float32")
 
     # Eq. 4: semantic mix ratio, from stop-gradient probabilities.
     p_raw = ops.softmax(ops.stop_gradient(raw_logits), axis=-1)
     p_mix = ops.softmax(ops.stop_gradient(mix_logits), axis=-1)
-    alpha_a, alpha_b = _semantic_alphas(p_raw, p_mix, y_a, y_b, perm, semantic_scale)
-    if lambda_mode == "area":
+    alpha_a, alpha_b = _semantic_alphas(p_raw, p_mix, y_a, y_b, perm, scale)
+    if opt["lambda_mode"] == "area":
         lam_a = lam
     else:
         log_w_a, log_w_b = _log_weights(
-            lambda_mode, p_raw, p_mix, alpha_a, alpha_b, y_a, y_b, perm, distance_scale
+            opt["lambda_mode"],
+            p_raw,
+            p_mix,
+            alpha_a,
+            alpha_b,
+            y_a,
+            y_b,
+            perm,
+            opt["distance_scale"],
         )
         lam_a = _corrected_lambda(lam, log_w_a, log_w_b)
     lam_a = ops.stop_gradient(lam_a)
 
     # Eq. 3: mixed cross-entropy with the corrected ratio.
     mix_loss = _reduce(
-        reduction,
+        opt["reduction"],
         lam_a,
         _cross_entropy(mix_logits, y_a),
         _cross_entropy(mix_logits, y_b),
     )
 
     # Eq. 6: uncertainty regulariser (weighted by the area lam).
-    if regularizer == "none":
+    if opt["regularizer"] == "none":
         reg_loss = ops.zeros_like(mix_loss)
     else:
+        form, temperature = opt["regularizer_logits"], opt["regularizer_temperature"]
         z_a, z_b = (
-            _regularizer_logits(regularizer_logits, regularizer_temperature, x)
+            _regularizer_logits(form, temperature, x)
             for x in _regularizer_terms(
-                regularizer, u_raw, u_mix, alpha_a, alpha_b, perm
+                opt["regularizer"], u_raw, u_mix, alpha_a, alpha_b, perm
             )
         )
         reg_loss = _reduce(
-            reduction, lam, _cross_entropy(z_a, y_a), _cross_entropy(z_b, y_b)
+            opt["reduction"], lam, _cross_entropy(z_a, y_a), _cross_entropy(z_b, y_b)
         )
 
     return {
-        "loss": mix_loss + gamma * reg_loss,
+        "loss": mix_loss + opt["gamma"] * reg_loss,
         "mix_loss": mix_loss,
         "reg_loss": reg_loss,
         "lam": lam_a,

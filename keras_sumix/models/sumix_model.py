@@ -683,7 +683,8 @@ class SUMixModel(MixingModel):
         raw_pass_gradient: if False, no gradient flows through the raw pass
             (its outputs are treated as constants), which makes the step
             cheaper; the uncertainty head then learns from the mixed pass
-            only. Variant: both True (faithful to the spec).
+            only. Variant: True in paper (faithful to the spec), False in
+            recommended.
         saliency_pass: where a mixer with `needs_saliency` (PuzzleMix) gets
             its saliency, `sqrt(mean over channels of (dL/dx)^2)` with `L`
             the summed cross-entropy of the clean batch. `"separate"`

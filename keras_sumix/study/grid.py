@@ -406,6 +406,16 @@ def _label(method: str) -> str:
     return METHODS[method].label
 
 
+def _across_datasets_and_mixers(methods: tuple[str, ...]) -> list[Entry]:
+    """`methods` on both datasets with part S's mixers (parts S, R, P)."""
+    return [
+        Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
+        for dataset in DATASETS
+        for x in _S_MIXERS
+        for m in methods
+    ]
+
+
 def _full_part(part: str, config: StudyConfig) -> list[Entry]:
     if part == "A":
         return [Entry(_label(m), Cell("embedded", "cutmix", m)) for m in _A_METHODS]
@@ -438,26 +448,11 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
             for m in _F_RAW_SALIENCY
         ]
     if part == "S":
-        return [
-            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
-            for dataset in DATASETS
-            for x in _S_MIXERS
-            for m in _S_METHODS
-        ]
+        return _across_datasets_and_mixers(_S_METHODS)
     if part == "R":
-        return [
-            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
-            for dataset in DATASETS
-            for x in _S_MIXERS
-            for m in _R_METHODS
-        ]
+        return _across_datasets_and_mixers(_R_METHODS)
     if part == "P":
-        return [
-            Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
-            for dataset in DATASETS
-            for x in _S_MIXERS
-            for m in _P_METHODS
-        ]
+        return _across_datasets_and_mixers(_P_METHODS)
     if part == "N":
         return [
             Entry(
