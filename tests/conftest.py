@@ -54,6 +54,21 @@ def tagged_images(n: int, h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarr
     return base[:, None, None, None] + rng.random((n, h, w, c), dtype="float32")
 
 
+def mixer_context(mixer, images) -> dict:
+    """What `mixer.mix(images, ...)` takes besides the images when no model
+    gives it: for a learned mixer (`needs_features`: AutoMix) a fixed
+    random feature map at half the images' resolution (independent of the
+    pixel values), in the mixer's data format; nothing for the others."""
+    if not mixer.needs_features:
+        return {}
+    shape = np.shape(images)
+    first = mixer.data_format == "channels_first"
+    n, h, w = (shape[0], *shape[2:4]) if first else shape[:3]
+    size = (n, max(h // 2, 1), max(w // 2, 1), 4)
+    features = np.random.default_rng(0).standard_normal(size).astype("float32")
+    return {"features": np.transpose(features, (0, 3, 1, 2)) if first else features}
+
+
 def source_of(mixed: np.ndarray) -> np.ndarray:
     """Per pixel (N, H, W) sample index of `tagged_images` output (channels
     last)."""

@@ -47,12 +47,17 @@ CASES = {
     # The model's saliency, computed per shard and gathered, mixes the
     # global batch as on one device.
     "sumix_puzzlemix": (keras_sumix.SUMixModel, {"saliency_pass": "raw"}),
+    # AutoMix: the momentum encoder's features of each shard, gathered; the
+    # mix block's loss on the global batch; the EMA update after the step.
+    "sumix_automix": (keras_sumix.SUMixModel, {"variant": "recommended"}),
 }
 
 
 def _mixer(case: str):
     if case == "sumix_puzzlemix":
         return keras_sumix.layers.PuzzleMix(1.0, seed=3)
+    if case == "sumix_automix":  # a low momentum: the EMA moves visibly
+        return keras_sumix.layers.AutoMix(seed=3, momentum=0.5)
     return keras_sumix.layers.CutMix(1.0, seed=3)
 
 
@@ -63,7 +68,12 @@ def _backbone(batch_norm: bool) -> keras.Model:
         # step is one global program, so plain BN is global already.
         sync = {"synchronized": True} if BACKEND == "tensorflow" else {}
         layers.append(keras.layers.BatchNormalization(**sync))
-    layers += [keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D()]
+    # "stage3": the map AutoMix's mix block reads (weightless).
+    layers += [
+        keras.layers.ReLU(),
+        keras.layers.Identity(name="stage3"),
+        keras.layers.GlobalAveragePooling2D(),
+    ]
     return keras.Sequential(layers)
 
 

@@ -31,6 +31,7 @@ CASES = [
     "sumix:plain",
     "sumix_distance_per_sample:bn",
     "sumix_puzzlemix:plain",
+    "sumix_automix:plain",
 ]
 
 pytestmark = pytest.mark.skipif(

@@ -91,12 +91,17 @@ def lam_fidelity(
     the object masks mixed the same way (`true_share`), and the model's
     training lam (`model.training_lam`, networks in inference mode) is taken
     on the same mixes. A mixer with `needs_saliency` (PuzzleMix) is given the
-    model's saliency (`model.saliency`), as in training.
+    model's saliency (`model.saliency`), one with `needs_features` (AutoMix)
+    the model's momentum encoder features (`model.mix_features`), as in
+    training; AutoMix's lam is its detached mask's mean, the mask the
+    network trains on.
 
     Args:
         model: a `MixupModel` or `SUMixModel`.
         mixer: a mixer with `true_share` (CutMix, FMix, SaliencyMix,
-            PuzzleMix: `keras_sumix.layers.registry.names(true_share=True)`).
+            PuzzleMix, AutoMix:
+            `keras_sumix.layers.registry.names(true_share=True)`); for
+            AutoMix, the model's own mixer (its mix block is the model's).
         data: held-out `occluded_objects` data (channels-last).
         batch_size: mixing batch size (pairs are formed within a batch).
 
@@ -119,6 +124,8 @@ def lam_fidelity(
         context = {}
         if mixer.needs_saliency:
             context["saliency"] = model.saliency(images, labels)
+        if mixer.needs_features:
+            context["features"] = model.mix_features(images)
         params = mixer.draw(images, **context)
         mix = mixer.apply(images, params)
         truths.append(true_share(mixer, params, data.masks[start : start + batch_size]))

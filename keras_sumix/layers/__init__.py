@@ -4,6 +4,7 @@ Each mixer's file registers it (its name and facts, `registry`); importing
 the file is all it takes for `get_mixer`, the CLI and the study to know it.
 """
 
+from keras_sumix.layers.auto_mix import AutoMix, MixBlock
 from keras_sumix.layers.base import BaseMixer, MixingLayer, MixResult
 from keras_sumix.layers.cut_mix import CutMix
 from keras_sumix.layers.f_mix import FMix
@@ -16,9 +17,11 @@ from keras_sumix.layers.saliency_mix import SaliencyMix
 
 __all__ = [
     "MIXERS",
+    "AutoMix",
     "BaseMixer",
     "CutMix",
     "FMix",
+    "MixBlock",
     "MixResult",
     "MixUp",
     "MixingLayer",

@@ -67,7 +67,8 @@ class MixingLayer(keras.layers.Layer):
     ```
 
     `name` (omit it for a mixer not built by name), `in_place`,
-    `true_share` (defaults to `in_place`) and `needs_saliency` (False);
+    `true_share` (defaults to `in_place`), `needs_saliency` and
+    `needs_features` (False);
     a subclass without keywords inherits its parent's facts but not its
     name.
 
@@ -126,6 +127,9 @@ class MixingLayer(keras.layers.Layer):
     true_share: bool = False
     #: `mix` takes the model's `saliency` (N, H, W).
     needs_saliency: bool = False
+    #: `mix` takes `features`, a feature map of the batch (a learned mixer:
+    #: AutoMix); the models then run the encoder it reads and its own losses.
+    needs_features: bool = False
 
     def __init_subclass__(
         cls,
@@ -133,6 +137,7 @@ class MixingLayer(keras.layers.Layer):
         in_place: bool | None = None,
         true_share: bool | None = None,
         needs_saliency: bool | None = None,
+        needs_features: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,6 +149,8 @@ class MixingLayer(keras.layers.Layer):
             cls.true_share = true_share
         if needs_saliency is not None:
             cls.needs_saliency = needs_saliency
+        if needs_features is not None:
+            cls.needs_features = needs_features
         if name is not None:
             registry.register(cls, name)
 
@@ -257,8 +264,10 @@ class MixingLayer(keras.layers.Layer):
                 the compute dtype, not rescaled; see the class docstring for
                 NaN pixels, a batch of one and tiny images.
             **context: what a mixer with `needs_saliency` takes: `saliency`,
-                `(N, H, W)`. Any other keyword (or `saliency` given to a
-                mixer that does not use it) raises a TypeError.
+                `(N, H, W)`; with `needs_features`: `features`, a feature
+                map of the batch `(N, h, w, D)` (`(N, D, h, w)` for
+                channels-first). Any other keyword (or one given to a mixer
+                that does not use it) raises a TypeError.
 
         Returns:
             A `MixResult(images, permutation, lam, mask)`.
@@ -271,8 +280,8 @@ class MixingLayer(keras.layers.Layer):
         if not training:
             return inputs
         context = {}
-        if isinstance(inputs, dict) and "saliency" in inputs:
-            context["saliency"] = inputs["saliency"]
+        if isinstance(inputs, dict):
+            context = {k: inputs[k] for k in self._context_keys() if k in inputs}
         result = self._mix(images, **context)
         if labels is None:
             return pack(result.images, None)
@@ -288,9 +297,7 @@ class MixingLayer(keras.layers.Layer):
                     "A dict input must have an 'images' key (and optionally "
                     f"'labels'). Received keys: {sorted(inputs)}."
                 )
-            allowed = ("images", "labels") + (
-                ("saliency",) if self.needs_saliency else ()
-            )
+            allowed = ("images", "labels", *self._context_keys())
             extra = {k: v for k, v in inputs.items() if k not in allowed}
             if extra:
                 raise ValueError(
@@ -416,15 +423,21 @@ class MixingLayer(keras.layers.Layer):
         with tf.control_dependencies([check] if check is not None else []):
             return tf.identity(labels)
 
+    def _context_keys(self) -> tuple[str, ...]:
+        """The keywords `mix` takes besides the images (its facts say)."""
+        return ("saliency",) * self.needs_saliency + ("features",) * (
+            self.needs_features
+        )
+
     def _check_context(self, context: dict[str, Any]) -> None:
-        """Only a mixer with `needs_saliency` takes `saliency`; nothing else
-        is taken."""
-        allowed = {"saliency"} if self.needs_saliency else set()
-        unexpected = sorted(set(context) - allowed)
+        """Only a mixer with `needs_saliency` takes `saliency`, one with
+        `needs_features` `features`; nothing else is taken."""
+        allowed = self._context_keys()
+        unexpected = sorted(set(context) - set(allowed))
         if unexpected:
             takes = (
-                "takes only `saliency`"
-                if self.needs_saliency
+                "takes only " + ", ".join(f"`{k}`" for k in allowed)
+                if allowed
                 else "takes no keyword arguments (it uses no saliency)"
             )
             raise TypeError(
@@ -524,7 +537,7 @@ class BaseMixer(MixingLayer):
         Args:
             images: the batch, as `mix` takes it.
             **context: as `mix` takes it (`saliency` for a mixer with
-                `needs_saliency`).
+                `needs_saliency`, `features` for one with `needs_features`).
 
         Returns:
             A dict of tensors: `"permutation"` (int32 `(N,)`), `"lam"` (the

@@ -14,7 +14,11 @@ A mixer's facts:
   blended, never rescaled (the in-place mixers and PuzzleMix; not MixUp,
   which blends every pixel, nor ResizeMix, which shrinks the partner);
 - `needs_saliency`: `mix` takes the model's `saliency` (the models then
-  compute it from an input gradient).
+  compute it from an input gradient);
+- `needs_features`: `mix` takes `features`, a feature map of the batch, and
+  the mixer has weights of its own trained by a loss of its own (AutoMix's
+  mix block); the models then keep the momentum encoder the features come
+  from and run that loss.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ def names(
     in_place: bool | None = None,
     true_share: bool | None = None,
     needs_saliency: bool | None = None,
+    needs_features: bool | None = None,
 ) -> list[str]:
     """The registered mixers' names, optionally only those with given facts.
 
@@ -99,6 +104,7 @@ def names(
             every pixel in place; None: either.
         true_share: likewise for `true_share`.
         needs_saliency: likewise for `needs_saliency`.
+        needs_features: likewise for `needs_features`.
 
     Returns:
         Names in registration order.
@@ -113,6 +119,7 @@ def names(
         "in_place": in_place,
         "true_share": true_share,
         "needs_saliency": needs_saliency,
+        "needs_features": needs_features,
     }
     return [
         name

@@ -251,6 +251,12 @@ class _Ops:
     def add(self, tensors: list[Any], name: str) -> Any:
         return layers.Add(name=name)(tensors)
 
+    def stage(self, x: Any, index: int) -> Any:
+        """Name the output of stage `index` (0-based) `stage{index + 1}`
+        (a weightless `Identity`): the feature map AutoMix's
+        `feature_layer` reads."""
+        return layers.Identity(name=f"stage{index + 1}")(x)
+
     def global_pool(self, x: Any, name: str = "avgpool") -> Any:
         return layers.GlobalAveragePooling2D(data_format=self.data_format, name=name)(x)
 
@@ -352,6 +358,7 @@ def _resnet(
         for i in range(depth):
             stride = 2 if stage > 0 and i == 0 else 1
             x = block(ops, x, planes, stride, f"layer{stage + 1}_{i}")
+        x = ops.stage(x, stage)
     return _finish(inputs, ops.global_pool(x), name, weights_path)
 
 
@@ -532,6 +539,7 @@ def wide_resnet28_8(
             x = block(
                 ops, x, width, stride if i == 0 else 1, f"block{stage + 1}_layer_{i}"
             )
+        x = ops.stage(x, stage)
     x = ops.bn(x, name="bn1")
     x = ops.act(x, name="relu")
     return _finish(inputs, ops.global_pool(x), name, weights_path)

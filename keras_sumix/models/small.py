@@ -42,12 +42,14 @@ def small_cnn(
         raise ValueError("`widths` must name at least one stage.")
     inputs = keras.Input(input_shape)
     x = inputs
-    for width in widths:
+    for stage, width in enumerate(widths):
         x = keras.layers.Conv2D(
             check_int("widths", width, 1), 3, padding="same", use_bias=False
         )(x)
         x = keras.layers.BatchNormalization(momentum=0.9)(x)
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.MaxPooling2D()(x)
+        # Named for AutoMix's `feature_layer` (weightless).
+        x = keras.layers.Identity(name=f"stage{stage + 1}")(x)
     outputs = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, outputs, name=name)

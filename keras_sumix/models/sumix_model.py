@@ -26,6 +26,7 @@ from keras_sumix.layers.base import MixingLayer
 from keras_sumix.losses import sumix_loss
 from keras_sumix.models import replicas
 from keras_sumix.models import train_step as _train_step
+from keras_sumix.models.momentum import MomentumEncoder
 from keras_sumix.models.pooling import pool_features, token_pooling_of
 from keras_sumix.models.variants import DEFAULT_VARIANT, resolve_options
 
@@ -39,6 +40,19 @@ def _summed_cross_entropy(dense: Any, logits: Any) -> Any:
     summed over the batch, so that row `i` of its gradient is sample `i`'s."""
     log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
     return -ops.sum(dense * log_p)
+
+
+def _cross_entropy(logits: Any, target: Any) -> Any:
+    """Mean cross-entropy of `logits` against soft targets `(N, C)`."""
+    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    return ops.mean(-ops.sum(target * log_p, axis=-1))
+
+
+def _mixed_cross_entropy(logits: Any, dense: Any, permutation: Any, lam: Any) -> Any:
+    """MCE: the cross-entropy against `lam * y + (1 - lam) * y[permutation]`."""
+    lam = ops.reshape(ops.cast(lam, "float32"), (-1, 1))
+    target = lam * dense + (1.0 - lam) * ops.take(dense, permutation, axis=0)
+    return _cross_entropy(logits, target)
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -155,6 +169,17 @@ class MixingModel(keras.Model):
         self.classifier = classifier
         # Training-only trackers (the total loss goes to Keras's own "loss").
         self.lam_area_tracker = keras.metrics.Mean(name="lam_area")
+        # A learned mixer (AutoMix) reads a momentum copy of the network.
+        self.momentum_encoder = None
+        if mixer.needs_features:
+            self.momentum_encoder = MomentumEncoder(
+                backbone,
+                classifier,
+                mixer.feature_layer,
+                mixer.data_format,
+                name="momentum_encoder",
+            )
+            self.mix_block_loss_tracker = keras.metrics.Mean(name="mix_block_loss")
 
     # ------------------------------------------------------------------ #
     # Inference: the plain classifier
@@ -183,6 +208,11 @@ class MixingModel(keras.Model):
         for head in self._heads():
             if not head.built:
                 head.build((shape[0], dim))
+        encoder = self.momentum_encoder
+        if encoder is not None:
+            encoder.classifier.build((shape[0], dim))
+            self.mixer.build_mix_block(encoder.feature_shape(shape))
+            encoder.reset(self.backbone, self.classifier)
         self.built = True
 
     def _heads(self) -> list[keras.layers.Layer]:
@@ -329,7 +359,7 @@ class MixingModel(keras.Model):
         return {k: v for k, v in logs.items() if k not in self._training_only()}
 
     def _training_only(self) -> set[str]:
-        return {"lam_area"}
+        return {"lam_area", "mix_block_loss"}
 
     def compute_loss(
         self,
@@ -423,20 +453,92 @@ class MixingModel(keras.Model):
 
     def _mix_global_batch(
         self, images: Any, dense: Any, saliency: Any | None = None
-    ) -> Any:
+    ) -> tuple[Any, Any]:
         """Mix the global batch (see `replicas`): one device's batch, or
         under `tf.distribute` the replicas' shards gathered, so that the
         pairing and the batch statistics never depend on the device count.
         The `MixResult` is global; a replica takes its rows with
         `replicas.local_rows`. A mixer with `needs_saliency` (PuzzleMix) is
         given `saliency`, this replica's saliency of its clean batch, or if
-        None the model's (`saliency`), gathered like the images."""
+        None the model's (`saliency`), gathered like the images.
+
+        Returns:
+            `(mix, mixer_loss)`: the `MixResult`, and for a learned mixer
+            (`needs_features`: AutoMix) its own loss (see `_learned_mix`),
+            else None.
+        """
+        if self.mixer.needs_features:
+            return self._learned_mix(images, dense)
         context = {}
         if self.mixer.needs_saliency:
             if saliency is None:
                 saliency = self._saliency(images, dense)
             context["saliency"] = replicas.gather(saliency)
-        return self.mixer.mix(replicas.gather(images), **context)
+        return self.mixer.mix(replicas.gather(images), **context), None
+
+    def _learned_mix(self, images: Any, dense: Any) -> tuple[Any, Any]:
+        """AutoMix's two draws on the momentum encoder's features: the mix
+        block's loss on the first (the frozen encoder's mixed cross-entropy
+        with the drawn lam, and the mask loss; gradient to the block only),
+        and the second, detached, as the mix the network trains on."""
+        mixer, encoder = self.mixer, self.momentum_encoder
+        features = replicas.gather(encoder(images)[0])
+        global_images, global_dense = replicas.gather(images), replicas.gather(dense)
+        block = mixer.draw(global_images, features=features)
+        block_images = mixer.apply(global_images, mixer.block_params(block)).images
+        _, logits = encoder(replicas.local_rows(block_images, images))
+        block_loss = mixer.mix_block_weight * _mixed_cross_entropy(
+            replicas.gather(logits), global_dense, block["permutation"], block["lam"]
+        )
+        block_loss = block_loss + mixer.mask_loss(block)
+        params = mixer.draw(global_images, features=features)
+        return mixer.apply(global_images, params), block_loss
+
+    def _with_mixer_loss(
+        self, terms: dict[str, Any], mixer_loss: Any, clean_logits: Any, dense: Any
+    ) -> dict[str, Any]:
+        """Add a learned mixer's terms: its own loss (logged as
+        `mix_block_loss`) and `clean_weight` times the clean cross-entropy
+        of the network's clean pass."""
+        if mixer_loss is None:
+            return terms
+        clean = _cross_entropy(replicas.gather(clean_logits), replicas.gather(dense))
+        loss = terms["loss"] + self.mixer.clean_weight * clean + mixer_loss
+        return {**terms, "loss": loss, "mix_block_loss": mixer_loss}
+
+    def mix_features(self, images: Any) -> Any:
+        """The feature map a mixer with `needs_features` (AutoMix) mixes
+        by: the momentum encoder's `feature_layer` on `images`.
+
+        Args:
+            images: the clean batch, as the model takes it.
+
+        Returns:
+            The feature map, in the images' data format.
+
+        Raises:
+            ValueError: the mixer takes no features.
+        """
+        if self.momentum_encoder is None:
+            raise ValueError(
+                f"{type(self.mixer).__name__} takes no features (`needs_features` "
+                "is False); only a learned mixer such as AutoMix does."
+            )
+        images = ops.convert_to_tensor(images)
+        if not self.built:
+            self.build(tuple(images.shape))
+        return self.momentum_encoder(images)[0]
+
+    def after_optimizer_step(self) -> None:
+        """What follows each optimizer step (the backend steps call it): a
+        learned mixer's momentum encoder moves towards the network, with the
+        mixer's momentum for the step just taken."""
+        if self.momentum_encoder is None:
+            return
+        step = self.optimizer.iterations - 1
+        self.momentum_encoder.update(
+            self.backbone, self.classifier, self.mixer.momentum_at(step)
+        )
 
     def saliency(self, images: Any, labels: Any) -> Any:
         """The saliency a mixer with `needs_saliency` (PuzzleMix) mixes by:
@@ -610,14 +712,15 @@ class MixupModel(MixingModel):
     """
 
     def _terms(self, images: Any, labels: Any, dense: Any):
-        mix = self._mix_global_batch(images, dense)
+        mix, mixer_loss = self._mix_global_batch(images, dense)
+        # A learned mixer (AutoMix) adds the clean cross-entropy.
+        clean = None if mixer_loss is None else self(images, training=True)
         logits = self(replicas.local_rows(mix.images, images), training=True)
-        dense = replicas.gather(dense)
-        lam = ops.expand_dims(mix.lam, -1)
-        target = lam * dense + (1.0 - lam) * ops.take(dense, mix.permutation, axis=0)
-        log_p = ops.log_softmax(ops.cast(replicas.gather(logits), "float32"), axis=-1)
-        loss = ops.mean(-ops.sum(target * log_p, axis=-1))
-        return {"loss": loss, "lam_area": ops.mean(mix.lam)}, logits
+        loss = _mixed_cross_entropy(
+            replicas.gather(logits), replicas.gather(dense), mix.permutation, mix.lam
+        )
+        terms = {"loss": loss, "lam_area": ops.mean(mix.lam)}
+        return self._with_mixer_loss(terms, mixer_loss, clean, dense), logits
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -786,7 +889,7 @@ class SUMixModel(MixingModel):
         return [self.classifier, self.uncertainty_head]
 
     def _training_only(self) -> set[str]:
-        return {"lam_area", "lam_sumix", "mix_loss", "reg_loss"}
+        return {*super()._training_only(), "lam_sumix", "mix_loss", "reg_loss"}
 
     def _outputs(self, images: Any, training: bool = True) -> tuple[Any, Any]:
         features = self.features(images, training=training)
@@ -835,10 +938,11 @@ class SUMixModel(MixingModel):
     def _terms(self, images: Any, labels: Any, dense: Any):
         if self.saliency_pass == "raw":
             raw, saliency = self._raw_pass_and_saliency(images, dense)
-            mix = self._mix_global_batch(images, dense, saliency)
+            mix, mixer_loss = self._mix_global_batch(images, dense, saliency)
         else:  # the saliency pass (if any) runs before the raw pass
-            mix = self._mix_global_batch(images, dense)
+            mix, mixer_loss = self._mix_global_batch(images, dense)
             raw = self._outputs(images)
+        clean_logits = raw[0]  # AutoMix's clean pass, with gradient
         if not self.raw_pass_gradient:
             raw = tuple(ops.stop_gradient(t) for t in raw)
         raw_logits, raw_uncertainty = raw
@@ -856,6 +960,7 @@ class SUMixModel(MixingModel):
             "lam_area": ops.mean(mix.lam),
             "lam_sumix": ops.mean(out["lam"]),
         }
+        terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, dense)
         return terms, raw_logits
 
     def get_config(self) -> dict[str, Any]:

@@ -44,7 +44,8 @@ def train_step(model: keras.Model, *args: Any) -> Any:
 
     Args:
         model: a `MixupModel` or `SUMixModel` (anything with
-            `training_terms(x, y)` and `update_training_metrics(...)`).
+            `training_terms(x, y)`, `after_optimizer_step()` and
+            `update_training_metrics(...)`).
         *args: `(data,)` on TensorFlow and torch, `(state, data)` on JAX, as
             Keras's trainers call `train_step`.
 
@@ -212,6 +213,7 @@ def _tensorflow_step(model, data):
     variables = model.trainable_variables
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply(gradients, variables)
+    model.after_optimizer_step()
     return model.update_training_metrics(terms, y, y_pred)
 
 
@@ -226,6 +228,7 @@ def _torch_step(model, data):
     gradients = [v.value.grad for v in variables]
     with torch.no_grad():
         model.optimizer.apply(gradients, variables)
+        model.after_optimizer_step()
     return model.update_training_metrics(terms, y, y_pred)
 
 
@@ -260,6 +263,15 @@ def _jax_step(model, state, data):
     trainable, optimizer_vars = model.optimizer.stateless_apply(
         optimizer_vars, grads, trainable
     )
+    # The step's after-update work (a momentum encoder) reads the new values.
+    mapping = [
+        *zip(model.trainable_variables, trainable, strict=True),
+        *zip(model.non_trainable_variables, non_trainable, strict=True),
+        *zip(model.optimizer.variables, optimizer_vars, strict=True),
+    ]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        model.after_optimizer_step()
+    non_trainable = _current(scope, model.non_trainable_variables, non_trainable)
     mapping = list(zip(model.metrics_variables, metrics_vars, strict=True))
     with keras.StatelessScope(state_mapping=mapping) as scope:
         logs = model.update_training_metrics(terms, y, y_pred)

@@ -1,0 +1,153 @@
+"""The momentum (EMA) encoder of a learned mixer (AutoMix): a frozen copy of
+the backbone and classifier, read at one feature map, moved towards the
+online network after every optimizer step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras.src.utils import tracking
+
+from keras_sumix.models.pooling import pool_features, token_pooling_of
+
+
+def _copy(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """A new layer (or model) of the same configuration, built."""
+    return keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)
+    )
+
+
+def feature_map(backbone: keras.Model, name: str) -> Any:
+    """The symbolic output `name` of a functional `backbone`: a key of a
+    keras-hub backbone's `pyramid_outputs`, else a layer's name.
+
+    Raises:
+        ValueError: `backbone` is not functional, or has no such output (the
+            message lists the stages and pyramid keys it has).
+    """
+    output = _named_output(backbone, name)
+    if len(output.shape) != 4:
+        raise ValueError(
+            f"AutoMix reads a 4-D feature map; `feature_layer={name!r}` has "
+            f"shape {tuple(output.shape)}. Choose a convolutional stage (or "
+            "a keras-hub pyramid output)."
+        )
+    return output
+
+
+def _named_output(backbone: keras.Model, name: str) -> Any:
+    pyramid = getattr(backbone, "pyramid_outputs", None) or {}
+    if name in pyramid:
+        return pyramid[name]
+    if not isinstance(getattr(backbone, "inputs", None), list):
+        raise ValueError(
+            "AutoMix reads a feature map inside the backbone, so the backbone "
+            "must be a functional or Sequential Keras model. Received "
+            f"{type(backbone).__name__}."
+        )
+    try:
+        return backbone.get_layer(name).output
+    except ValueError:
+        stages = [layer.name for layer in backbone.layers if "stage" in layer.name]
+        raise ValueError(
+            f"AutoMix(feature_layer={name!r}): the backbone {backbone.name!r} has "
+            f"no layer or pyramid output of that name. Its stages: {stages}; "
+            f"its pyramid outputs: {sorted(pyramid)}."
+        ) from None
+
+
+class MomentumEncoder(keras.layers.Layer):
+    """A frozen copy of `backbone` and `classifier` that follows them by an
+    exponential moving average, and reads `backbone`'s `feature_layer`.
+
+    Its weights are non-trainable (they get no gradient) and start equal to
+    the online ones (`reset`). Every floating weight is averaged, batch
+    norm's moving statistics included; the copy runs in inference mode.
+
+    Args:
+        backbone: the online backbone (functional).
+        classifier: the online classifier head.
+        feature_layer: the feature map to read (`feature_map`).
+        data_format: the images' layout (for pooling the final features).
+        **kwargs: base layer keyword arguments.
+    """
+
+    def __init__(
+        self,
+        backbone: keras.Model,
+        classifier: keras.layers.Layer,
+        feature_layer: str,
+        data_format: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        copy = _copy(backbone)
+        self.encoder = keras.Model(
+            copy.inputs,
+            [feature_map(copy, feature_layer), copy.outputs[0]],
+            name="momentum_backbone",
+        )
+        self.classifier = _copy(classifier)
+        self._remember(copy)
+        self.token_pooling = token_pooling_of(backbone)
+        self.data_format = data_format
+        self.trainable = False
+
+    @tracking.no_automatic_dependency_tracking
+    def _remember(self, copy: keras.Model) -> None:
+        # The whole copy, whose weights are in the backbone's order; its
+        # layers are tracked once, through `encoder`.
+        self._copy = copy
+
+    def build(self, input_shape: Any) -> None:
+        self.built = True
+
+    def feature_shape(self, input_shape: Any) -> tuple:
+        """The feature map's shape for images of `input_shape`."""
+        return tuple(self.encoder.compute_output_shape(tuple(input_shape))[0])
+
+    def call(self, images: Any) -> tuple[Any, Any]:
+        """`(feature map, logits)` of the copy on `images`, without gradient."""
+        features, final = self.encoder(images, training=False)
+        pooled = pool_features(final, self.token_pooling, self.data_format)
+        logits = self.classifier(pooled, training=False)
+        return keras.ops.stop_gradient(features), logits
+
+    def pairs(
+        self, backbone: keras.Model, classifier: keras.layers.Layer
+    ) -> list[tuple[Any, Any]]:
+        """`(online, copy)` variable pairs, floating variables only (seed
+        states are left alone): the copies were built from the online
+        layers' configurations, so their weights come in the same order."""
+        pairs = [
+            *zip(backbone.weights, self._copy.weights, strict=True),
+            *zip(classifier.weights, self.classifier.weights, strict=True),
+        ]
+        for online, copy in pairs:
+            if tuple(online.shape) != tuple(copy.shape):
+                raise ValueError(
+                    f"The momentum copy of {online.path} has shape "
+                    f"{tuple(copy.shape)}, the online weight {tuple(online.shape)}."
+                )
+        return [
+            (online, copy)
+            for online, copy in pairs
+            if "float" in keras.backend.standardize_dtype(copy.dtype)
+        ]
+
+    def reset(self, backbone: keras.Model, classifier: keras.layers.Layer) -> None:
+        """Copy the online weights into the encoder (momentum 0), as new
+        buffers (JAX donates each variable's buffer to the step)."""
+        for online, copy in self.pairs(backbone, classifier):
+            copy.assign(keras.ops.copy(online))
+
+    def update(
+        self, backbone: keras.Model, classifier: keras.layers.Layer, momentum: Any
+    ) -> None:
+        """`copy = momentum * copy + (1 - momentum) * online`, every pair."""
+        momentum = keras.ops.convert_to_tensor(momentum, "float32")
+        for online, copy in self.pairs(backbone, classifier):
+            m = keras.ops.cast(momentum, copy.dtype)
+            copy.assign(m * copy + (1.0 - m) * keras.ops.cast(online, copy.dtype))
