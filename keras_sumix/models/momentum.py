@@ -83,37 +83,43 @@ class MomentumEncoder(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        copy = _copy(backbone)
-        self.encoder = keras.Model(
-            copy.inputs,
-            [feature_map(copy, feature_layer), copy.outputs[0]],
-            name="momentum_backbone",
+        self.encoder = _copy(backbone)
+        self._remember(
+            keras.Model(
+                self.encoder.input,
+                feature_map(self.encoder, feature_layer),
+                name="momentum_features",
+            )
         )
         self.classifier = _copy(classifier)
-        self._remember(copy)
         self.token_pooling = token_pooling_of(backbone)
         self.data_format = data_format
         self.trainable = False
 
     @tracking.no_automatic_dependency_tracking
-    def _remember(self, copy: keras.Model) -> None:
-        # The whole copy, whose weights are in the backbone's order; its
-        # layers are tracked once, through `encoder`.
-        self._copy = copy
+    def _remember(self, features: keras.Model) -> None:
+        # The copy up to the feature map: its layers are `encoder`'s,
+        # tracked (and saved) once, through `encoder`.
+        self._features = features
 
     def build(self, input_shape: Any) -> None:
         self.built = True
 
     def feature_shape(self, input_shape: Any) -> tuple:
         """The feature map's shape for images of `input_shape`."""
-        return tuple(self.encoder.compute_output_shape(tuple(input_shape))[0])
+        return tuple(self._features.compute_output_shape(tuple(input_shape)))
 
-    def call(self, images: Any) -> tuple[Any, Any]:
-        """`(feature map, logits)` of the copy on `images`, without gradient."""
-        features, final = self.encoder(images, training=False)
+    def features(self, images: Any) -> Any:
+        """The copy's feature map of `images` (its layers up to it only),
+        without gradient."""
+        return keras.ops.stop_gradient(self._features(images, training=False))
+
+    def call(self, images: Any) -> Any:
+        """The copy's logits on `images`; the gradient flows to `images`,
+        never to the copy's weights (they are not trainable)."""
+        final = self.encoder(images, training=False)
         pooled = pool_features(final, self.token_pooling, self.data_format)
-        logits = self.classifier(pooled, training=False)
-        return keras.ops.stop_gradient(features), logits
+        return self.classifier(pooled, training=False)
 
     def pairs(
         self, backbone: keras.Model, classifier: keras.layers.Layer
@@ -122,7 +128,7 @@ class MomentumEncoder(keras.layers.Layer):
         states are left alone): the copies were built from the online
         layers' configurations, so their weights come in the same order."""
         pairs = [
-            *zip(backbone.weights, self._copy.weights, strict=True),
+            *zip(backbone.weights, self.encoder.weights, strict=True),
             *zip(classifier.weights, self.classifier.weights, strict=True),
         ]
         for online, copy in pairs:

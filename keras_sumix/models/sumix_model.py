@@ -482,11 +482,11 @@ class MixingModel(keras.Model):
         with the drawn lam, and the mask loss; gradient to the block only),
         and the second, detached, as the mix the network trains on."""
         mixer, encoder = self.mixer, self.momentum_encoder
-        features = replicas.gather(encoder(images)[0])
+        features = replicas.gather(encoder.features(images))
         global_images, global_dense = replicas.gather(images), replicas.gather(dense)
         block = mixer.draw(global_images, features=features)
         block_images = mixer.apply(global_images, mixer.block_params(block)).images
-        _, logits = encoder(replicas.local_rows(block_images, images))
+        logits = encoder(replicas.local_rows(block_images, images))
         block_loss = mixer.mix_block_weight * _mixed_cross_entropy(
             replicas.gather(logits), global_dense, block["permutation"], block["lam"]
         )
@@ -527,7 +527,7 @@ class MixingModel(keras.Model):
         images = ops.convert_to_tensor(images)
         if not self.built:
             self.build(tuple(images.shape))
-        return self.momentum_encoder(images)[0]
+        return self.momentum_encoder.features(images)
 
     def after_optimizer_step(self) -> None:
         """What follows each optimizer step (the backend steps call it): a
