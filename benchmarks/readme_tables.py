@@ -178,7 +178,7 @@ def study_table(report: dict) -> str:
 
 
 #: The README's study summary: rows (method key, label) and columns
-#: (dataset, mixer, backbone, header), looked up in parts A-C, F, P and V of
+#: (dataset, mixer, backbone, header), looked up in parts A-C, F, P, G and V of
 #: `study/summary.json`.
 _SUMMARY_METHODS = (
     ("mce", "MCE (MixupModel)"),
@@ -193,10 +193,11 @@ _SUMMARY_COLUMNS = (
     ("embedded", "resizemix", "cnn", "ResizeMix"),
     ("embedded", "mixup", "cnn", "MixUp"),
     ("embedded", "puzzlemix", "cnn", "PuzzleMix"),
+    ("embedded", "automix", "cnn", "AutoMix"),
     ("digits", "cutmix", "cnn", "digits, CutMix"),
     ("embedded", "cutmix", "vit", "small ViT, CutMix"),
 )
-_SUMMARY_PARTS = ("A", "B", "C", "F", "P", "V")
+_SUMMARY_PARTS = ("A", "B", "C", "F", "P", "G", "V")
 
 
 def study_summary_table(report: dict) -> str:
@@ -239,8 +240,9 @@ def study_summary_table(report: dict) -> str:
     lines = [
         f"Test top-1 %, mean ± std over {seeds} seeds (backend "
         f"{report['backend']}; `small_cnn`, {epochs} epochs, unless stated); "
-        "the first six columns on the embedded occluded objects (PuzzleMix: "
-        "part F, saliency from a separate pass), the seventh on scikit-learn's "
+        "the first seven columns on the embedded occluded objects (PuzzleMix: "
+        "part F, saliency from a separate pass; AutoMix: part G), the eighth on "
+        "scikit-learn's "
         f"digits, {vit_text}; lam r: Pearson correlation of "
         "the training lam with the true label share (CutMix, embedded, "
         "`small_cnn`).",

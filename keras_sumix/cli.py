@@ -34,8 +34,15 @@ def _mixers(names: Sequence[str], alpha: float | None, seed: int):
 
 def _show(args: argparse.Namespace) -> int:
     from keras_sumix.data import occluded_objects
+    from keras_sumix.layers import registry
     from keras_sumix.viz import mix_grid
 
+    learned = [n for n in args.mixers if registry.mixer_class(n).needs_features]
+    if learned:
+        raise SystemExit(
+            f"keras-sumix show: {', '.join(learned)} is a learned mixer: it mixes "
+            "by a trained model's features (see docs/layers.md, AutoMix)."
+        )
     data = occluded_objects(args.batch, image_size=args.size, seed=args.seed)
     mixers = _mixers(args.mixers, args.alpha, args.seed)
     results = {name: mixer.mix(data.images) for name, mixer in mixers.items()}
@@ -350,11 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="PNG grid of mixers applied to a batch, with each lam."
     )
+    # A learned mixer (AutoMix) mixes by a trained model's features: not here.
+    shown = registry.names(needs_features=False)
     show.add_argument(
         "mixers",
         nargs="*",
-        default=registry.names(),
-        help=f"mixer names: {', '.join(registry.names())} (default: all)",
+        default=shown,
+        help=f"mixer names: {', '.join(shown)} (default: all; AutoMix, a "
+        "learned mixer, needs its trained model)",
     )
     show.add_argument("--alpha", type=float, default=None, help="Beta concentration")
     show.add_argument("--batch", type=_positive_int, default=8)

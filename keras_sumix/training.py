@@ -417,6 +417,8 @@ def train(
     steps = int(train_ds.cardinality())
     if steps < 0:  # unknown cardinality: count the batches once
         steps = sum(1 for _ in train_ds)
+    if model.mixer.needs_features:  # AutoMix's momentum schedule: the run
+        model.mixer.momentum_steps = steps * config.epochs
     model.compile(optimizer=build_optimizer(config, steps), metrics=["accuracy"])
     # The history row is written before the backup marks the epoch done. The
     # backup is taken at epoch ends only: Keras restarts an interrupted epoch

@@ -74,9 +74,10 @@ def test_mixers_benchmark_quick(tmp_path):
     )
 
 
-def _quick_step(script: str, out: Path) -> dict:
-    """Run a step benchmark in its quick setting, one step on JAX; its report."""
-    args = ["--quick", "--backends", "jax", "--steps", "1", "--warmup", "1"]
+def _quick_step(script: str, out: Path, backend: str = "jax") -> dict:
+    """Run a step benchmark in its quick setting, one step on `backend`; its
+    report."""
+    args = ["--quick", "--backends", backend, "--steps", "1", "--warmup", "1"]
     _run(script, *args, "--output", str(out))
     return json.loads(out.read_text())
 
@@ -100,6 +101,16 @@ def test_puzzle_step_quick(tmp_path):
     }
     assert row["ratio_to_cutmix"]["cutmix_mce"] == 1.0
     assert "goal <= 2.3" in out.with_suffix(".md").read_text()
+
+
+def test_automix_step_quick(tmp_path):
+    # torch: its eager steps cost no compilation (this is a smoke test).
+    out = tmp_path / "automix.json"
+    args = ("benchmarks/automix_step.py", out, "torch")
+    (row,) = _quick_step(*args)["backends"]
+    assert set(row["ratio_to_cutmix"]) == {"cutmix_mce", "automix_mce", "automix_sumix"}
+    assert row["ratio_to_cutmix"]["cutmix_mce"] == 1.0
+    assert "AutoMix MCE / CutMix" in out.with_suffix(".md").read_text()
 
 
 def test_regularizer_gradients_quick(tmp_path):

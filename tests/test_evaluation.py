@@ -529,7 +529,7 @@ def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
     # MCE trains with the area lam; the truth is recomputed from the masks.
     np.testing.assert_allclose(result["lam"], result["area_lam"])
     mixer = ks.layers.CutMix(1.0, seed=2)
-    truths = []
+    truths, spreads = [], []
     for start in (0, 6):
         images = data.images[start : start + 6]
         mix = mixer.mix(images)
@@ -540,6 +540,11 @@ def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
         assert np.isin(kept, (0.0, 1.0)).all() and unchanged[kept == 1].all()
         perm = keras.ops.convert_to_numpy(mix.permutation)
         truths.append(true_lam(data.masks[start : start + 6], perm, kept))
+        spreads.append(kept.reshape(6, -1).std(axis=1))
+    # A hard mask keeping lam of the pixels: its std is sqrt(lam (1 - lam)).
+    np.testing.assert_allclose(result["mask_std"], np.concatenate(spreads), rtol=1e-5)
+    lam = result["area_lam"]
+    np.testing.assert_allclose(result["mask_std"], np.sqrt(lam * (1 - lam)), rtol=1e-4)
     # lam_fidelity mixes the object masks with the draw (`true_share`); the
     # in-place formula from the kept mask gives the same shares.
     np.testing.assert_allclose(result["true_lam"], np.concatenate(truths), atol=1e-6)
@@ -555,7 +560,7 @@ def test_lam_fidelity_refuses_mixers_that_rescale_or_blend(mixer):
     model = ks.MixupModel(
         ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, mixer()
     )
-    with pytest.raises(TypeError, match="never rescaled: CutMix, FMix"):
+    with pytest.raises(TypeError, match="never rescaled: .*CutMix, FMix"):
         lam_fidelity(model, mixer(), occluded_objects(4, seed=0))
 
 

@@ -40,7 +40,10 @@ def test_show_defaults_to_every_mixer(tmp_path, capsys):
     printed = capsys.readouterr().out
     for name in ("MixUp", "CutMix", "FMix", "SaliencyMix", "ResizeMix"):
         assert name in printed
+    assert "AutoMix" not in printed  # a learned mixer needs its model
     assert out.exists()
+    with pytest.raises(SystemExit, match="automix is a learned mixer"):
+        cli.main(["show", "automix", "--output", str(out)])
 
 
 @pytest.mark.skipif(

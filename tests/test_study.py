@@ -35,7 +35,7 @@ from keras_sumix.study import (
 )
 from keras_sumix.study.config import STUDY_VIT, ViTSettings
 from keras_sumix.study.grid import P_VARIANT, V_EPOCHS, part_entries
-from keras_sumix.study.runner import cell_of, matching
+from keras_sumix.study.runner import cell_of, make_mixer, matching
 
 ROOT = Path(__file__).resolve().parent.parent
 only_tensorflow = pytest.mark.skipif(
@@ -92,21 +92,33 @@ def test_digits_split_rejects_bad_arguments():
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 360
+    assert len(keys) == len(set(keys)) == 369
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
     # D's default t are A's distance modes, E's default at batch 64 is A's
     # SUMix, F's CutMix rows are A's, S's shares A's, B's and C's, R's and
-    # N's batch-64 rows are S's.
+    # N's batch-64 rows are S's, G's CutMix and PuzzleMix rows A's and F's.
     expected = {
         **{"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "S": 66},
-        **{"R": 36, "N": 72, "P": 18, "V": 9},
+        **{"R": 36, "N": 72, "P": 18, "G": 9, "V": 9},
     }
     assert per_part == expected
     clean = METHODS["mce_clean"]
     assert dict(clean.options) == {"lambda_mode": "area", "regularizer": "none"}
     assert {run.seed for run in runs} == set(FULL.seeds)
     assert {run.cell.batch_size for run in runs} == {32, 64, 128}
+
+
+def test_part_g_is_automix_beside_cutmix_and_puzzlemix():
+    entries = part_entries("G", FULL)
+    methods = ["mce", "sumix", "distance_ps"]
+    assert [(e.cell.mixer, e.cell.method) for e in entries] == [
+        (x, m) for x in ("cutmix", "puzzlemix", "automix") for m in methods
+    ]
+    assert {e.cell.dataset for e in entries} == {"embedded"}
+    mixer = make_mixer("automix", FULL, seed=0, steps=500)
+    assert (mixer.feature_layer, mixer.momentum_steps) == ("stage2", 500)
+    assert mixer.alpha == 1.0  # the paper's, for PuzzleMix and AutoMix
 
 
 def test_part_f_is_puzzlemix_beside_cutmix_with_either_saliency():
@@ -438,6 +450,7 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
         assert all(_finite(v) for v in record["occlusion"].values())
         # The mixers that keep the partner's pixels as they are.
         measurable = record["dataset"] == "embedded" and record["mixer"] in (
+            "automix",
             "cutmix",
             "fmix",
             "puzzlemix",

@@ -106,8 +106,11 @@ def lam_fidelity(
         batch_size: mixing batch size (pairs are formed within a batch).
 
     Returns:
-        `{"pearson", "mae", "true_lam", "lam", "area_lam"}`; the arrays are
-        per held-out sample.
+        `{"pearson", "mae", "true_lam", "lam", "area_lam", "mask_std"}`; the
+        arrays are per held-out sample. `mask_std` is the standard deviation
+        of each mix's kept mask over its pixels: 0 for a constant mask (a
+        uniform blend, whose true share is its lam whatever the objects),
+        0.5 for a hard mask keeping half.
 
     Raises:
         TypeError: `mixer` rescales the partner or blends every pixel
@@ -115,7 +118,7 @@ def lam_fidelity(
     """
     _check_true_share(mixer)
     check_int("batch_size", batch_size, 2)
-    truths, lams, areas = [], [], []
+    truths, lams, areas, spreads = [], [], [], []
     for start in range(0, len(data.images) - 1, batch_size):
         images = data.images[start : start + batch_size]
         if len(images) < 2:
@@ -131,6 +134,8 @@ def lam_fidelity(
         truths.append(true_share(mixer, params, data.masks[start : start + batch_size]))
         lams.append(keras.ops.convert_to_numpy(model.training_lam(images, labels, mix)))
         areas.append(keras.ops.convert_to_numpy(mix.lam))
+        mask = keras.ops.convert_to_numpy(mix.mask).reshape(len(images), -1)
+        spreads.append(mask.std(axis=1))
     truth, lam = np.concatenate(truths), np.concatenate(lams)
     return {
         "pearson": pearson(truth, lam),
@@ -138,4 +143,5 @@ def lam_fidelity(
         "true_lam": truth,
         "lam": lam,
         "area_lam": np.concatenate(areas),
+        "mask_std": np.concatenate(spreads),
     }

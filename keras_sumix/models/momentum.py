@@ -84,9 +84,10 @@ class MomentumEncoder(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.encoder = _copy(backbone)
+        inputs = self.encoder.inputs  # (`.input` fails on a Sequential copy)
         self._remember(
             keras.Model(
-                self.encoder.input,
+                inputs[0] if len(inputs) == 1 else inputs,
                 feature_map(self.encoder, feature_layer),
                 name="momentum_features",
             )

@@ -31,6 +31,9 @@ Parts (`PARTS`):
   `distance_scale`, the cheap step), beside MCE, the clean-pass control and
   the paper variant, on part S's datasets and mixers: the evidence table of
   the recommended variant;
+- G: AutoMix x {MCE, SUMix as published, the distance mode (per-sample
+  reduction)} on the embedded data, beside the same methods with CutMix
+  (part A's cells) and PuzzleMix (part F's);
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
   instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
@@ -328,6 +331,7 @@ PARTS: dict[str, str] = {
         'P. SUMixModel(variant="recommended") beside MCE, the clean-pass '
         "control and the paper (CutMix, FMix, SaliencyMix; embedded and digits)"
     ),
+    "G": ("G. AutoMix (a learned mixer), beside CutMix and PuzzleMix (embedded)"),
     "V": (
         f"V. Vision transformer (small ViT: {STUDY_VIT.num_layers} layers, width "
         f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
@@ -397,6 +401,8 @@ P_VARIANT = {
     "raw_pass_gradient": False,
     "regularizer_logits": "exp",
 }
+_G_METHODS = ("mce", "sumix", "distance_ps")
+_G_MIXERS = ("cutmix", "puzzlemix", "automix")
 _V_METHODS = ("mce", "sumix", "distance_ps")
 #: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
 V_EPOCHS: int | None = None
@@ -453,6 +459,12 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
         return _across_datasets_and_mixers(_R_METHODS)
     if part == "P":
         return _across_datasets_and_mixers(_P_METHODS)
+    if part == "G":
+        return [
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            for x in _G_MIXERS
+            for m in _G_METHODS
+        ]
     if part == "N":
         return [
             Entry(
@@ -545,6 +557,10 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
                 "digits, SaliencyMix: " + _label("recommended"),
                 Cell("digits", "saliencymix", "recommended"),
             )
+        ]
+    if part == "G":
+        return [
+            Entry("AutoMix: " + _label("sumix"), Cell("embedded", "automix", "sumix"))
         ]
     if part == "N":
         return [

@@ -51,11 +51,12 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{config['fidelity_samples']} held-out images (Pearson r and MAE of "
         "the training lam against `true_lam`).",
         f"- Digits (scikit-learn `load_digits`, 8x8 upsampled to 32x32 RGB): {digits}.",
-        "- Parts A-F, S, R, N, P: `small_cnn`, SGD (Nesterov momentum "
+        "- Parts A-F, S, R, N, P, G: `small_cnn`, SGD (Nesterov momentum "
         f"{config['momentum']}, "
         f"weight decay {config['weight_decay']}), LR {config['learning_rate']} "
         f"cosine-decayed to 0, {config['epochs']} epochs, batch "
         f"{config['batch_size']} unless stated; mixer alpha {alpha}.",
+        *_automix_settings(summary),
         *_vit_settings(summary),
         f"- Top-1: after the last epoch, and the median of the last "
         f"{config['median_last']} epochs (the paper's protocol). Occlusion: "
@@ -68,6 +69,20 @@ def _settings(summary: dict[str, Any]) -> list[str]:
     if summary.get("command") and summary["command"] not in trained:
         lines += ["", f"Summarised by: `{summary['command']}`"]
     return lines
+
+
+def _automix_settings(summary: dict[str, Any]) -> list[str]:
+    """The settings line of part G (none for a summary without it)."""
+    if "G" not in summary["parts"]:
+        return []
+    from keras_sumix.study.runner import AUTOMIX_FEATURE_LAYER
+
+    return [
+        f"- Part G: AutoMix reads `small_cnn`'s `{AUTOMIX_FEATURE_LAYER}` (8x8), "
+        "its momentum copy moving from 0.999 to 0.999999 on the cosine over the "
+        "run's steps; its other settings are the layer's defaults. Lambda "
+        "fidelity: held-out mixes by the trained model's mix block."
+    ]
 
 
 def _vit_settings(summary: dict[str, Any]) -> list[str]:
@@ -151,12 +166,12 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     return "\n".join(lines)
 
 
-_PLOT_PARTS = ("A", "C", "D", "E", "F", "P", "V")
+_PLOT_PARTS = ("A", "C", "D", "E", "F", "P", "G", "V")
 
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """Accuracy against lambda fidelity: one panel per part with fidelity
-    (A, C, D, E, F, P, V), one point per row (mean final top-1 against mean
+    (A, C, D, E, F, P, G, V), one point per row (mean final top-1 against mean
     Pearson r, error bars one std over seeds).
 
     Args:

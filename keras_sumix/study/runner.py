@@ -93,10 +93,18 @@ def num_classes(dataset: str) -> int:
 # ---------------------------------------------------------------------- #
 # One run
 # ---------------------------------------------------------------------- #
-def make_mixer(name: str, config: StudyConfig, seed: int) -> Any:
+#: The `small_cnn` stage AutoMix reads in the study: its second, 8x8 for
+#: 32x32 images, as stage 3 of the paper's CIFAR ResNets.
+AUTOMIX_FEATURE_LAYER = "stage2"
+
+
+def make_mixer(
+    name: str, config: StudyConfig, seed: int, steps: int | None = None
+) -> Any:
     """The mixer of a run: `config.alpha` (None: the paper's per mixer),
     ResizeMix drawing its box side from the Beta distribution (the paper's
-    setting)."""
+    setting), AutoMix reading `AUTOMIX_FEATURE_LAYER` with its momentum
+    schedule over the run's `steps`."""
     from keras_sumix.layers import get_mixer
     from keras_sumix.recipes import PAPER_ALPHA
 
@@ -104,7 +112,21 @@ def make_mixer(name: str, config: StudyConfig, seed: int) -> Any:
     kwargs: dict[str, Any] = {"alpha": alpha, "seed": seed}
     if name == "resizemix":
         kwargs["use_alpha"] = True
+    if registry.mixer_class(name).needs_features:
+        kwargs.update(feature_layer=AUTOMIX_FEATURE_LAYER, momentum_steps=steps)
     return get_mixer(name, **kwargs)
+
+
+def _fidelity_mixer(model: Any, name: str, config: StudyConfig) -> Any:
+    """The held-out mixes' mixer (seeded `FIDELITY_MIX_SEED`); a learned one
+    carries the trained model's mix block."""
+    mixer = make_mixer(name, config, FIDELITY_MIX_SEED)
+    if mixer.needs_features:
+        trained = model.mixer.mix_block
+        channels = trained.query.kernel.shape[0] - 1  # the lam channel
+        mixer.mix_block.build((None, None, None, channels))
+        mixer.mix_block.set_weights(trained.get_weights())
+    return mixer
 
 
 def study_vit(
@@ -165,13 +187,20 @@ def build_backbone(cell: Cell, config: StudyConfig, input_shape: tuple) -> Any:
     return small_cnn(tuple(input_shape), widths=config.widths)
 
 
-def build_model(cell: Cell, config: StudyConfig, input_shape: tuple, seed: int):
+def build_model(
+    cell: Cell,
+    config: StudyConfig,
+    input_shape: tuple,
+    seed: int,
+    steps: int | None = None,
+):
     """The `MixupModel` / `SUMixModel` of a run, on `build_backbone`'s
-    network (not compiled: `compile_model`)."""
+    network (not compiled: `compile_model`); `steps`, the run's optimizer
+    steps, sets AutoMix's momentum schedule."""
     from keras_sumix.models import MixupModel, SUMixModel
     from keras_sumix.study.grid import METHODS
 
-    mixer = make_mixer(cell.mixer, config, seed)
+    mixer = make_mixer(cell.mixer, config, seed, steps)
     backbone = build_backbone(cell, config, input_shape)
     classes = num_classes(cell.dataset)
     if METHODS[cell.method].sumix:
@@ -360,9 +389,11 @@ def train_and_measure(
     keras.utils.set_random_seed(run.seed)
     train_x, train_y = data.split(cell.dataset, "train")
     test = data.split(cell.dataset, "test")
-    model = build_model(cell, config, train_x.shape[1:], run.seed)
     epochs = cell.run_epochs(config)
     steps_per_epoch = math.ceil(len(train_x) / cell.batch_size)
+    model = build_model(
+        cell, config, train_x.shape[1:], run.seed, epochs * steps_per_epoch
+    )
     compile_model(
         model, config, epochs * steps_per_epoch, cell.backbone, steps_per_epoch
     )
@@ -391,7 +422,7 @@ def train_and_measure(
         }
     else:
         held_out = data.fidelity()
-        mixer = make_mixer(cell.mixer, config, FIDELITY_MIX_SEED)
+        mixer = _fidelity_mixer(model, cell.mixer, config)
         result = lam_fidelity(model, mixer, held_out, batch_size=cell.batch_size)
         fidelity = {
             "pearson": _finite(result["pearson"]),
@@ -399,6 +430,7 @@ def train_and_measure(
             "mean_lam": _finite(np.mean(result["lam"])),
             "mean_true_lam": _finite(np.mean(result["true_lam"])),
             "mean_area_lam": _finite(np.mean(result["area_lam"])),
+            "mean_mask_std": _finite(np.mean(result["mask_std"])),
         }
     occlusion = occlusion_robustness(
         model, *test, ratios=config.occlusion_ratios, grid=(4, 4), seed=0
