@@ -21,21 +21,18 @@ Writes `benchmarks/results/automix_step.json` and `.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 from _report import write_report
 from step_overhead import (
-    BACKENDS,
     RESULTS,
-    _batch,
-    _peak_mb,
-    _rss_mb,
     _subprocess,
+    check_backends,
+    step_arguments,
     time_round_robin,
+    worker_mode,
 )
 
 VARIANTS = {
@@ -71,18 +68,6 @@ def _build(args: argparse.Namespace, key: str):
 def _worker(args: argparse.Namespace) -> dict:
     """Time the variants on the current backend, round-robin; return a dict."""
     return time_round_robin(args, _build, VARIANTS, "cutmix_mce", "ratio_to_cutmix")
-
-
-def _memory_worker(args: argparse.Namespace) -> dict:
-    """Peak memory of one variant's training steps, in a fresh process."""
-    x, y = _batch(args)
-    model = _build(args, args.memory_variant)
-    model.build((None, *x.shape[1:]))
-    base = _rss_mb()
-    for _ in range(args.warmup + 2):
-        model.train_on_batch(x, y)
-    peak = _peak_mb()
-    return {"peak_rss_mb": peak, "step_peak_mb": max(peak - base, 0.0)}
 
 
 def _run_backend(backend: str, args: argparse.Namespace) -> dict:
@@ -159,27 +144,15 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small CNN, few steps")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    step_arguments(parser)
     parser.add_argument("--memory", action="store_true", help="also peak memory")
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 8
-    if args.worker:
-        print(json.dumps(_worker(args)))
+    if worker_mode(args, _worker, _build):
         return None
-    if args.memory_variant:
-        print(json.dumps(_memory_worker(args)))
-        return None
-    unknown = set(args.backends) - set(BACKENDS)
-    if unknown:
-        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    check_backends(parser, args.backends)
     report = {
         "backbone": "small CNN" if args.quick else "resnet18_cifar",
         "quick": args.quick,

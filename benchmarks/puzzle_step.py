@@ -20,14 +20,20 @@ Writes `benchmarks/results/puzzle_step.json` and `.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 from _report import write_report
-from step_overhead import BACKENDS, RESULTS, _backbone, _subprocess, time_round_robin
+from step_overhead import (
+    RESULTS,
+    _backbone,
+    _subprocess,
+    check_backends,
+    step_arguments,
+    time_round_robin,
+    worker_mode,
+)
 
 GOALS = {"puzzle_mce": 1.6, "puzzle_sumix": 2.3, "puzzle_sumix_raw": 2.3}
 VARIANTS = {
@@ -89,23 +95,14 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny CNN, few steps")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    step_arguments(parser)
     args = parser.parse_args(argv)
     args.backbone = "resnet18_cifar"
     if args.steps is None:
         args.steps = 3 if args.quick else 8
-    if args.worker:
-        print(json.dumps(_worker(args)))
+    if worker_mode(args, _worker):
         return None
-    unknown = set(args.backends) - set(BACKENDS)
-    if unknown:
-        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    check_backends(parser, args.backends)
     flags = ["--worker", "--batch", str(args.batch), "--steps", str(args.steps)]
     flags += ["--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])
     report = {

@@ -129,12 +129,49 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _memory_worker(args: argparse.Namespace) -> dict:
-    """Peak memory of one variant's training steps, in a fresh process."""
+def step_arguments(
+    parser: argparse.ArgumentParser, batch: int | None = 32, warmup: int = 2
+) -> None:
+    """The flags every step benchmark takes: `--quick`, `--batch`,
+    `--steps` (None: the script's default), `--warmup`, `--backends`,
+    `--output` and the hidden `--worker` (one backend's part)."""
+    parser.add_argument("--quick", action="store_true", help="tiny CNN, few steps")
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+
+
+def worker_mode(args: argparse.Namespace, worker, build=None) -> bool:
+    """Run a hidden one-backend mode if `args` asks for one, printing its
+    JSON (`--worker`: `worker(args)`; `--memory-variant KEY`:
+    `measure_memory(args, build, KEY)`); True when one ran."""
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return True
+    if getattr(args, "memory_variant", None):
+        print(json.dumps(measure_memory(args, build, args.memory_variant)))
+        return True
+    return False
+
+
+def check_backends(parser: argparse.ArgumentParser, backends, known=BACKENDS) -> None:
+    """Exit with a usage error when `backends` names one outside `known`."""
+    unknown = set(backends) - set(known)
+    if unknown:
+        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+
+
+def measure_memory(args: argparse.Namespace, build, key: str) -> dict:
+    """Peak memory of one model's training steps (`build(args, key)`), in a
+    fresh process: the peak RSS through the warm-up and two steps, and its
+    growth over the RSS of the built model."""
     import keras
 
     x, y = _batch(args)
-    model = _build(args, args.memory_variant)
+    model = build(args, key)
     model.build((None, *x.shape[1:]))
     base = _rss_mb()
     for _ in range(args.warmup + 2):
@@ -142,7 +179,7 @@ def _memory_worker(args: argparse.Namespace) -> dict:
     peak = _peak_mb()
     return {
         "backend": keras.backend.backend(),
-        "variant": args.memory_variant,
+        "variant": key,
         "rss_built_mb": base,
         "peak_rss_mb": peak,
         "step_peak_mb": max(peak - base, 0.0),
@@ -315,16 +352,11 @@ def _merge(paths: list[Path], output: Path | None) -> dict:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny CNN, few steps")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    step_arguments(parser)
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet18_cifar")
     parser.add_argument(
         "--memory", action="store_true", help="also the peak memory, MCE vs SUMix"
     )
-    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--merge",
         nargs="+",
@@ -333,22 +365,15 @@ def main(argv: list[str] | None = None) -> dict | None:
         help="merge reports of single backends (run one after another) into "
         "--output instead of running",
     )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 8
-    if args.worker:
-        print(json.dumps(_worker(args)))
-        return None
-    if args.memory_variant:
-        print(json.dumps(_memory_worker(args)))
+    if worker_mode(args, _worker, _build):
         return None
     if args.merge:
         return _merge(args.merge, args.output)
-    unknown = set(args.backends) - set(BACKENDS)
-    if unknown:
-        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    check_backends(parser, args.backends)
     transformer = args.backbone in TRANSFORMERS
     report = {
         "backbone": "tiny CNN" if args.quick and not transformer else args.backbone,

@@ -560,7 +560,7 @@ def test_lam_fidelity_refuses_mixers_that_rescale_or_blend(mixer):
     model = ks.MixupModel(
         ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, mixer()
     )
-    with pytest.raises(TypeError, match="never rescaled: .*CutMix, FMix"):
+    with pytest.raises(TypeError, match=r"never rescaled: .*CutMix, FMix"):
         lam_fidelity(model, mixer(), occluded_objects(4, seed=0))
 
 

@@ -695,7 +695,11 @@ class MixupModel(MixingModel):
             `keras_sumix.models.resnet18_cifar()` or
             `keras.applications.ResNet50(include_top=False)`.
         num_classes: number of classes.
-        mixer: a keras_sumix mixing layer.
+        mixer: a keras_sumix mixing layer. A learned one (`AutoMix`) adds
+            its mix block's loss and a clean pass with its cross-entropy,
+            and the model keeps and updates its momentum encoder
+            (`keras_sumix.layers.AutoMix`); history then logs
+            `mix_block_loss`.
         **kwargs: `keras.Model` keyword arguments (`name`, ...), and
             `classifier`: None (a new `Dense(num_classes)`) or an existing
             head layer, which `from_classifier` sets.
@@ -742,7 +746,9 @@ class SUMixModel(MixingModel):
     one trains with lam = 1 (area and corrected).
 
     History reports `loss`, `mix_loss`, `reg_loss` (before gamma),
-    `lam_area` (mean area lam) and `lam_sumix` (mean corrected lam).
+    `lam_area` (mean area lam) and `lam_sumix` (mean corrected lam); with
+    `mixer=AutoMix(...)` also `mix_block_loss`, and the raw pass is
+    AutoMix's clean pass (docs/sumix.md, "SUMix on AutoMix").
 
     Mixed precision: under `keras.mixed_precision.set_global_policy(
     "mixed_float16")` or `"mixed_bfloat16"` the networks run in half
