@@ -48,7 +48,9 @@ def main(out: Path, readme: Path) -> None:
     rng = np.random.default_rng(0)
     images = rng.random((8, 32, 32, 3), dtype="float32")
     labels = rng.integers(0, 10, 8).astype("int32")
-    mixers = [cls(alpha=1.0, num_classes=10, seed=1) for cls in layers.MIXERS.values()]
+    # Every model-free mixer here; AutoMix (a learned one) in a model below.
+    plain = [cls for cls in layers.MIXERS.values() if not cls.needs_features]
+    mixers = [cls(alpha=1.0, num_classes=10, seed=1) for cls in plain]
     mixers.append(layers.RandomChoice(mixers[:2], num_classes=10, seed=2))
     for mixer in mixers:
         result = mixer.mix(images)
@@ -68,30 +70,33 @@ def main(out: Path, readme: Path) -> None:
 
     x = rng.random((32, 16, 16, 3), dtype="float32")
     y = rng.integers(0, 4, 32).astype("int32")
-    for cls, options in [
-        (keras_sumix.MixupModel, {}),
-        (keras_sumix.SUMixModel, dict(variant="recommended")),
+    for cls, options, mixer in [
+        (keras_sumix.MixupModel, {}, layers.CutMix(alpha=1.0, seed=0)),
+        (keras_sumix.SUMixModel, dict(variant="recommended"), layers.CutMix(seed=0)),
+        (keras_sumix.SUMixModel, dict(variant="recommended"), layers.AutoMix(seed=0)),
     ]:
         backbone = keras.Sequential(
             [
                 keras.Input((16, 16, 3)),
                 keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.Identity(name="stage3"),  # AutoMix's feature map
                 keras.layers.GlobalAveragePooling2D(),
             ]
         )
-        model = cls(backbone, 4, layers.CutMix(alpha=1.0, seed=0), **options)
+        model = cls(backbone, 4, mixer, **options)
         model.compile(optimizer="sgd", metrics=["accuracy"])
         history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][-1]), history.history
         predicted = model.predict(x, verbose=0)
         assert predicted.shape == (32, 4), predicted.shape
-        path = out / f"{cls.__name__}.keras"
+        name = f"{cls.__name__} + {type(mixer).__name__}"
+        path = out / f"{cls.__name__}_{type(mixer).__name__}.keras"
         model.save(path)
         restored = keras.saving.load_model(path)
         np.testing.assert_allclose(
             restored.predict(x, verbose=0), predicted, rtol=1e-5, atol=1e-6
         )
-        check(f"{cls.__name__}: fit, predict, .keras save/load")
+        check(f"{name}: fit, predict, .keras save/load")
 
     # What genuinely needs TensorFlow says which extra to install.
     needs_tensorflow = {
