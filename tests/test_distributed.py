@@ -48,7 +48,6 @@ def comparisons():
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

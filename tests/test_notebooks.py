@@ -26,7 +26,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook,
-        timeout=300,
+        timeout=1800,  # a guard against a hung cell, not a time budget
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
