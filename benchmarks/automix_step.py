@@ -14,6 +14,8 @@ memory, each model in a process of its own (as `step_overhead.py`).
 
     python benchmarks/automix_step.py --memory   # ResNet-18 (CIFAR), batch 32
     python benchmarks/automix_step.py --quick    # small CNN, seconds
+    python benchmarks/automix_step.py --memory --before old.json  # beside an
+                                                 # earlier report's figures
 
 Writes `benchmarks/results/automix_step.json` and `.md`.
 """
@@ -21,9 +23,11 @@ Writes `benchmarks/results/automix_step.json` and `.md`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 from _report import write_report
 from step_overhead import (
@@ -94,6 +98,26 @@ def _run_backend(backend: str, args: argparse.Namespace) -> dict:
 
 
 def _markdown(report: dict) -> str:
+    lines = _tables(report)
+    before = report.get("before")
+    if before:
+        lines += ["", f"Before ({before['label']}, {before['date']}):", ""]
+        lines += _tables({**report, "backends": before["backends"]})[2:]
+    return "\n".join(lines) + "\n"
+
+
+def _before(path: Path) -> dict:
+    """The figures of an earlier report (`--before`), without its own
+    `before`, labelled by its `label` (else "earlier code") and date."""
+    earlier = json.loads(Path(path).read_text())
+    return {
+        "label": earlier.get("label", "earlier code"),
+        "date": earlier["date"],
+        "backends": earlier["backends"],
+    }
+
+
+def _tables(report: dict) -> list[str]:
     lines = [
         f"Backbone: {report['backbone']}, batch {report['batch']}, 32x32, SGD; "
         "AutoMix with its defaults (8x8 feature map), CutMix(alpha=0.2); median "
@@ -138,7 +162,7 @@ def _markdown(report: dict) -> str:
             "through the warm-up and two steps (compilation included) minus the "
             "RSS of the built model (which holds the momentum copy already).",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -147,6 +171,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     step_arguments(parser)
     parser.add_argument("--memory", action="store_true", help="also peak memory")
     parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="an earlier report (.json) to show beside, e.g. before a change",
+    )
+    parser.add_argument(
+        "--label", default=None, help="what this run measures (e.g. the change)"
+    )
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 8
@@ -165,6 +198,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         "variants": VARIANTS,
         "backends": [_run_backend(b, args) for b in args.backends],
     }
+    if args.label:
+        report["label"] = args.label
+    if args.before:
+        report["before"] = _before(args.before)
     name = "automix_step_quick" if args.quick else "automix_step"
     print(write_report(report, args.output or RESULTS / f"{name}.json", _markdown))
     return report

@@ -46,12 +46,28 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
     `TerminateOnNaN` (this one or Keras's, which stops without an error) is
     among the callbacks.
 
+    Cost: none on the training loop. The check is marked `async_safe`, so
+    Keras keeps dispatching the batch-end callbacks to its callback thread
+    (JAX and torch), where it reads each batch's logs anyway: the loop does
+    not wait for the loss to reach the host. (A callback that overrides a
+    batch-end hook without `async_safe`, such as Keras's `TerminateOnNaN`,
+    makes Keras run every batch-end callback on the training loop, a
+    device-to-host sync per step; on TensorFlow Keras always does.) The
+    error then surfaces at the next batch end or at the epoch end, a step
+    or two after the diverged batch, which it names.
+    `benchmarks/nan_check.py` measures the difference.
+
     Example:
 
     ```python
     model.fit(ds, epochs=10, callbacks=[keras_sumix.callbacks.StopOnNaN()])
     ```
     """
+
+    # Reads only the logs it is given, so Keras may run it off the training
+    # loop (`keras.callbacks.CallbackList` dispatches async-safe callbacks to
+    # a thread); an error it raises there surfaces on the loop.
+    async_safe = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,8 +82,11 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             raise TrainingDiverged(
                 f"the training loss became {float(loss)} at epoch {self.epoch}, "
                 f"batch {batch}; training stopped. Likely causes: NaN/Inf "
-                "images or out-of-range labels in the data, or a diverging "
-                "optimiser (learning rate too high).",
+                "images or out-of-range labels in the data; labels that are "
+                "not integer or one-hot (soft rows, e.g. already mixed by a "
+                "mixer in the data pipeline: give the model the plain labels "
+                "and let it mix); or a diverging optimiser (learning rate too "
+                "high).",
                 self.epoch,
                 batch,
             )

@@ -71,17 +71,45 @@ def _study(args: argparse.Namespace) -> int:
     return run_from_args(args, "keras-sumix study")
 
 
+def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    """The options among `names` given on the command line, as typed."""
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
+
+
+def _check_applicable(args: argparse.Namespace, config: Any) -> None:
+    """Refuse options the run would ignore (ValueError naming them)."""
+    from keras_sumix.training import _SUMIX_OPTIONS
+
+    if not config.sumix:
+        ignored = _given(args, ("variant", *_SUMIX_OPTIONS))
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} set SUMixModel options and do not apply "
+                "to --no-sumix (the MixupModel baseline)."
+            )
+    if config.optimizer != "sgd" and args.momentum is not None:
+        raise ValueError(
+            f"--momentum applies to --optimizer sgd only; this run uses "
+            f"{config.optimizer!r}."
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
     from keras_sumix.training import TrainConfig, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name in vars(args)}
     overrides = {name: getattr(args, name) for name in fields}
+    if args.data_dir and not (args.dataset or args.recipe):
+        overrides["dataset"] = "folder"  # a folder of the user's own images
     if args.recipe:
         config = TrainConfig.from_recipe(args.recipe, **overrides)
     else:
         defaults = {k: v for k, v in overrides.items() if v is not None}
         config = TrainConfig(**defaults)
-    results = train(config, verbose=0 if args.quiet else "auto")
+    _check_applicable(args, config)
+    results = train(
+        config, verbose=0 if args.quiet else "auto", overwrite=args.overwrite
+    )
     top1 = results["test_top1"]
     print(f"test top-1 {100 * top1:.2f}% -> {config.output_dir}/results.json")
     return 0
@@ -133,13 +161,7 @@ def _test_images(config: Any, limit: int | None) -> tuple[Any, Any]:
     if limit is not None:
         test_raw = test_raw.take(limit)
     batches = make_pipeline(
-        test_raw,
-        recipe=config.pipeline,
-        training=False,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        image_size=config.image_size,
-        normalization="unit",
+        test_raw, training=False, normalization="unit", **config.pipeline_options()
     )
     xs, ys = [], []
     for images, labels in batches.as_numpy_iterator():
@@ -351,7 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="keras-sumix",
         description="Mixup layers and SUMix for Keras 3 (backend: KERAS_BACKEND).",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    from keras_sumix import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"keras-sumix {__version__}"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, help="the task (COMMAND --help: its options)"
+    )
     from keras_sumix.layers import registry
 
     show = commands.add_parser(
@@ -367,10 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
         "learned mixer, needs its trained model)",
     )
     show.add_argument("--alpha", type=float, default=None, help="Beta concentration")
-    show.add_argument("--batch", type=_positive_int, default=8)
-    show.add_argument("--size", type=_positive_int, default=32, help="image side")
-    show.add_argument("--seed", type=int, default=0)
-    show.add_argument("--output", type=Path, default=Path("outputs/show.png"))
+    show.add_argument(
+        "--batch", type=_positive_int, default=8, help="images in the batch"
+    )
+    show.add_argument(
+        "--size", type=_positive_int, default=32, help="image side, in pixels"
+    )
+    show.add_argument("--seed", type=int, default=0, help="seed of data and mixers")
+    show.add_argument(
+        "--output",
+        type=Path,
+        default=Path("outputs/show.png"),
+        help="PNG file to write (default: outputs/show.png)",
+    )
     show.set_defaults(run=_show)
 
     from keras_sumix.losses import (
@@ -385,19 +423,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "train",
-        help="train MixupModel or SUMixModel; rerun the same command to resume.",
+        help="train MixupModel or SUMixModel on the embedded data, a paper "
+        "dataset or your own images (--data-dir FOLDER); rerun the same "
+        "command to resume an interrupted run.",
     )
-    run.add_argument("--recipe", choices=sorted(RECIPES), help="a paper recipe")
-    run.add_argument("--dataset", choices=DATASETS)
-    run.add_argument("--data-dir", dest="data_dir")
-    run.add_argument("--backbone", choices=BACKBONES)
+    run.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="a paper recipe (its settings; the options below override them)",
+    )
+    run.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="occluded (embedded, the default without --data-dir), a paper "
+        "dataset, or folder (the default with --data-dir): your own images, "
+        "one subfolder per class",
+    )
+    run.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        help="where the dataset lies: for --dataset folder, a folder of class "
+        "subfolders (or of train/ and val/ folders of them); a TFDS data_dir "
+        "or an official layout for the paper datasets",
+    )
+    run.add_argument(
+        "--validation-fraction",
+        dest="validation_fraction",
+        type=float,
+        help="--dataset folder without train/ and val/ folders: share of each "
+        "class held out for testing (default 0.2)",
+    )
+    run.add_argument("--backbone", choices=BACKBONES, help="the network")
     run.add_argument(
         "--weights",
         help="local .weights.h5 file for the backbone, or hub:PRESET for a "
         "keras-hub preset's backbone (a name such as hub:resnet_18_imagenet, "
         "downloaded from Kaggle, or a local preset directory, hub:DIR)",
     )
-    run.add_argument("--mixer", choices=registry.names())
+    run.add_argument(
+        "--mixer",
+        type=str.lower,
+        choices=registry.names(),
+        help="the mixing method (any case: CutMix or cutmix)",
+    )
     run.add_argument("--alpha", type=float, help="Beta concentration")
     run.add_argument(
         "--sumix",
@@ -411,12 +479,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="SUMix as published (paper, the default) or the variant the "
         "study supports (recommended); the options below override it",
     )
-    run.add_argument("--gamma", type=float)
-    run.add_argument("--lambda-mode", dest="lambda_mode", choices=LAMBDA_MODES)
-    run.add_argument("--regularizer", choices=REGULARIZERS)
-    run.add_argument("--reduction", choices=REDUCTIONS)
-    run.add_argument("--semantic-scale", dest="semantic_scale", type=float)
-    run.add_argument("--distance-scale", dest="distance_scale", type=float)
+    run.add_argument(
+        "--gamma", type=float, help="SUMix regulariser weight (default: paper's)"
+    )
+    run.add_argument(
+        "--lambda-mode",
+        dest="lambda_mode",
+        choices=LAMBDA_MODES,
+        help="how SUMix corrects lam",
+    )
+    run.add_argument(
+        "--regularizer", choices=REGULARIZERS, help="SUMix uncertainty regulariser"
+    )
+    run.add_argument(
+        "--reduction", choices=REDUCTIONS, help="SUMix regulariser reduction"
+    )
+    run.add_argument(
+        "--semantic-scale",
+        dest="semantic_scale",
+        type=float,
+        help="SUMix semantic-distance scale",
+    )
+    run.add_argument(
+        "--distance-scale",
+        dest="distance_scale",
+        type=float,
+        help="SUMix distance scale",
+    )
     run.add_argument(
         "--raw-pass-gradient",
         dest="raw_pass_gradient",
@@ -426,16 +515,33 @@ def build_parser() -> argparse.ArgumentParser:
         "the cheaper step)",
     )
     run.add_argument(
-        "--saliency-pass", dest="saliency_pass", choices=("separate", "raw")
+        "--saliency-pass",
+        dest="saliency_pass",
+        choices=("separate", "raw"),
+        help="where a saliency mixer's saliency comes from",
     )
     run.add_argument(
-        "--regularizer-logits", dest="regularizer_logits", choices=REGULARIZER_LOGITS
+        "--regularizer-logits",
+        dest="regularizer_logits",
+        choices=REGULARIZER_LOGITS,
+        help="the logits SUMix's regulariser reads",
     )
     run.add_argument(
-        "--regularizer-temperature", dest="regularizer_temperature", type=float
+        "--regularizer-temperature",
+        dest="regularizer_temperature",
+        type=float,
+        help="temperature of SUMix's regulariser",
     )
-    run.add_argument("--pipeline", choices=PIPELINES)
-    run.add_argument("--image-size", dest="image_size", type=_positive_int)
+    run.add_argument(
+        "--pipeline", choices=PIPELINES, help="augmentation recipe (make_pipeline)"
+    )
+    run.add_argument(
+        "--image-size",
+        dest="image_size",
+        type=_positive_int,
+        help="image side the pipeline resizes to (--dataset folder: 32 under "
+        "the cifar pipeline)",
+    )
     run.add_argument(
         "--rand-augment",
         dest="rand_augment",
@@ -443,17 +549,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="RandAugment on the training images (the ViT recipes' default)",
     )
-    run.add_argument("--optimizer", choices=OPTIMIZERS)
-    run.add_argument("--epochs", type=_positive_int)
-    run.add_argument("--batch-size", dest="batch_size", type=_positive_int)
-    run.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
-    run.add_argument("--momentum", type=float)
-    run.add_argument("--weight-decay", dest="weight_decay", type=float)
-    run.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
+    run.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd or adamw")
+    run.add_argument("--epochs", type=_positive_int, help="training epochs")
+    run.add_argument(
+        "--batch-size", dest="batch_size", type=_positive_int, help="batch size"
+    )
+    run.add_argument(
+        "--learning-rate",
+        "--lr",
+        dest="learning_rate",
+        type=float,
+        help="peak learning rate (cosine decay to 0)",
+    )
+    run.add_argument("--momentum", type=float, help="SGD momentum")
+    run.add_argument(
+        "--weight-decay", dest="weight_decay", type=float, help="weight decay"
+    )
+    run.add_argument(
+        "--warmup-epochs",
+        dest="warmup_epochs",
+        type=int,
+        help="epochs of linear learning-rate warm-up",
+    )
     run.add_argument("--clipnorm", type=float, help="global gradient-norm clip")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help="seed of everything random")
     run.add_argument("--limit", type=_positive_int, help="first N examples only")
-    run.add_argument("--output-dir", dest="output_dir", default="runs/run")
+    run.add_argument(
+        "--output-dir",
+        dest="output_dir",
+        default="runs/run",
+        help="run folder: config, checkpoint, history, results (default "
+        "runs/run); an interrupted run there is resumed, a finished one or "
+        "another config's refused",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --output-dir",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(run=_train)
 
@@ -475,7 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds of every method (default: 0 1 2; --quick: 0 1)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--output", type=Path, default=Path("outputs/demo"))
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("outputs/demo"),
+        help="folder for results.json and mixes.png (default: outputs/demo)",
+    )
     demo.set_defaults(run=_demo)
 
     from keras_sumix.study.command import add_arguments as add_study_arguments
@@ -506,21 +644,39 @@ def build_parser() -> argparse.ArgumentParser:
         "generated corruption subset)",
     )
     evaluate.add_argument(
-        "--batch-size", dest="batch_size", type=_positive_int, default=128
+        "--batch-size",
+        dest="batch_size",
+        type=_positive_int,
+        default=128,
+        help="evaluation batch size (default 128)",
     )
     evaluate.set_defaults(run=_evaluate)
     return parser
 
 
+#: What the user can fix (an invalid setting, a missing file or package, a
+#: run folder in the way, a download that failed): the message alone, exit 2.
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    ImportError,
+    FileNotFoundError,
+    FileExistsError,
+    ConnectionError,
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; invalid arguments (and a keras-hub preset that cannot be
-    downloaded) give one clear line and exit code 2, a diverged training run
-    (NaN/inf loss) one line and exit code 1."""
+    """Entry point. A user error (`USER_ERRORS`: an invalid setting, a
+    missing file or optional package, a run folder in the way, a keras-hub
+    preset that cannot be downloaded) gives its message alone and exit code
+    2; a diverged training run (NaN/inf loss) its message and exit code 1;
+    anything else keeps its traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ConnectionError) as error:
+    except USER_ERRORS as error:
         print(f"keras-sumix {args.command}: error: {error}", file=sys.stderr)
         return 2
     except FloatingPointError as error:  # training.TrainingDiverged

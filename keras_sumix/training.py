@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,20 @@ from keras_sumix.layers import MIXERS, get_mixer
 from keras_sumix.models.variants import resolve_options
 from keras_sumix.recipes import RECIPES, paper_alpha, paper_gamma
 
-DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet")
+DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet", "folder")
+#: The image side of `dataset="folder"` under the `"cifar"` pipeline when
+#: `image_size` is not given (the images of a folder may differ in size; the
+#: resize pipelines have their own default side).
+FOLDER_IMAGE_SIZE = 32
+#: What `train` writes in `output_dir` (and `overwrite=True` removes).
+RUN_FILES = (
+    "config.json",
+    "checkpoint.keras",
+    "history.json",
+    "results.json",
+    "evaluation.json",
+    "backup",
+)
 BACKBONES = (
     "small_cnn",
     "resnet18_cifar",
@@ -73,8 +87,15 @@ class TrainConfig:
     """Everything a run needs; `from_recipe` fills it from a paper recipe.
 
     Attributes:
-        dataset: one of `DATASETS`. data_dir: where the dataset lies
-            (TFDS `data_dir` for cifar100 / cub without a local layout).
+        dataset: one of `DATASETS`; `"folder"` is a folder of your own
+            images, one subfolder per class
+            (`keras_sumix.data.load_image_folder`). data_dir: where the
+            dataset lies (TFDS `data_dir` for cifar100 / cub without a local
+            layout); required for folder, aircraft and tiny_imagenet, and
+            refused for occluded (embedded, nothing to read).
+        validation_fraction: (`dataset="folder"` without `train/` and
+            `val/` subfolders) the share of each class held out for testing
+            (None: 0.2); refused for any other dataset or layout.
         backbone: one of `BACKBONES`. weights: local `.weights.h5` for it,
             or `"hub:<preset>"` for a keras-hub preset's backbone instead
             (a preset name, downloaded by keras-hub, or a local preset
@@ -86,7 +107,9 @@ class TrainConfig:
         distance_scale, raw_pass_gradient, saliency_pass,
         regularizer_logits, regularizer_temperature: SUMixModel options
             (None: the variant's, `keras_sumix.models.variants`).
-        pipeline: the `make_pipeline` recipe. image_size: output side.
+        pipeline: the `make_pipeline` recipe. image_size: output side (for
+            `dataset="folder"` under the `"cifar"` pipeline, None means
+            `FOLDER_IMAGE_SIZE`: a folder's images may differ in size).
         rand_augment: RandAugment on the training images
             (`make_pipeline(rand_augment=True)`).
         optimizer: `"sgd"` (with `momentum`) or `"adamw"` (decoupled weight
@@ -103,6 +126,7 @@ class TrainConfig:
 
     dataset: str = "occluded"
     data_dir: str | None = None
+    validation_fraction: float | None = None
     backbone: str = "small_cnn"
     weights: str | None = None
     mixer: str = "cutmix"
@@ -185,12 +209,58 @@ class TrainConfig:
         check_int("batch_size", self.batch_size, 2)
         check_int("limit", self.limit, 2, allow_none=True)
         check_int("median_of", self.median_of, 1)
-        if self.dataset in ("aircraft", "tiny_imagenet") and not self.data_dir:
+        if self.dataset in ("aircraft", "tiny_imagenet", "folder") and not (
+            self.data_dir
+        ):
+            layout = "class subfolders" if self.dataset == "folder" else "official"
             raise ValueError(
                 f"`data_dir` is required for dataset={self.dataset!r} (its "
-                "official directory layout)."
+                f"{layout} directory layout)."
+            )
+        if self.dataset == "occluded" and self.data_dir is not None:
+            raise ValueError(
+                "`data_dir` does not apply to dataset='occluded' (embedded, "
+                f"generated): it would be ignored. Received: data_dir="
+                f"{self.data_dir!r}. For a folder of your own images, one "
+                "subfolder per class, use dataset='folder'."
+            )
+        if self.validation_fraction is not None:
+            if self.dataset != "folder":
+                raise ValueError(
+                    "`validation_fraction` applies to dataset='folder' only. "
+                    f"Received: validation_fraction={self.validation_fraction!r} "
+                    f"with dataset={self.dataset!r}."
+                )
+            check_number(
+                "validation_fraction",
+                self.validation_fraction,
+                low=0.0,
+                high=1.0,
+                include_high=False,
+            )
+        if self.weights and self.backbone == "small_cnn" and not _is_hub(self):
+            raise ValueError(
+                "`weights` does not apply to backbone='small_cnn' (it has no "
+                f"pretrained weights). Received: weights={self.weights!r}."
             )
         return self
+
+    def pipeline_options(self) -> dict[str, Any]:
+        """The `keras_sumix.data.make_pipeline` arguments of the run (those
+        its training and test pipelines share)."""
+        image_size = self.image_size
+        options: dict[str, Any] = {
+            "recipe": self.pipeline,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+        if self.dataset == "folder":
+            # The loader shuffles the file list: a shuffle buffer of decoded
+            # images would hold them at their full size.
+            options["shuffle"] = False
+            if image_size is None and self.pipeline == "cifar":
+                image_size = FOLDER_IMAGE_SIZE
+        return {**options, "image_size": image_size}
 
 
 def occluded_split(config: TrainConfig, split: str) -> Any:
@@ -216,7 +286,16 @@ def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
             data_module.NUM_CLASSES,
         )
     root = config.data_dir
-    if config.dataset == "cifar100":
+    if config.dataset == "folder":
+        ds, names = data_module.load_image_folder(
+            root,
+            "train" if training else "val",
+            validation_fraction=config.validation_fraction,
+            shuffle=training,
+            seed=config.seed,
+        )
+        classes = len(names)
+    elif config.dataset == "cifar100":
         ds = data_module.load_cifar100(split, data_dir=root)
         classes = 100
     elif config.dataset == "cub":
@@ -274,9 +353,7 @@ def build_backbone(config: TrainConfig, input_shape) -> keras.Model:
         preset = str(weights)[len(HUB_PREFIX) :]
         return models.from_hub(preset)
     builder = getattr(models, config.backbone)
-    if config.backbone == "small_cnn":
-        if weights:
-            raise ValueError("`weights` is not supported for backbone='small_cnn'.")
+    if config.backbone == "small_cnn":  # `validate` refuses `weights`
         return builder(input_shape=tuple(input_shape))
     if config.backbone in TRANSFORMERS:
         return builder(image_size=tuple(input_shape[:2]), weights=weights)
@@ -346,12 +423,87 @@ class _HistoryFile(keras.callbacks.Callback):
         self.path.write_text(json.dumps([*history, row], indent=1))
 
 
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """A config dict without `output_dir` (the same folder may be spelt two
+    ways) and with the defaults of fields an older `config.json` lacks."""
+    defaults = dataclasses.asdict(TrainConfig())
+    return {k: values.get(k, v) for k, v in defaults.items() if k != "output_dir"}
+
+
+def prepare_run_dir(config: TrainConfig, overwrite: bool = False) -> str:
+    """Check what `output_dir` holds before `train` writes to it.
+
+    Args:
+        config: the run.
+        overwrite: remove a previous run's files (`RUN_FILES`) first.
+
+    Returns:
+        `"new"` (nothing of a run there, or `overwrite`) or `"resume"` (an
+        interrupted run of the same config: `train` continues it).
+
+    Raises:
+        FileExistsError: the folder holds a finished run (completed or
+            diverged), a run of another config, or run files without a
+            readable `config.json`; the message names the way out
+            (`overwrite=True`, `--overwrite` on the command line, or another
+            `output_dir`).
+    """
+    out = Path(config.output_dir)
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present:
+        return "new"
+    if overwrite:
+        for name in present:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        return "new"
+    way_out = (
+        "Pass overwrite=True (`keras-sumix train --overwrite`) to replace it, "
+        "or choose another output_dir."
+    )
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise FileExistsError(
+            f"{str(out)!r} holds run files ({', '.join(present)}) but no readable "
+            f"config.json: it is not a run this command can resume. {way_out}"
+        ) from None
+    if not isinstance(saved, dict):
+        saved = {}
+    ours = _comparable(dataclasses.asdict(config))
+    theirs = _comparable(saved)
+    changed = [k for k in ours if ours[k] != theirs[k]]
+    if changed:
+        shown = ", ".join(f"{k}: {theirs[k]!r} -> {ours[k]!r}" for k in changed)
+        raise FileExistsError(
+            f"{str(out)!r} holds a run of another config ({shown}). {way_out}"
+        )
+    results_path = out / "results.json"
+    if results_path.exists():
+        status = json.loads(results_path.read_text()).get("status", "completed")
+        raise FileExistsError(
+            f"{str(out)!r} holds a finished run of this config (status "
+            f"{status!r}, see results.json). {way_out}"
+        )
+    return "resume"
+
+
 def train(
     config: TrainConfig,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a run and write its folder.
+
+    A folder that already holds a run is never overwritten unless asked: an
+    interrupted run of the same config is resumed; a finished one (completed
+    or diverged), a run of another config, or run files without a
+    `config.json` raise a `FileExistsError` naming the way out
+    (`prepare_run_dir`); `overwrite=True` removes the previous run first.
 
     `output_dir` receives `config.json`, `checkpoint.keras` (every epoch),
     `history.json` (one row per epoch, test metrics included), `backup/`
@@ -364,7 +516,9 @@ def train(
     `k` restarts epoch `k` from its first batch, and the pipeline's shuffle
     and augmentation of epoch `k` depend only on `(seed, k)`
     (`make_pipeline(epoch=...)`). A resumed run thus ends with the weights of
-    an uninterrupted one (to float rounding; same backend and machine).
+    an uninterrupted one (to float rounding; same backend and machine), except
+    for `dataset="folder"`, whose loader reshuffles the file list every epoch
+    (`keras_sumix.data.load_image_folder(shuffle=True)`).
 
     If the training loss becomes NaN or infinite, training stops at once:
     `results.json` gets `"status": "diverged"` and the `"error"`, the
@@ -377,6 +531,7 @@ def train(
         config: the run.
         verbose: `fit` verbosity (Keras progress bars by default).
         callbacks: extra Keras callbacks, run after the run's own ones.
+        overwrite: replace a run already in `output_dir`.
 
     Returns:
         The results: final test top-1 and loss, the median test top-1 of the
@@ -384,21 +539,20 @@ def train(
 
     Raises:
         TrainingDiverged: the training loss became NaN or infinite.
+        FileExistsError: `output_dir` holds a run that is not resumed (see
+            above).
+        ImportError: TensorFlow (the input pipeline's `tf.data`) is not
+            installed; nothing is written.
     """
     config.validate()
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be a bool. Received: {overwrite!r}.")
+    tf = _tensorflow()
     keras.utils.set_random_seed(config.seed)
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
-
-    tf = _tensorflow()
+    prepare_run_dir(config, overwrite)
     train_raw, test_raw, num_classes = _load(config)
-    pipeline = {
-        "recipe": config.pipeline,
-        "batch_size": config.batch_size,
-        "seed": config.seed,
-        "image_size": config.image_size,
-    }
+    pipeline = config.pipeline_options()
     # Each epoch's order and augmentation depend on (seed, epoch) only, so a
     # resumed run replays exactly the epochs it has not finished (RandAugment
     # excepted: its random state restarts with the process).
@@ -420,6 +574,10 @@ def train(
     if model.mixer.needs_features:  # AutoMix's momentum schedule: the run
         model.mixer.momentum_steps = steps * config.epochs
     model.compile(optimizer=build_optimizer(config, steps), metrics=["accuracy"])
+    # Written once the data and the model are built: a setting that fails
+    # leaves no run behind (a rerun with it fixed is not "another config").
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     # The history row is written before the backup marks the epoch done. The
     # backup is taken at epoch ends only: Keras restarts an interrupted epoch
     # from its first batch, so a mid-epoch backup would replay batches on

@@ -93,3 +93,20 @@ def resnet_preset(root):
     path = root / "tiny_resnet_preset"
     tiny_resnet_backbone().save_to_preset(str(path))
     return path
+
+
+def image_folder(root, classes=("cats", "dogs"), per_class=5, split=False):
+    """A user's own images, one subfolder per class (`split`: under `train/`
+    and `val/`), PNGs of different sizes, coloured by class; returns `root`."""
+    rng = np.random.default_rng(0)
+    parts = [("train", per_class), ("val", 2)] if split else [("", per_class)]
+    for part, count in parts:
+        for label, name in enumerate(classes):
+            for i in range(count):
+                height, width = (int(v) for v in rng.integers(12, 40, 2))
+                image = np.empty((height, width, 3), "uint8")
+                image[...] = np.asarray(COLOURS[label % len(COLOURS)], "uint8")
+                path = os.path.join(root, part, name, f"{i}.png")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tf.io.write_file(path, tf.io.encode_png(image))
+    return root

@@ -39,14 +39,18 @@ def _data(n=8, size=16, seed=0):
 # The layer
 # --------------------------------------------------------------------------- #
 def _numpy_block(block, features, perm, lam, size):
-    """The mix block in NumPy: lam as a channel, one query/key embedding,
-    softmax attention, the partner's values, nearest upsampling, sigmoid."""
+    """The mix block in NumPy: lam as a channel (if `lam_channel`), one
+    query/key embedding, softmax attention, the partner's values, nearest
+    upsampling, sigmoid."""
     qk, qb = (to_np(w) for w in block.query.weights)
     vk, vb = (to_np(w) for w in block.value.weights)
     n, h, w, _ = features.shape
-    lam = lam.reshape(-1, 1, 1, 1) * np.ones((n, h, w, 1), "float32")
-    own = np.concatenate([features, lam], -1).reshape(n, h * w, -1)
-    partner = np.concatenate([features[perm], 1 - lam], -1).reshape(n, h * w, -1)
+    own, partner = features, features[perm]
+    if block.lam_channel:
+        lam = lam.reshape(-1, 1, 1, 1) * np.ones((n, h, w, 1), "float32")
+        own = np.concatenate([own, lam], -1)
+        partner = np.concatenate([partner, 1 - lam], -1)
+    own, partner = own.reshape(n, h * w, -1), partner.reshape(n, h * w, -1)
     q, k = own @ qk + qb, partner @ qk + qb
     scores = q @ k.transpose(0, 2, 1) / math.sqrt(qk.shape[1])
     attention = np.exp(scores - scores.max(-1, keepdims=True))
@@ -56,10 +60,11 @@ def _numpy_block(block, features, perm, lam, size):
     return 1.0 - 1.0 / (1.0 + np.exp(-logits))
 
 
-def test_mix_block_matches_numpy():
+@pytest.mark.parametrize("lam_channel", [False, True])
+def test_mix_block_matches_numpy(lam_channel):
     rng = np.random.default_rng(0)
     features = rng.standard_normal((5, 2, 3, 6)).astype("float32")
-    block = MixBlock(reduction=2)
+    block = MixBlock(reduction=2, lam_channel=lam_channel)
     block.build(features.shape)
     for weight in block.weights:  # larger than the init, to test something
         weight.assign(rng.standard_normal(weight.shape).astype("float32"))
@@ -70,6 +75,7 @@ def test_mix_block_matches_numpy():
     assert mask.shape == (5, 4, 6)
     np.testing.assert_allclose(mask, expected, rtol=1e-4, atol=1e-5)
     assert block.query.units == 3  # 6 channels // reduction 2
+    assert tuple(block.query.kernel.shape) == (6 + lam_channel, 3)
 
 
 @given(
@@ -131,6 +137,19 @@ def test_momentum_schedule_is_the_references_cosine(step):
     assert float(to_np(AutoMix(momentum=0.9).momentum_at(step))) == pytest.approx(0.9)
 
 
+def test_default_momentum_follows_the_training_length():
+    """None: an EMA time scale of 1 % of `momentum_steps`, capped at the
+    reference's 0.999; the reference's 0.999 without a length."""
+    assert AutoMix().start_momentum == 0.999
+    assert AutoMix(momentum_steps=500).start_momentum == pytest.approx(0.8)
+    assert AutoMix(momentum_steps=50).start_momentum == 0.0
+    assert AutoMix(momentum_steps=10**6).start_momentum == 0.999
+    tied = AutoMix(momentum_steps=500)
+    assert float(to_np(tied.momentum_at(0))) == pytest.approx(0.8)
+    assert float(to_np(tied.momentum_at(500))) == pytest.approx(0.999999)
+    assert AutoMix.from_config(tied.get_config()).momentum is None
+
+
 def test_arguments_are_validated():
     with pytest.raises(ValueError, match="momentum"):
         AutoMix(momentum=1.5)
@@ -146,9 +165,14 @@ def test_arguments_are_validated():
         AutoMix(momentum_steps=0)
     with pytest.raises(ValueError, match="learned mixer"):
         ks.layers.RandomChoice([AutoMix(), ks.layers.CutMix()])
-    config = AutoMix(lam_margin=0.03, momentum_steps=10, reduction=4).get_config()
+    with pytest.raises(TypeError, match="lam_channel"):
+        AutoMix(lam_channel=1)
+    config = AutoMix(
+        lam_margin=0.03, momentum_steps=10, reduction=4, lam_channel=True
+    ).get_config()
     again = AutoMix.from_config(config)
     assert (again.lam_margin, again.momentum_steps, again.reduction) == (0.03, 10, 4)
+    assert again.lam_channel and not AutoMix().lam_channel
 
 
 # --------------------------------------------------------------------------- #
@@ -236,6 +260,39 @@ def test_the_momentum_encoder_is_frozen_and_starts_equal():
         np.testing.assert_array_equal(to_np(online), to_np(copy))
 
 
+def _stage(backbone, name="stage2"):
+    return keras.Model(backbone.inputs, backbone.get_layer(name).output)
+
+
+def test_the_copy_normalises_with_the_batch_statistics():
+    """As the reference's copy (in train mode): right after `build` its
+    features are the network's training-pass features, and reading them
+    assigns nothing."""
+    model = _model()
+    x, _ = _data()
+    online = to_np(_stage(model.backbone)(x, training=True))
+    state = [to_np(v) for v in model.momentum_encoder.weights]
+    np.testing.assert_allclose(to_np(model.mix_features(x)), online, atol=1e-5)
+    for v, before in zip(model.momentum_encoder.weights, state, strict=True):
+        np.testing.assert_array_equal(to_np(v), before, err_msg=v.path)
+    # Not the inference pass (moving statistics at their initial 0 / 1).
+    inference = to_np(_stage(model.backbone)(x, training=False))
+    assert np.abs(online - inference).max() > 1e-2
+
+
+def test_one_step_moves_the_blocks_query():
+    """The block's query/key weights get a real gradient (about 1e-9 when
+    the copy normalised with stale moving statistics)."""
+    model = _model(size=32, widths=(8, 16, 16))
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    data = ks.data.occluded_objects(16, seed=0)
+    x, y = data.images, data.labels % CLASSES
+    before = to_np(model.mixer.mix_block.query.kernel)
+    model.train_on_batch(x, y)
+    moved = np.abs(to_np(model.mixer.mix_block.query.kernel) - before).max()
+    assert moved > 1e-5
+
+
 def test_ema_update_follows_its_formula():
     model = _model(mixer=AutoMix(feature_layer="stage2", seed=1, momentum=0.75))
     model.compile(optimizer=keras.optimizers.SGD(0.5))
@@ -249,6 +306,10 @@ def test_ema_update_follows_its_formula():
         np.testing.assert_allclose(to_np(copy), expected, rtol=1e-5, atol=1e-6)
         moved = max(moved, float(np.abs(to_np(copy) - old).max()))
     assert moved > 1e-3
+    # The parameters only: batch norm's moving statistics are not averaged.
+    paired = {id(copy) for _, copy in pairs}
+    statistics = [v for v in model.momentum_encoder.weights if "moving" in v.path]
+    assert statistics and not any(id(v) in paired for v in statistics)
 
 
 def _gradients(model, loss_fn):
@@ -381,3 +442,20 @@ def test_keras_hub_backbone_reads_a_pyramid_output():
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["mix_block_loss"]).all()
     assert tuple(model.mix_features(x).shape) == (8, 4, 4, 64)
+
+
+@pytest.mark.slow
+def test_the_block_learns_spatial_masks():
+    """200 steps on the embedded data with a short momentum time scale:
+    the held-out block masks are no longer a uniform blend (their per-pixel
+    std was about 1e-7 when the copy used stale moving statistics)."""
+    data = ks.data.occluded_objects(320, seed=0)
+    labels = data.labels % CLASSES
+    mixer = AutoMix(feature_layer="stage2", seed=1, momentum_steps=200)
+    model = _model(mixer=mixer, size=32, widths=(16, 32, 32))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    model.fit(data.images[:256], labels[:256], batch_size=32, epochs=25, verbose=0)
+    held_out = data.images[256:]
+    params = mixer.draw(held_out, features=model.mix_features(held_out))
+    std = to_np(params["block_mask"]).reshape(len(held_out), -1).std(axis=1)
+    assert std.mean() > 1e-2

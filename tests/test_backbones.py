@@ -315,3 +315,28 @@ def test_classifier_bad_backbone():
     fc = head.get_layer("fc")
     expected = to_np(sequence(x)).mean(axis=1) @ to_np(fc.kernel) + to_np(fc.bias)
     np.testing.assert_allclose(to_np(head(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+SHAPED_BUILDERS = [*BUILDERS, models.small_cnn]
+
+
+@pytest.mark.parametrize("builder", SHAPED_BUILDERS, ids=lambda b: b.__name__)
+def test_shape_in_the_other_layout_is_named(builder):
+    """A channels-first shape given to a channels-last network (and the
+    converse) raises the ValueError naming the layout, before any layer."""
+    with pytest.raises(ValueError, match=r"looks like a channels-first shape"):
+        builder(input_shape=(3, 32, 32))
+    keras.config.set_image_data_format("channels_first")  # reset by conftest
+    with pytest.raises(ValueError, match=r"looks like a channels-last shape"):
+        builder(input_shape=(32, 32, 3))
+
+
+def test_small_cnn_channels_and_layouts():
+    """small_cnn takes grayscale, RGB and RGBA images, in the configured
+    layout (its default shape follows it too)."""
+    assert models.small_cnn((28, 28, 1), widths=(4,)).output_shape == (None, 4)
+    assert models.small_cnn((None, None, 4), widths=(4,)).output_shape == (None, 4)
+    with pytest.raises(ValueError, match=r"1, 3 or 4 channels.*\(32, 32, 2\)"):
+        models.small_cnn((32, 32, 2))
+    keras.config.set_image_data_format("channels_first")  # reset by conftest
+    assert models.small_cnn(widths=(4,)).input_shape == (None, 3, 32, 32)

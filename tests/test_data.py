@@ -23,6 +23,7 @@ from fixtures import (
     COLOURS,
     aircraft_tree,
     cub_tree,
+    image_folder,
     write,
     write_jpeg,
 )
@@ -38,6 +39,7 @@ from keras_sumix.data import (
     load_cifar100_c,
     load_cub200_2011,
     load_fgvc_aircraft,
+    load_image_folder,
     load_tiny_imagenet,
     make_pipeline,
     occluded_objects,
@@ -278,6 +280,67 @@ def test_loader_argument_types(tmp_path):
         load_cub200_2011(42)
     with pytest.raises(TypeError, match="shuffle"):
         load_tiny_imagenet(tmp_path, shuffle="yes")
+
+
+# ---------------------------------------------------------------------- #
+# A folder of the user's own images
+# ---------------------------------------------------------------------- #
+def test_image_folder_splits_each_class_the_same_way_every_time(tmp_path):
+    image_folder(tmp_path, classes=("cats", "dogs", "owls"), per_class=5)
+    (tmp_path / ".hidden").mkdir()  # skipped, as are non-image files
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+    train, names = load_image_folder(tmp_path, "train")
+    val, same = load_image_folder(tmp_path, "val")
+    assert names == same == ["cats", "dogs", "owls"]
+    train, val = _arrays(train), _arrays(val)
+    # 20% of 5 images per class held out: 1 per class, 4 trained on.
+    assert [int(y) for _, y in train] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [int(y) for _, y in val] == [0, 1, 2]
+    for image, label in train + val:  # any size, labelled by its folder
+        assert image.dtype == np.uint8 and image.shape[2] == 3
+        assert _colour_index(image) == label
+    sizes = {image.shape for image, _ in train}
+    assert len(sizes) > 1
+    again = _arrays(load_image_folder(tmp_path, "val")[0])
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(val, again, strict=True))
+    half = _arrays(load_image_folder(tmp_path, "val", validation_fraction=0.5)[0])
+    assert len(half) == 3 * 2  # round(2.5) = 2 per class
+
+
+def test_image_folder_with_train_and_val_folders(tmp_path):
+    image_folder(tmp_path, per_class=3, split=True)
+    train, names = load_image_folder(tmp_path, "train")
+    val, _ = load_image_folder(tmp_path, "val")
+    assert names == ["cats", "dogs"]
+    assert [int(y) for _, y in _arrays(train)] == [0, 0, 0, 1, 1, 1]
+    assert [int(y) for _, y in _arrays(val)] == [0, 0, 1, 1]
+    # The split is given: a fraction would be ignored, hence refused.
+    with pytest.raises(ValueError, match="validation_fraction"):
+        load_image_folder(tmp_path, "train", validation_fraction=0.3)
+
+
+def test_image_folder_errors_name_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_image_folder(tmp_path / "nowhere")
+    with pytest.raises(TypeError, match="data_dir"):
+        load_image_folder(42)
+    image_folder(tmp_path / "one", classes=("cats",))
+    with pytest.raises(ValueError, match="one subfolder per class"):
+        load_image_folder(tmp_path / "one")
+    image_folder(tmp_path / "empty")
+    (tmp_path / "empty" / "owls").mkdir()
+    with pytest.raises(ValueError, match=r"owls.*holds no image"):
+        load_image_folder(tmp_path / "empty")
+    image_folder(tmp_path / "two")
+    for fraction in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            load_image_folder(tmp_path / "two", validation_fraction=fraction)
+    with pytest.raises(ValueError, match="split"):
+        load_image_folder(tmp_path / "two", "test")
+    image_folder(tmp_path / "split", split=True)
+    (tmp_path / "split" / "val" / "owls").mkdir()
+    with pytest.raises(ValueError, match="owls"):
+        load_image_folder(tmp_path / "split", "val")
 
 
 # ---------------------------------------------------------------------- #

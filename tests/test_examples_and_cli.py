@@ -3,7 +3,11 @@ cleanly."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -227,3 +231,135 @@ def test_readme_first_example_runs():
     exec(compile(_first_example(ROOT / "README.md"), "README.md", "exec"), namespace)
     lam = namespace["history"].history["lam_sumix"]
     assert len(lam) == 3 and all(0.0 <= v <= 1.0 for v in lam), lam
+
+
+def _parser_actions(parser):
+    """Every option and positional of `parser` and of its sub-commands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for prog, sub_action in _parser_actions(sub):
+                    yield f"{name} {prog}".strip(), sub_action
+        yield "", action
+
+
+def test_version_and_help_on_every_option(capsys):
+    from keras_sumix import __version__
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"keras-sumix {__version__}"
+    missing = [
+        f"{command} {'/'.join(action.option_strings) or action.dest}"
+        for command, action in _parser_actions(cli.build_parser())
+        if not (action.help or "").strip()
+    ]
+    assert not missing, missing
+
+
+def test_mixer_names_in_any_case():
+    parse = cli.build_parser().parse_args
+    assert parse(["train", "--mixer", "CutMix"]).mixer == "cutmix"
+    assert parse(["train", "--mixer", "FMIX"]).mixer == "fmix"
+    with pytest.raises(SystemExit):
+        parse(["train", "--mixer", "WarpMix"])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ImportError("needs `x`"), ValueError("bad `x`"), FileNotFoundError("no `x`")],
+)
+def test_user_errors_give_one_line_others_their_traceback(monkeypatch, capsys, error):
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_show", fail)
+    assert cli.main(["show"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"keras-sumix show: error: {error}"]
+    monkeypatch.setattr(cli, "_show", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        cli.main(["show"])
+
+
+def _python(code: str, backend: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_without_tensorflow_or_matplotlib_says_what_to_install(tmp_path):
+    """What a `[jax]` or `[torch]` install sees (TensorFlow and matplotlib
+    simulated missing): one line naming the extra, exit code 2, nothing
+    written."""
+    code = """if True:
+        import importlib.abc, importlib.machinery, sys
+
+        class Missing(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+            # Importing them fails as if not installed, and leaves nothing in
+            # sys.modules (Keras and torch look there, or at find_spec).
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "matplotlib"):
+                    return importlib.machinery.ModuleSpec(name, self)
+
+            def create_module(self, spec):
+                raise ModuleNotFoundError(f"No module named {spec.name!r}")
+
+            def exec_module(self, module):
+                pass
+
+        sys.meta_path.insert(0, Missing())
+        from keras_sumix import cli
+        print(cli.main(["train", "--epochs", "1", "--output-dir", "run"]))
+        print(cli.main(["show", "cutmix", "--output", "grid.png"]))
+    """
+    backend = "jax" if BACKEND == "tensorflow" else BACKEND  # Keras needs TF there
+    result = _python(code, backend, tmp_path)
+    assert result.stdout.split() == ["2", "2"], result.stdout + result.stderr
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 2, result.stderr
+    assert err[0].startswith("keras-sumix train: error:")
+    assert "pip install 'keras-sumix[tensorflow]'" in err[0]
+    assert err[1].startswith("keras-sumix show: error:")
+    assert "pip install 'keras-sumix[viz]'" in err[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_keras_file_loads_once_keras_sumix_is_imported(tmp_path):
+    """`keras.saving.load_model` of a saved SUMixModel without `import
+    keras_sumix` fails with Keras's message naming the class (what
+    docs/models.md explains); after the import it loads."""
+    import keras_sumix
+
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+    model = keras_sumix.SUMixModel(backbone, 3, keras_sumix.layers.CutMix(seed=0))
+    model(np.zeros((1, 8, 8, 3), "float32"))
+    model.save(tmp_path / "model.keras")
+    code = """if True:
+        import keras
+        try:
+            keras.saving.load_model("model.keras")
+        except TypeError as error:
+            print("without:", str(error)[:80])
+        import keras_sumix
+        model = keras.saving.load_model("model.keras")
+        print("with:", type(model).__name__)
+    """
+    result = _python(code, BACKEND, tmp_path)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    assert lines[0].startswith("without: Could not locate class 'SUMixModel'")
+    assert lines[1] == "with: SUMixModel"

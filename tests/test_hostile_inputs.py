@@ -206,10 +206,14 @@ def test_out_of_range_labels_raise_inside_tf_data():
     for bad in (-1, CLASSES):
         labels = np.arange(N, dtype="int32") % CLASSES
         labels[2] = bad
-        ds = tf.data.Dataset.from_tensors((tagged_images(N, H, W, C), labels))
-        ds = ds.map(lambda x, y: layer((x, y)))
-        with pytest.raises(tf.errors.InvalidArgumentError, match=r"`labels`.*\[0, 4\)"):
-            list(ds.as_numpy_iterator())
+        # (N,) and (N, 1) (keras.datasets' labels) are both class indices.
+        for shaped in (labels, labels[:, None]):
+            ds = tf.data.Dataset.from_tensors((tagged_images(N, H, W, C), shaped))
+            ds = ds.map(layer)
+            with pytest.raises(
+                tf.errors.InvalidArgumentError, match=r"`labels`.*\[0, 4\)"
+            ):
+                list(ds.as_numpy_iterator())
 
 
 @given(name=st.sampled_from(NAMES), size=st.sampled_from([1, 3, 5]))

@@ -399,35 +399,30 @@ def test_inside_compiled_function(mixer_cls):
     assert not np.array_equal(to_np(lam), to_np(lam2))
 
 
-@pytest.mark.parametrize("mixer_cls", [MixUp, CutMix, FMix])
-def test_inside_model_fit(mixer_cls):
-    inputs = keras.Input((12, 12, 3))
-    layer = mixer_cls(seed=0)
-    x = layer(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(3)(x)
-    model = keras.Model(inputs, outputs)
-    # XLA on TensorFlow too (the Beta draws compile); torch's compiled step
-    # is covered by test_models.
-    jit = "auto" if BACKEND == "torch" else True
-    model.compile(
-        optimizer="sgd",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit,
-    )
-    assert layer.supports_jit
-    x = np.random.default_rng(0).random((16, 12, 12, 3), dtype="float32")
-    y = np.arange(16) % 3
-    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
-    assert model.jit_compile is (BACKEND != "torch")
-    assert np.all(np.isfinite(history.history["loss"]))
-    # Inference passes images through unchanged.
-    np.testing.assert_allclose(
-        to_np(model.predict(x, verbose=0)),
-        to_np(model.layers[-1](model.layers[-2](x))),
-        rtol=1e-5,
-        atol=1e-5,
-    )
+def test_images_alone_inside_a_model_raise():
+    # Inside a model a mixer sees the images but never the labels.
+    with pytest.raises(
+        ValueError, match=r"images alone on a symbolic input.*MixupModel"
+    ):
+        keras.Sequential([keras.Input((8, 8, 3)), MixUp(seed=0)])
+    inputs = keras.Input((8, 8, 3))
+    with pytest.raises(ValueError, match="SUMixModel"):
+        CutMix(seed=0)(inputs)
+
+    class Augmented(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.mixer = MixUp(seed=0)
+            self.head = keras.layers.Dense(2)
+
+        def call(self, x, training=False):
+            return self.head(self.mixer(x, training=training))
+
+    with pytest.raises(ValueError, match="by the model"):
+        Augmented()(tagged_images(4, 8, 8), training=True)
+    # Images and labels together, or images alone outside a model, mix.
+    x = tagged_images(4, 8, 8)
+    assert tuple(MixUp(seed=0)(x).shape) == x.shape
 
 
 # --------------------------------------------------------------------------- #
@@ -466,14 +461,19 @@ def test_random_choice_round_trip_and_model_save(tmp_path):
     revived = RandomChoice.from_config(layer.get_config())
     assert revived.probabilities == [0.25, 0.75]
     assert [type(m) for m in revived.mixers] == [MixUp, CutMix]
-    inputs = keras.Input((8, 8, 3))
-    model = keras.Model(inputs, keras.layers.Flatten()(layer(inputs)))
+    # In a saved model (images and labels in, so that both are mixed).
+    inputs, labels = keras.Input((8, 8, 3)), keras.Input((3,))
+    images, _ = layer((inputs, labels))
+    model = keras.Model([inputs, labels], keras.layers.Flatten()(images))
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.layers[1], RandomChoice)
+    assert any(isinstance(sub, RandomChoice) for sub in loaded.layers)
     x = tagged_images(2, 8, 8)
-    np.testing.assert_allclose(to_np(loaded.predict(x, verbose=0)), x.reshape(2, -1))
+    y = np.eye(3, dtype="float32")[:2]
+    np.testing.assert_allclose(
+        to_np(loaded.predict([x, y], verbose=0)), x.reshape(2, -1)
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -561,3 +561,223 @@ def test_call_errors(mixer_cls):
 def test_public_surface():
     assert keras_sumix.MixResult is keras_sumix.layers.MixResult
     assert keras_sumix.MixResult._fields == ("images", "permutation", "lam", "mask")
+
+
+# --------------------------------------------------------------------------- #
+# Labels as users have them: (N, 1) indices, label smoothing
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("mixer_cls", [MixUp, CutMix])
+def test_integer_labels_of_shape_n_1_are_class_indices(mixer_cls):
+    # What keras.datasets.cifar10.load_data() returns: uint8 (N, 1).
+    x = tagged_images(6, 8, 8)
+    column = (np.arange(6) % 4).astype("uint8")[:, None]
+    flat = mixer_cls(num_classes=4, seed=1)((x, column[:, 0]))[1]
+    labels = to_np(mixer_cls(num_classes=4, seed=1)((x, column))[1])
+    assert labels.shape == (6, 4)
+    np.testing.assert_array_equal(labels, to_np(flat))
+    # Without num_classes, indices cannot be one-hot encoded: say so.
+    with pytest.raises(ValueError, match="need `num_classes`"):
+        mixer_cls(seed=1)((x, column))
+    with pytest.raises(ValueError, match=r"indices in \[0, 3\)"):
+        mixer_cls(num_classes=3, seed=1)((x, column))
+    # Float (N, 1) labels are soft labels of one column, mixed as they are.
+    soft = np.linspace(0, 1, 6, dtype="float32")[:, None]
+    result_labels = to_np(mixer_cls(seed=1)((x, soft))[1])
+    assert result_labels.shape == (6, 1)
+    assert np.all((result_labels >= 0) & (result_labels <= 1))
+    with pytest.raises(ValueError, match=r"one-hot labels of shape \(N, 4\)"):
+        mixer_cls(num_classes=4, seed=1)((x, soft))
+
+
+def test_label_smoothing_smooths_then_mixes():
+    x = tagged_images(6, 8, 8)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    eps = 0.2
+    images, labels = MixUp(num_classes=3, seed=4, label_smoothing=eps)((x, y))
+    result = MixUp(num_classes=3, seed=4).mix(x)
+    np.testing.assert_allclose(to_np(images), to_np(result.images), rtol=1e-6)
+    lam, perm = to_np(result.lam)[:, None], to_np(result.permutation)
+    smooth = np.eye(3)[y] * (1 - eps) + eps / 3
+    expected = lam * smooth + (1 - lam) * smooth[perm]
+    np.testing.assert_allclose(to_np(labels), expected, atol=1e-6)
+    # Soft labels given as (N, C) are smoothed the same way.
+    onehot = np.eye(3, dtype="float32")[y]
+    _, again = MixUp(seed=4, label_smoothing=eps)((x, onehot))
+    np.testing.assert_allclose(to_np(again), expected, atol=1e-6)
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(
+            ValueError, match=r"`label_smoothing` must be .* \[0\.0, 1\.0\)"
+        ):
+            CutMix(label_smoothing=bad)
+    config = CutMix(label_smoothing=0.1).get_config()
+    assert CutMix.from_config(config).label_smoothing == 0.1
+
+
+# --------------------------------------------------------------------------- #
+# ds.map(mixer): the tuple and the dict form
+# --------------------------------------------------------------------------- #
+def test_dataset_map_takes_the_tuple_and_the_dict_form():
+    tf = pytest.importorskip("tensorflow")
+    x = tagged_images(8, 8, 8)
+    y = (np.arange(8) % 4).astype("int32")[:, None]  # (N, 1), as keras.datasets
+    mixer = CutMix(num_classes=4, seed=0)
+    pairs = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    images, labels = next(iter(pairs.map(mixer).as_numpy_iterator()))
+    assert images.shape == (4, 8, 8, 3) and labels.shape == (4, 4)
+    np.testing.assert_allclose(labels.sum(-1), 1.0, atol=1e-6)
+    dicts = tf.data.Dataset.from_tensor_slices({"images": x, "labels": y}).batch(4)
+    batch = next(iter(dicts.map(mixer).as_numpy_iterator()))
+    assert batch["labels"].shape == (4, 4)
+    wrapped = pairs.map(lambda i, lab: mixer({"images": i, "labels": lab}))
+    assert next(iter(wrapped.as_numpy_iterator()))["labels"].shape == (4, 4)
+    with pytest.raises(ValueError, match="not both"):
+        mixer({"images": x, "labels": y}, y)
+
+
+# --------------------------------------------------------------------------- #
+# An explicit seed: the functional form for compiled loops
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("mixer_cls", ALL)
+def test_explicit_seed_draws_from_that_seed_alone(mixer_cls):
+    x = tagged_images(6, 12, 12)
+    layer = mixer_cls(seed=0)
+    state = to_np(layer.generator.state)
+    a, b = layer.mix(x, seed=11), layer.mix(x, seed=11)
+    np.testing.assert_array_equal(to_np(a.images), to_np(b.images))
+    np.testing.assert_array_equal(to_np(layer.generator.state), state)
+    # The same draw as a fresh layer seeded with it.
+    fresh = mixer_cls(seed=11).mix(x)
+    np.testing.assert_array_equal(to_np(a.permutation), to_np(fresh.permutation))
+    np.testing.assert_array_equal(to_np(a.lam), to_np(fresh.lam))
+    other = layer.mix(x, seed=keras.ops.convert_to_tensor([11, 1], "int32"))
+    assert not np.array_equal(to_np(other.lam), to_np(a.lam))
+
+
+def test_explicit_seed_errors():
+    x = tagged_images(4, 8, 8)
+    with pytest.raises(ValueError, match=r"shape \(2,\).*shape \(3,\)"):
+        MixUp().mix(x, seed=np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="dtype float32"):
+        MixUp().mix(x, seed=np.array([1.0, 2.0], "float32"))
+
+
+def test_compiled_loop_with_explicit_seeds_draws_anew_each_step():
+    mixer = CutMix(num_classes=3, seed=0)
+    x = tagged_images(6, 12, 12)
+    y = np.arange(6) % 3
+    if BACKEND == "jax":
+        import jax
+
+        @jax.jit
+        def step(images, labels, key):
+            key, step_key = jax.random.split(key)
+            return mixer(images, labels, seed=step_key), key
+
+        key = jax.random.PRNGKey(0)
+        draws = []
+        for _ in range(3):
+            (_, labels), key = step(x, y, key)
+            draws.append(to_np(labels))
+        # The stateful call raises instead of repeating one draw.
+        with pytest.raises(RuntimeError, match="seed=step_key"):
+            jax.jit(lambda images: mixer.mix(images).lam)(x)
+    else:
+
+        def step(images, labels, seed):  # TensorFlow: in a graph; torch: eager
+            return mixer(images, labels, seed=seed)
+
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            step = tf.function(step)
+        draws = [
+            to_np(step(x, y, keras.ops.convert_to_tensor([k, 7]))[1]) for k in range(3)
+        ]
+    assert not np.array_equal(draws[0], draws[1])
+    assert not np.array_equal(draws[1], draws[2])
+    # Nothing leaked: the layer still mixes eagerly from its own stream.
+    assert tuple(mixer.mix(x).images.shape) == x.shape
+
+
+# --------------------------------------------------------------------------- #
+# RandomChoice runs the chosen mixer only
+# --------------------------------------------------------------------------- #
+def _mixup_of(x, result):
+    """MixUp's output for the pairing and lam of `result`."""
+    return MixUp().apply(x, {"permutation": result.permutation, "lam": result.lam})
+
+
+def test_random_choice_runs_only_the_chosen_mixer():
+    x = tagged_images(6, 12, 12)
+    calls = []
+
+    class Spy(FMix):
+        def _mix(self, images, masks=None, **context):
+            calls.append(1)
+            return super()._mix(images, masks, **context)
+
+    layer = RandomChoice([MixUp(), Spy()], probabilities=[1, 0], seed=3)
+    result = layer.mix(x)
+    assert calls == []
+    # The chosen mixer's output for that draw, whatever the other one is.
+    np.testing.assert_allclose(to_np(result.images), to_np(_mixup_of(x, result).images))
+    other = RandomChoice([MixUp(), CutMix()], probabilities=[1, 0], seed=3).mix(x)
+    np.testing.assert_array_equal(to_np(other.images), to_np(result.images))
+    np.testing.assert_array_equal(to_np(other.lam), to_np(result.lam))
+    # Compiled, the choice stays random per call and each result is one
+    # candidate's.
+    mixed = RandomChoice([MixUp(), CutMix()], seed=1)
+
+    def fn(images, seed):
+        return tuple(mixed.mix(images, seed=seed))[:3]
+
+    if BACKEND == "jax":
+        import jax
+
+        fn = jax.jit(fn)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(fn)
+    kinds = []
+    for k in range(8):
+        images, perm, lam = (
+            to_np(t) for t in fn(x, keras.ops.convert_to_tensor([k, 0]))
+        )
+        fixed = type("R", (), {"images": images, "permutation": perm, "lam": lam})
+        cut = _came_from_cutting(x, fixed)
+        if not cut:
+            np.testing.assert_allclose(
+                images, to_np(_mixup_of(x, fixed).images), rtol=1e-6
+            )
+        kinds.append(cut)
+    assert 0 < sum(kinds) < 8
+
+
+# --------------------------------------------------------------------------- #
+# Keras's dict format: segmentation masks, bounding boxes
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("mixer_cls", [*ALL, "random_choice"])
+def test_segmentation_masks_follow_the_images(mixer_cls):
+    # Masks equal to the images' first channel: mixed with the images' own
+    # draw, they come out as the mixed images' first channel.
+    x = tagged_images(6, 12, 12)
+    masks = x[..., :1].copy()
+    if mixer_cls == "random_choice":
+        layer = RandomChoice([MixUp(), CutMix(), FMix()], num_classes=3, seed=2)
+    else:
+        layer = mixer_cls(num_classes=3, seed=2)
+    out = layer({"images": x, "labels": np.arange(6) % 3, "segmentation_masks": masks})
+    assert set(out) == {"images", "labels", "segmentation_masks"}
+    mixed_masks = to_np(out["segmentation_masks"])
+    assert mixed_masks.shape == masks.shape
+    np.testing.assert_allclose(mixed_masks, to_np(out["images"])[..., :1], rtol=1e-6)
+
+
+def test_bounding_boxes_are_refused():
+    x = tagged_images(4, 8, 8)
+    boxes = {"boxes": np.zeros((4, 1, 4), "float32"), "labels": np.zeros((4, 1))}
+    with pytest.raises(ValueError, match="does not mix `bounding_boxes`"):
+        CutMix(num_classes=2)({"images": x, "bounding_boxes": boxes})
+    with pytest.raises(ValueError, match="`segmentation_masks` must have the batch"):
+        CutMix()({"images": x, "segmentation_masks": np.zeros((4, 6, 6, 1))})

@@ -137,7 +137,13 @@ def test_random_choice_fills_a_missing_mask_with_lam():
         np.testing.assert_allclose(
             mask.mean(axis=(1, 2, 3)), to_np(result.lam), atol=1e-6
         )
-    assert layers.RandomChoice([layers.MixUp()]).mix(x).mask is None
+    # Only MixUp: its mask too is lam everywhere (every candidate's result
+    # has the same structure, as the switch between them needs).
+    only = layers.RandomChoice([layers.MixUp()], seed=0).mix(x)
+    np.testing.assert_array_equal(
+        to_np(only.mask)[..., 0],
+        np.broadcast_to(to_np(only.lam)[:, None, None], (6, 8, 8)),
+    )
 
 
 # ---------------------------------------------------------------------- #
@@ -155,6 +161,12 @@ def test_the_registry_lists_every_mixer_with_its_facts():
         # in place implies the masks give the true share.
         assert cls.true_share or not cls.in_place
     assert isinstance(ks.layers.get_mixer("Cut-Mix"), ks.layers.CutMix)
+    # Names in any case, as the CLI's `--mixer CutMix` gives them.
+    for spelling in ("CutMix", "CUTMIX", "cut_mix", "ResizeMix"):
+        assert registry.mixer_class(spelling).mixer_name == spelling.lower().replace(
+            "_", ""
+        )
+        assert registry.label(spelling) == registry.mixer_class(spelling).__name__
     with pytest.raises(ValueError, match=r"Unknown mixer 'nope'\. Expected one of"):
         ks.layers.get_mixer("nope")
 

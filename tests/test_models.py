@@ -243,7 +243,11 @@ def test_errors():
     model.compile(optimizer="sgd")
     x, y = data(n=8)
     with pytest.raises(ValueError, match="sample_weight"):
-        model.fit(x, y, sample_weight=np.ones(8), verbose=0)
+        model.fit(x, y, sample_weight=-np.ones(8), verbose=0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ks.MixupModel(backbone, 4, CutMix(), label_smoothing=1.0)
+    with pytest.raises(ValueError, match=r"label_smoothing=0\.1"):
+        ks.SUMixModel(backbone, 4, MixUp(label_smoothing=0.1))
     fresh = ks.SUMixModel(tiny_backbone(), 4, CutMix())
     fresh.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="Labels"):
@@ -313,3 +317,173 @@ def test_torch_compiled_step_matches_eager():
     np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
     for compiled, eager in zip(runs[True][1], runs[False][1], strict=True):
         np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- #
+# Soft labels, label smoothing, sample weights, dtype policies (issue 24)
+# --------------------------------------------------------------------------- #
+def linear_backbone(seed=0) -> keras.Model:
+    """No batch norm: a training-mode forward pass is a pure function."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    return keras.Model(inputs, keras.layers.Conv2D(8, 3, padding="same")(inputs))
+
+
+def _log_softmax(logits):
+    logits = logits - logits.max(-1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+
+
+def _fixed_draw(model_cls, **kwargs):
+    """A model, its batch, and the mix its first training step draws (a
+    fresh copy of its mixer, same seed), with the mixed-pass logits."""
+    x, y = data(n=8)
+    model = model_cls(linear_backbone(), 4, MixUp(seed=5), **kwargs)
+    model.build(x.shape)
+    mix = MixUp.from_config(model.mixer.get_config()).mix(x)
+    logits = to_np(model(mix.images, training=True)).astype("float64")
+    lam = to_np(mix.lam).astype("float64").reshape(-1)
+    return model, x, y, to_np(mix.permutation), lam, logits
+
+
+@pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])
+def test_soft_training_labels_raise(model_cls):
+    """Labels already mixed (by a mixer in the data pipeline) would be mixed
+    twice: NumPy ones raise before tracing, tensor ones stop fit."""
+    x, y = data(n=8)
+    soft = (
+        0.6 * np.eye(4, dtype="float32")[y] + 0.4 * np.eye(4, dtype="float32")[y[::-1]]
+    )
+    model = model_cls(tiny_backbone(), 4, MixUp(seed=0))
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"soft.*mixed twice.*one-hot"):
+        model.fit(x, soft, verbose=0)
+    with pytest.raises(ValueError, match="soft"):
+        model.train_on_batch(x, soft)
+
+    def batches():
+        while True:
+            yield x, keras.ops.convert_to_tensor(soft)
+
+    with pytest.raises(ks.callbacks.TrainingDiverged, match="already mixed"):
+        model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    # One-hot rows still train.
+    history = model.fit(x, np.eye(4, dtype="float32")[y], verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mixup_model_loss_by_hand(smoothing, weighted):
+    """Smooth the one-hot labels, then mix; a mixed sample weighs
+    `lam * w_a + (1 - lam) * w_b`; the loss is `mean(w * CE)`."""
+    model, x, y, perm, lam, logits = _fixed_draw(
+        ks.MixupModel, label_smoothing=smoothing
+    )
+    weight = np.linspace(0.5, 2.0, 8)
+    target = np.eye(4)[y] * (1 - smoothing) + smoothing / 4
+    mixed = lam[:, None] * target + (1 - lam[:, None]) * target[perm]
+    ce = -(mixed * _log_softmax(logits)).sum(-1)
+    w = lam * weight + (1 - lam) * weight[perm] if weighted else np.ones(8)
+    terms, _ = model.training_terms(
+        x, y, weight.astype("float32") if weighted else None
+    )
+    np.testing.assert_allclose(to_np(terms["loss"]), (w * ce).mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["per_sample", "reference"])
+@pytest.mark.parametrize(
+    "smoothing, weighted", [(0.2, False), (0.0, True), (0.1, True)]
+)
+def test_sumix_model_loss_by_hand(reduction, smoothing, weighted):
+    """SUMix smooths the targets of its mixed cross-entropy and weights its
+    terms per mixed sample; the regulariser keeps the hard labels and no
+    weight (lambda_mode="area": the corrected lam is the area lam)."""
+    options = {"lambda_mode": "area", "reduction": reduction, "gamma": 0.5}
+    model, x, y, perm, lam, logits = _fixed_draw(
+        ks.SUMixModel, label_smoothing=smoothing, **options
+    )
+    plain = ks.SUMixModel(linear_backbone(), 4, MixUp(seed=5), **options)
+    plain.build(x.shape)
+    for a, b in zip(model.weights, plain.weights, strict=True):
+        b.assign(a)
+    weight = np.linspace(0.5, 2.0, 8)
+    target = np.eye(4)[y] * (1 - smoothing) + smoothing / 4
+    log_p = _log_softmax(logits)
+    w = lam * weight + (1 - lam) * weight[perm] if weighted else np.ones(8)
+    ce_a = w * -(target * log_p).sum(-1)
+    ce_b = w * -(target[perm] * log_p).sum(-1)
+    if reduction == "per_sample":
+        mix_loss = (lam * ce_a + (1 - lam) * ce_b).mean()
+    else:
+        mix_loss = lam.mean() * ce_a.mean() + (1 - lam).mean() * ce_b.mean()
+    sample_weight = weight.astype("float32") if weighted else None
+    terms, _ = model.training_terms(x, y, sample_weight)
+    reference, _ = plain.training_terms(x, y)
+    np.testing.assert_allclose(to_np(terms["mix_loss"]), mix_loss, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_np(terms["reg_loss"]), to_np(reference["reg_loss"]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        to_np(terms["loss"]), mix_loss + 0.5 * to_np(reference["reg_loss"]), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])
+def test_class_weight_is_the_weight_of_each_label(model_cls):
+    """`class_weight` trains exactly as the `sample_weight` of each label's
+    class (Keras turns one into the other); both used to raise."""
+    x, y = data(n=16)
+    class_weight = {0: 1.0, 1: 3.0, 2: 0.5, 3: 1.0}
+    losses = []
+    for kwargs in (
+        {"class_weight": class_weight},
+        {"sample_weight": np.array([class_weight[c] for c in y], "float32")},
+    ):
+        model = model_cls(linear_backbone(), 4, MixUp(seed=1))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"])
+        history = model.fit(
+            x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, **kwargs
+        )
+        losses.append(history.history["loss"][0])
+    assert np.isfinite(losses[0])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def _policy_names(model):
+    heads = [model.classifier, getattr(model, "uncertainty_head", model.classifier)]
+    return [model.dtype_policy.name] + [h.dtype_policy.name for h in heads]
+
+
+@pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])
+def test_dtype_policy_round_trips(model_cls, tmp_path):
+    model = model_cls(
+        tiny_backbone(), 4, MixUp(seed=0), dtype="mixed_bfloat16", label_smoothing=0.1
+    )
+    x, y = data(n=8)
+    model.compile(optimizer="sgd")
+    model.fit(x, y, verbose=0)
+    assert _policy_names(model) == ["mixed_bfloat16"] * 3
+    config = model.get_config()
+    assert config["label_smoothing"] == 0.1
+    assert _policy_names(model_cls.from_config(config)) == ["mixed_bfloat16"] * 3
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert _policy_names(loaded) == ["mixed_bfloat16"] * 3
+    assert loaded.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: ks.UncertaintyHead(4, dtype="mixed_bfloat16"),
+        lambda: MixUp(seed=0, dtype="mixed_bfloat16"),
+        lambda: CutMix(seed=0, dtype="mixed_bfloat16"),
+        # It keeps the policy of the layer it wraps (saved with that layer).
+        lambda: ks.models.LogitHead(keras.layers.Dense(3, dtype="mixed_bfloat16")),
+    ],
+)
+def test_layer_dtype_policy_round_trips(layer):
+    layer = layer()
+    restored = type(layer).from_config(layer.get_config())
+    assert restored.dtype_policy.name == "mixed_bfloat16"

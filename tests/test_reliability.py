@@ -386,3 +386,38 @@ def test_diverging_run_stops_and_says_so(tmp_path, capsys, monkeypatch):
     assert "loss became" in results["error"] and "test_top1" not in results
     assert not (out / "history.json").exists()
     assert issubclass(TrainingDiverged, FloatingPointError)  # what train raises
+
+
+def test_stop_on_nan_adds_no_sync_to_the_training_loop():
+    """StopOnNaN is async-safe: with it among the callbacks Keras still runs
+    the batch-end callbacks off the training loop (JAX, torch), so the loop
+    does not wait for each batch's loss; Keras's own TerminateOnNaN (what
+    StopOnNaN used to be) turns that off."""
+    assert ks.callbacks.StopOnNaN.async_safe is True
+    thread_safe = keras.src.backend.IS_THREAD_SAFE  # False on TensorFlow
+    with_check = keras.callbacks.CallbackList([ks.callbacks.StopOnNaN()])
+    assert with_check._async_train is thread_safe
+    per_step = keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN()])
+    assert per_step._async_train is False
+
+
+class _EpochEnds(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+def test_diverging_fit_stops_with_a_clear_message():
+    """fit's own NaN check (added silently) stops a diverging run with
+    TrainingDiverged, naming the epoch and batch, before any epoch end
+    records a non-finite loss."""
+    x, y = embedded(n=64)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(1e30))
+    ends = _EpochEnds()
+    with pytest.raises(TrainingDiverged, match=r"loss became .* at epoch \d+, batch"):
+        model.fit(x, y, batch_size=8, epochs=3, callbacks=[ends], verbose=0)
+    assert all(np.isfinite(ends.losses))

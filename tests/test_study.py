@@ -92,15 +92,15 @@ def test_digits_split_rejects_bad_arguments():
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 369
+    assert len(keys) == len(set(keys)) == 372
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
     # D's default t are A's distance modes, E's default at batch 64 is A's
     # SUMix, F's CutMix rows are A's, S's shares A's, B's and C's, R's and
-    # N's batch-64 rows are S's, G's CutMix and PuzzleMix rows A's and F's.
+    # N's batch-64 rows are S's, G's CutMix and PuzzleMix rows A's, P's and F's.
     expected = {
         **{"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "S": 66},
-        **{"R": 36, "N": 72, "P": 18, "G": 9, "V": 9},
+        **{"R": 36, "N": 72, "P": 18, "G": 12, "V": 9},
     }
     assert per_part == expected
     clean = METHODS["mce_clean"]
@@ -114,7 +114,7 @@ def test_part_g_is_automix_beside_cutmix_and_puzzlemix():
     methods = ["mce", "sumix", "distance_ps"]
     assert [(e.cell.mixer, e.cell.method) for e in entries] == [
         (x, m) for x in ("cutmix", "puzzlemix", "automix") for m in methods
-    ]
+    ] + [("cutmix", "recommended"), ("automix", "recommended")]
     assert {e.cell.dataset for e in entries} == {"embedded"}
     mixer = make_mixer("automix", FULL, seed=0, steps=500)
     assert (mixer.feature_layer, mixer.momentum_steps) == ("stage2", 500)

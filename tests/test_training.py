@@ -3,6 +3,7 @@ smoke setting (mock TFDS data and fixture trees)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -11,12 +12,18 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from fixtures import aircraft_tree, cub_tree, resnet_preset
+from fixtures import aircraft_tree, cub_tree, image_folder, resnet_preset
 
 import keras_sumix as ks
 from keras_sumix import cli
 from keras_sumix.recipes import RECIPES, paper_alpha
-from keras_sumix.training import TrainConfig, build_backbone, build_optimizer, train
+from keras_sumix.training import (
+    TrainConfig,
+    build_backbone,
+    build_optimizer,
+    load_test_data,
+    train,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -72,8 +79,9 @@ def test_recipes_follow_the_spec():
     cub = TrainConfig.from_recipe("cub-rx50", epochs=3)
     assert (cub.learning_rate, cub.batch_size, cub.image_size) == (0.001, 16, 224)
     assert cub.epochs == 3 and cub.backbone == "resnext50_32x4d"
-    for name in RECIPES:
-        TrainConfig.from_recipe(name, data_dir="/data").validate()
+    for name, recipe in RECIPES.items():
+        data_dir = None if recipe["dataset"] == "occluded" else "/data"
+        TrainConfig.from_recipe(name, data_dir=data_dir).validate()
 
 
 def test_config_errors(capsys):
@@ -88,6 +96,79 @@ def test_config_errors(capsys):
     assert cli.main(["train", "--dataset", "aircraft", "--output-dir", "/tmp/x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data_dir" in err[0]
+
+
+def test_cli_trains_on_a_folder_of_your_own_images(tmp_path, capsys):
+    """`--data-dir` with class subfolders (images of any size) trains on
+    them: the classes are the folders, the held-out images a fraction of
+    each, and the images resized by the pipeline."""
+    photos = image_folder(tmp_path / "photos", per_class=5)
+    out = tmp_path / "run"
+    argv = ["train", "--data-dir", str(photos), "--epochs", "1", "--batch-size", "4"]
+    assert cli.main([*argv, "--image-size", "16", "--output-dir", str(out)]) == 0
+    assert "test top-1" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "folder" and config["data_dir"] == str(photos)
+    model = keras.saving.load_model(out / "checkpoint.keras")
+    assert model.num_classes == 2
+    assert tuple(model.backbone.input_shape) == (None, 16, 16, 3)
+    # The held-out images (1 of 5 per class) are what it was tested on.
+    test, _ = load_test_data(TrainConfig(**config))
+    assert [int(y) for _, y in test.as_numpy_iterator()] == [0, 1]
+
+
+def test_folder_defaults_and_test_split(tmp_path):
+    photos = image_folder(tmp_path / "photos", per_class=5, split=True)
+    config = TrainConfig(dataset="folder", data_dir=str(photos), batch_size=4)
+    assert config.validate().pipeline_options()["image_size"] == 32
+    test, classes = load_test_data(config)
+    assert classes == 2 and len(list(test)) == 4  # val/: 2 images per class
+    fine = TrainConfig(dataset="folder", data_dir=str(photos), pipeline="fine_grained")
+    assert fine.pipeline_options()["image_size"] is None  # the recipe's 224
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--dataset", "occluded", "--data-dir", "photos"], "data_dir"),
+        (["--validation-fraction", "0.3"], "validation_fraction"),
+        (["--no-sumix", "--gamma", "1", "--variant", "paper"], "--variant, --gamma"),
+        (["--optimizer", "adamw", "--momentum", "0.8"], "--momentum"),
+        (["--weights", "w.weights.h5"], "weights"),
+        (["--dataset", "folder"], "data_dir"),
+    ],
+)
+def test_options_that_do_not_apply_are_errors(tmp_path, capsys, argv, named):
+    out = tmp_path / "run"
+    assert cli.main(["train", *argv, "--output-dir", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0], err
+    assert not out.exists()  # refused before anything is written
+
+
+def test_a_finished_run_is_never_overwritten_unless_asked(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = TrainConfig(limit=16, epochs=1, batch_size=8, output_dir=str(out))
+    out.mkdir()  # a finished run's folder, as `train` leaves it
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (out / "results.json").write_text('{"status": "completed"}')
+    (out / "checkpoint.keras").write_bytes(b"weights")
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["train", "--limit", "16", "--epochs", "1", "--batch-size", "8"]
+    assert cli.main([*argv, "--output-dir", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finished run" in err[0] and "--overwrite" in err[0]
+    with pytest.raises(FileExistsError, match=r"epochs: 1 -> 2.*overwrite"):
+        train(dataclasses.replace(config, epochs=2), verbose=0)
+    assert files == {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "results.json").unlink()  # files of a run, without its config
+    (out / "config.json").unlink()
+    with pytest.raises(FileExistsError, match=r"no readable config\.json"):
+        train(config, verbose=0)
+    (out / "history.json").write_text('[{"epoch": 5, "loss": 1.0}]')
+    results = train(config, verbose=0, overwrite=True)
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [0] and results["epochs_run"] == 1
 
 
 @pytest.fixture
@@ -134,8 +215,10 @@ def test_finetune_aircraft_example_smoke(tmp_path, examples_on_path):
     results = finetune_aircraft.main([*argv, "--no-sumix"])
     assert results["config"]["sumix"] is False
     assert results["config"]["backbone"] == "resnet18"
+    argv[-1] = str(tmp_path / "o2")  # `out` holds a finished run
     with pytest.raises(ValueError, match="weights"):
         finetune_aircraft.main([*argv, "--weights", "imagenet"])
+    assert not (tmp_path / "o2").exists()  # a failed setting leaves no run
 
 
 def test_keras_hub_preset_backbone_is_wired(tmp_path):

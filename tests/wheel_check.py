@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -116,6 +117,22 @@ def main(out: Path, readme: Path) -> None:
             check(f"{name}: {error}")
         else:
             raise AssertionError(f"{name} ran without TensorFlow")
+
+    # The command line: its version, and one line (exit code 2) naming the
+    # extra where TensorFlow (`train`) or matplotlib (`show`) is missing.
+    command = Path(sys.executable).parent / "keras-sumix"
+    version = subprocess.run([command, "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"keras-sumix {keras_sumix.__version__}", version
+    needs = [(["train", "--epochs", "1", "--output-dir", out / "run"], "tensorflow")]
+    if importlib.util.find_spec("matplotlib") is None:
+        needs.append((["show", "--output", out / "show.png"], "viz"))
+    for argv, extra in needs:
+        result = subprocess.run([command, *argv], capture_output=True, text=True)
+        err = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(err) == 1, result.stderr
+        assert f"pip install 'keras-sumix[{extra}]'" in err[0], err
+        check(f"keras-sumix {argv[0]}: {err[0]}")
+    assert not (out / "run").exists()
 
     # The README's first example, as a user pastes it.
     namespace: dict = {}

@@ -1,12 +1,16 @@
 """Datasets and input pipelines.
 
-- The embedded occluded-objects set (`occluded_objects`, no download).
+- The embedded occluded-objects set (`occluded_objects`, no download) and
+  its fine-grained companion, 64 classes that differ in small details
+  (`fine_grained_objects`, no download).
 - scikit-learn's bundled handwritten digits (`load_digits_split`, no
   download; the `study` extra).
 - CIFAR-100 and CUB-200-2011 through TensorFlow Datasets (`load_cifar100`,
   `load_caltech_birds2011`; the `data` extra).
 - Official on-disk layouts (`load_fgvc_aircraft`, `load_cub200_2011`,
   `load_tiny_imagenet`, `load_cifar100_c`).
+- A folder of your own images, one subfolder per class
+  (`load_image_folder`).
 - `tf.data` pipelines of the paper's recipes (`make_pipeline` and the
   per-recipe `cifar_pipeline`, `tiny_imagenet_pipeline`,
   `fine_grained_pipeline`).
@@ -21,7 +25,13 @@ from keras_sumix.data.directories import (
     load_cifar100_c,
     load_cub200_2011,
     load_fgvc_aircraft,
+    load_image_folder,
     load_tiny_imagenet,
+)
+from keras_sumix.data.fine_grained import (
+    FINE_GRAINED_CLASS_NAMES,
+    FINE_GRAINED_NUM_CLASSES,
+    fine_grained_objects,
 )
 from keras_sumix.data.occluded import (
     CLASS_NAMES,
@@ -49,6 +59,8 @@ __all__ = [
     "CIFAR_STD",
     "CLASS_NAMES",
     "DIGITS_NUM_CLASSES",
+    "FINE_GRAINED_CLASS_NAMES",
+    "FINE_GRAINED_NUM_CLASSES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "NUM_CLASSES",
@@ -56,6 +68,7 @@ __all__ = [
     "DigitsSplit",
     "OccludedObjects",
     "cifar_pipeline",
+    "fine_grained_objects",
     "fine_grained_pipeline",
     "load_caltech_birds2011",
     "load_cifar100",
@@ -63,6 +76,7 @@ __all__ = [
     "load_cub200_2011",
     "load_digits_split",
     "load_fgvc_aircraft",
+    "load_image_folder",
     "load_tiny_imagenet",
     "make_pipeline",
     "occluded_objects",

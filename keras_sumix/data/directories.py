@@ -8,6 +8,10 @@ and the exact layout looked for; a `data_dir` that is not a path raises a
 TypeError; annotation files that are malformed, name unknown classes or
 list no image for the split raise a ValueError (never an empty dataset).
 
+`load_image_folder` reads the most common layout of a user's own images,
+one subfolder per class (the layout of Keras's
+`image_dataset_from_directory` and torchvision's `ImageFolder`).
+
 Image loaders return `(dataset, class_names)`: a `tf.data.Dataset` of
 `(image, label)` with `image` uint8 `(H, W, 3)` (grayscale files are expanded
 to three channels) and `label` int32 in `[0, len(class_names))`. Images are
@@ -26,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keras_sumix._optional import tensorflow
-from keras_sumix._validation import check_choice, check_class_indices, check_int
+from keras_sumix._validation import (
+    check_choice,
+    check_class_indices,
+    check_int,
+    check_number,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -36,6 +45,7 @@ __all__ = [
     "load_cifar100_c",
     "load_cub200_2011",
     "load_fgvc_aircraft",
+    "load_image_folder",
     "load_tiny_imagenet",
 ]
 
@@ -475,6 +485,213 @@ def load_tiny_imagenet(
         )
     _check_images_exist(paths, *info, root)
     return _image_dataset(paths, labels, shuffle, seed), wnids
+
+
+# ---------------------------------------------------------------------- #
+# A folder of class subfolders (the user's own images)
+# ---------------------------------------------------------------------- #
+#: File extensions `load_image_folder` reads (those of Keras's
+#: `image_dataset_from_directory`), compared case-insensitively.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+#: Names of the split subfolders `load_image_folder` recognises: a training
+#: folder and a held-out one (the first that exists).
+FOLDER_SPLITS = ("train", ("val", "validation", "test"))
+#: Share of each class held out when the folder has no split subfolders.
+DEFAULT_VALIDATION_FRACTION = 0.2
+
+_FOLDER_LAYOUT = """\
+DATA_DIR/<class name>/**/<image>       (one subfolder per class; the held-out
+                                        images are a per-class fraction)
+or
+DATA_DIR/train/<class name>/**/<image>
+DATA_DIR/val/<class name>/**/<image>   (or validation/ or test/)
+(images: .bmp, .gif, .jpeg, .jpg or .png, any size)"""
+
+
+def _visible_dirs(folder: str) -> list[str]:
+    return sorted(
+        name
+        for name in os.listdir(folder)
+        if not name.startswith(".") and os.path.isdir(os.path.join(folder, name))
+    )
+
+
+def _class_images(folder: str) -> list[str]:
+    """The image files under `folder` (recursively), sorted."""
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [
+            os.path.join(parent, name)
+            for name in sorted(files)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+        ]
+    return found
+
+
+def _folder_tree(root: str, class_names: Sequence[str] | None) -> dict[str, list]:
+    """`{class name: image paths}` of the class subfolders of `root` (those
+    of `class_names` when given); a class without images, or fewer than two
+    classes, raise a ValueError."""
+    names = _visible_dirs(root) if class_names is None else list(class_names)
+    if class_names is None and len(names) < 2:
+        raise ValueError(
+            f"`data_dir` {root!r} must hold one subfolder per class (at least "
+            f"two classes). Found {len(names)}: {names}. Expected layout:\n"
+            f"{_FOLDER_LAYOUT}"
+        )
+    tree = {}
+    for name in names:
+        folder = os.path.join(root, name)
+        tree[name] = _class_images(folder) if os.path.isdir(folder) else []
+        if class_names is None and not tree[name]:
+            raise ValueError(
+                f"Class folder {folder!r} holds no image (extensions "
+                f"{', '.join(IMAGE_EXTENSIONS)}). Remove it or add its images."
+            )
+    return tree
+
+
+def _held_out(paths: Sequence[str], fraction: float) -> set[str]:
+    """The held-out share of one class's files: `round(fraction * n)`, at
+    least one and at most `n - 1` (none of a single-image class), picked by
+    a fixed permutation, so every run splits the folder alike."""
+    count = len(paths)
+    if count < 2:
+        return set()
+    keep = min(count - 1, max(1, round(fraction * count)))
+    order = np.random.default_rng(0).permutation(count)
+    return {paths[i] for i in order[:keep]}
+
+
+def folder_layout(data_dir: str | os.PathLike) -> str:
+    """`"split"` if `data_dir` holds `train/` and `val/` (or `validation/`
+    or `test/`) subfolders, else `"classes"` (class subfolders, split by a
+    validation fraction).
+
+    Args:
+        data_dir: the folder.
+
+    Returns:
+        `"split"` or `"classes"`.
+
+    Raises:
+        FileNotFoundError: `data_dir` is not a folder.
+    """
+    root = _check_dir("data_dir", data_dir)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"`data_dir` {root!r} is not a folder. Expected layout:\n{_FOLDER_LAYOUT}"
+        )
+    train, held_out = FOLDER_SPLITS
+    has = set(_visible_dirs(root))
+    return "split" if train in has and has.intersection(held_out) else "classes"
+
+
+def load_image_folder(
+    data_dir: str | os.PathLike,
+    split: str = "train",
+    validation_fraction: float | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[tf.data.Dataset, list[str]]:
+    """A folder of your own images, one subfolder per class.
+
+    Two layouts are read (`folder_layout` says which a folder has):
+
+    - `DATA_DIR/<class>/...`: every class subfolder is split, class by
+      class, into training images and held-out `"val"` images, a
+      `validation_fraction` of each class (at least one image, and never a
+      single-image class's only one), picked by a fixed permutation of the
+      sorted file names: the same folder always splits the same way;
+    - `DATA_DIR/train/<class>/...` and `DATA_DIR/val/<class>/...` (or
+      `validation/`, or `test/`): the two splits as given. The classes are
+      those of `train/`; a held-out class missing from it raises a
+      ValueError.
+
+    Classes are the subfolder names, sorted (label `i` is `class_names[i]`);
+    images are found recursively inside them (`.bmp`, `.gif`, `.jpeg`,
+    `.jpg`, `.png`; hidden files and folders are skipped), at any size and
+    in any of these formats (grayscale and RGBA are read as RGB). Images of
+    different sizes are resized by the pipeline (`make_pipeline`'s
+    `image_size`), as the recipes do.
+
+    Args:
+        data_dir: the folder.
+        split: `"train"` or `"val"` (the held-out images).
+        validation_fraction: share of each class held out, in (0, 1), for
+            the class-subfolder layout. Defaults to 0.2. Given with the
+            `train/` + `val/` layout it raises a ValueError (it would not be
+            used).
+        shuffle: shuffle the file list (reshuffled every epoch).
+        seed: seed of that shuffle.
+
+    Returns:
+        `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
+        (H, W, 3), label int32)` and the sorted class names.
+
+    Raises:
+        FileNotFoundError: `data_dir` is not a folder.
+        ValueError: fewer than two class folders, a class folder without
+            images, an empty split, a held-out class unknown to `train/`,
+            or a `validation_fraction` outside (0, 1) or given with the
+            `train/` + `val/` layout.
+
+    Example:
+
+    >>> ds, names = load_image_folder("~/photos", "train")  # doctest: +SKIP
+    >>> names  # doctest: +SKIP
+    ['cats', 'dogs']
+    """
+    check_choice("split", split, ("train", "val"))
+    shuffle = _check_loader_args(shuffle, seed)
+    layout = folder_layout(data_dir)
+    root = _check_dir("data_dir", data_dir)
+    if layout == "split":
+        if validation_fraction is not None:
+            raise ValueError(
+                f"`validation_fraction` does not apply to {root!r}: it holds "
+                "train/ and val/ subfolders, the split as given. Received: "
+                f"validation_fraction={validation_fraction!r}."
+            )
+        train_dir = os.path.join(root, FOLDER_SPLITS[0])
+        tree = _folder_tree(train_dir, None)
+        class_names = list(tree)
+        if split == "val":
+            present = set(_visible_dirs(root))
+            held_out = next(n for n in FOLDER_SPLITS[1] if n in present)
+            held_dir = os.path.join(root, held_out)
+            unknown = sorted(set(_visible_dirs(held_dir)) - set(class_names))
+            if unknown:
+                raise ValueError(
+                    f"{held_dir!r} has class folders that {train_dir!r} lacks: "
+                    f"{unknown}. Both splits must use the training classes."
+                )
+            tree = _folder_tree(held_dir, class_names)
+    else:
+        fraction = (
+            DEFAULT_VALIDATION_FRACTION
+            if validation_fraction is None
+            else validation_fraction
+        )
+        check_number(
+            "validation_fraction", fraction, low=0.0, high=1.0, include_high=False
+        )
+        tree = _folder_tree(root, None)
+        class_names = list(tree)
+        for name, paths in tree.items():
+            held = _held_out(paths, fraction)
+            tree[name] = [p for p in paths if (p in held) == (split == "val")]
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        paths += tree[name]
+        labels += [label] * len(tree[name])
+    if not paths:
+        raise ValueError(
+            f"The {split!r} split of {root!r} holds no image. Expected "
+            f"layout:\n{_FOLDER_LAYOUT}"
+        )
+    return _image_dataset(paths, labels, shuffle, seed), class_names
 
 
 # ---------------------------------------------------------------------- #

@@ -31,13 +31,47 @@ class OccludedObjects(NamedTuple):
 
     Attributes:
         images: float32 `(N, H, W, 3)` in [0, 1].
-        labels: int32 `(N,)` in `[0, 10)`; `CLASS_NAMES[label]`.
+        labels: int32 `(N,)`, indices into the set's class names
+            (`CLASS_NAMES` here, `FINE_GRAINED_CLASS_NAMES` for
+            `fine_grained_objects`).
         masks: bool `(N, H, W)`, True on the object's pixels.
     """
 
     images: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
+
+
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates, shaped `(1, size, 1)` and `(1, 1, size)`
+    to broadcast against `(N, size, size)`."""
+    grid = np.arange(size, dtype="float32")
+    return grid[None, :, None], grid[None, None, :]
+
+
+def cluttered_background(
+    rng: np.random.Generator, n: int, size: int, clutter: int
+) -> np.ndarray:
+    """`(n, size, size, 3)` float32 backgrounds: smooth colour gradients and
+    pixel noise in muted tones, then `clutter` small grey-ish blobs per image
+    (neutral tones, never an object's colour). Shared by the embedded sets;
+    draws from `rng` in a fixed order (same seed, same images)."""
+    ys, xs = pixel_grid(size)
+    low = rng.random((n, 3, 3, 3), dtype="float32") * 0.5 + 0.2
+    up = np.linspace(0, 2, size, dtype="float32")
+    i0 = np.minimum(up.astype(int), 1)
+    t = (up - i0)[None, :, None, None]
+    rows = low[:, i0] * (1 - t) + low[:, i0 + 1] * t
+    t = (up - i0)[None, None, :, None]
+    background = rows[:, :, i0] * (1 - t) + rows[:, :, i0 + 1] * t
+    images = background + rng.normal(0, 0.04, (n, size, size, 3)).astype("float32")
+    for _ in range(clutter):
+        cy, cx = rng.random((2, n, 1, 1), dtype="float32") * size
+        r = (0.04 + 0.06 * rng.random((n, 1, 1), dtype="float32")) * size
+        blob = (ys - cy) ** 2 + (xs - cx) ** 2 <= r * r
+        tone = rng.random((n, 1, 1, 1), dtype="float32") * 0.6 + 0.2
+        images = np.where(blob[..., None], tone, images)
+    return images
 
 
 def _shape_masks(kind, dy, dx, radius):
@@ -107,26 +141,8 @@ def occluded_objects(
     labels = rng.integers(0, NUM_CLASSES, n).astype("int32")
     kind, family = labels // 2, labels % 2
 
-    grid = np.arange(size, dtype="float32")
-    ys, xs = grid[None, :, None], grid[None, None, :]
-
-    # Background: smooth colour gradients plus pixel noise, in muted tones.
-    low = rng.random((n, 3, 3, 3), dtype="float32") * 0.5 + 0.2
-    up = np.linspace(0, 2, size, dtype="float32")
-    i0 = np.minimum(up.astype(int), 1)
-    t = (up - i0)[None, :, None, None]
-    rows = low[:, i0] * (1 - t) + low[:, i0 + 1] * t
-    t = (up - i0)[None, None, :, None]
-    background = rows[:, :, i0] * (1 - t) + rows[:, :, i0 + 1] * t
-    images = background + rng.normal(0, 0.04, (n, size, size, 3)).astype("float32")
-
-    # Clutter: small grey-ish blobs.
-    for _ in range(clutter):
-        cy, cx = rng.random((2, n, 1, 1), dtype="float32") * size
-        r = (0.04 + 0.06 * rng.random((n, 1, 1), dtype="float32")) * size
-        blob = (ys - cy) ** 2 + (xs - cx) ** 2 <= r * r
-        tone = rng.random((n, 1, 1, 1), dtype="float32") * 0.6 + 0.2
-        images = np.where(blob[..., None], tone, images)
+    ys, xs = pixel_grid(size)
+    images = cluttered_background(rng, n, size, clutter)
 
     # The object.
     radius = (min_scale + (max_scale - min_scale) * rng.random(n)) * size

@@ -22,6 +22,11 @@ from keras_sumix._validation import check_choice, check_int, check_number
 from keras_sumix.layers.base import BaseMixer
 
 _UPSAMPLING = ("nearest", "bilinear")
+#: The reference's momentum (OpenMixup's AutoMix, ~10^5 steps on CIFAR).
+REFERENCE_MOMENTUM = 0.999
+#: The default EMA time scale `1 / (1 - momentum)`, as a share of
+#: `momentum_steps`: 1 %, the reference's 0.999 at 10^5 steps.
+MOMENTUM_TIME_SHARE = 0.01
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -31,10 +36,11 @@ class MixBlock(keras.layers.Layer):
     pixel keeps from the image.
 
     With `f` the features `(N, h, w, D)` of the batch, `p` the pairing and
-    `lam` the drawn ratios, the block embeds lam as one more channel
-    (`a = [f, lam]`, `b = [f[p], 1 - lam]`), and with `q` a 1x1 convolution
-    to `D' = max(D // reduction, 1)` channels and `v` one to a single
-    channel computes
+    `lam` the drawn ratios, the block reads `a = f`, `b = f[p]` (with
+    `lam_channel`, lam embedded as one more channel: `a = [f, lam]`,
+    `b = [f[p], 1 - lam]`), and with `q` a 1x1 convolution to
+    `D' = max(D // reduction, 1)` channels and `v` one to a single channel
+    computes
 
         P = softmax(q(a) q(b)^T / sqrt(D'))        (N, hw, hw)
         partner share = sigmoid(upsample(P v(b)))  (N, H, W)
@@ -49,6 +55,8 @@ class MixBlock(keras.layers.Layer):
         reduction: the channel reduction of the query/key embedding.
         upsampling: `"nearest"` (the reference's CIFAR setting) or
             `"bilinear"`, from the feature map's size to the image's.
+        lam_channel: whether lam is embedded as one more channel (the
+            reference's `lam_concat`; its CIFAR setting has none).
         seed: integer seed of the initial weights (None: Keras's global
             random state).
         **kwargs: base layer keyword arguments.
@@ -59,11 +67,17 @@ class MixBlock(keras.layers.Layer):
         reduction: int = 2,
         upsampling: str = "nearest",
         seed: int | None = None,
+        lam_channel: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.reduction = check_int("reduction", reduction, 1)
         self.upsampling = check_choice("upsampling", upsampling, _UPSAMPLING)
+        if not isinstance(lam_channel, bool):
+            raise TypeError(
+                f"`lam_channel` must be a bool. Received: lam_channel={lam_channel!r}."
+            )
+        self.lam_channel = lam_channel
         self.seed = check_int("seed", seed, 0, allow_none=True)
         self.query = None
         self.value = None
@@ -84,7 +98,7 @@ class MixBlock(keras.layers.Layer):
         width = max(int(channels) // self.reduction, 1)
         self.query = keras.layers.Dense(width, kernel_initializer=init(0), name="query")
         self.value = keras.layers.Dense(1, kernel_initializer=init(1), name="value")
-        shape = (*tuple(input_shape)[:-1], int(channels) + 1)
+        shape = (*tuple(input_shape)[:-1], int(channels) + int(self.lam_channel))
         self.query.build(shape)
         self.value.build(shape)
         self.built = True
@@ -101,11 +115,12 @@ class MixBlock(keras.layers.Layer):
         features = ops.cast(features, "float32")
         shape = ops.shape(features)
         n, h, w = shape[0], shape[1], shape[2]
-        lam = ops.reshape(ops.cast(lam, "float32"), (-1, 1, 1, 1))
-        ones = ops.ones((n, h, w, 1), "float32")
-        own = ops.concatenate([features, lam * ones], axis=-1)
-        partner = ops.take(features, permutation, axis=0)
-        partner = ops.concatenate([partner, (1.0 - lam) * ones], axis=-1)
+        own, partner = features, ops.take(features, permutation, axis=0)
+        if self.lam_channel:
+            lam = ops.reshape(ops.cast(lam, "float32"), (-1, 1, 1, 1))
+            ones = ops.ones((n, h, w, 1), "float32")
+            own = ops.concatenate([own, lam * ones], axis=-1)
+            partner = ops.concatenate([partner, (1.0 - lam) * ones], axis=-1)
         query = ops.reshape(ops.cast(self.query(own), "float32"), (n, h * w, -1))
         key = ops.reshape(ops.cast(self.query(partner), "float32"), (n, h * w, -1))
         value = ops.reshape(ops.cast(self.value(partner), "float32"), (n, h * w, 1))
@@ -135,6 +150,7 @@ class MixBlock(keras.layers.Layer):
             "reduction": self.reduction,
             "upsampling": self.upsampling,
             "seed": self.seed,
+            "lam_channel": self.lam_channel,
         }
 
 
@@ -147,20 +163,25 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
     which then (every training step, on every backend):
 
     1. read the feature map `feature_layer` of the clean batch from the
-       momentum encoder (inference mode, no gradient);
+       momentum encoder (training mode, as the reference's copy: batch norm
+       on the batch's statistics; no gradient);
     2. draw two mixes, each with its own pairing and Beta(alpha, alpha) lam,
        and run the mix block on both;
     3. train the mix block with the first: the mixed cross-entropy of the
-       momentum encoder and classifier (frozen: only the block gets this
-       gradient) on its images, weighted `mix_block_weight`, plus
+       momentum encoder and classifier (training mode again, frozen: only
+       the block gets this gradient) on its images, weighted `mix_block_weight`, plus
        `mask_loss_weight * mean(max(|mean(mask) - lam| - mask_margin, 0))`;
     4. train the network with the second, whose mask is detached
        (`stop_gradient`): the model's own mixed loss (MCE, or the SUMix
        loss with the clean pass as its raw pass) plus `clean_weight` times
        the clean cross-entropy of that same clean pass;
     5. after the optimizer step, move the momentum encoder towards the
-       network: `ema = m * ema + (1 - m) * online`, `m` from
-       `momentum_at(step)`.
+       network's parameters: `ema = m * ema + (1 - m) * online`, `m` from
+       `momentum_at(step)` (the copy's batch-norm moving statistics are its
+       own, not averaged, and unused).
+
+    The block trains with the network's optimizer (one optimizer, as the
+    reference's), on the mix block loss only.
 
     The mask the network trains with falls back to the constant `lam` when
     `lam < lam_margin` or `lam > 1 - lam_margin`; its lam is the mask's
@@ -185,6 +206,12 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
             CIFAR ResNets, as the reference's `mask_layer=2`).
         reduction: the mix block's channel reduction. Defaults to 2.
         upsampling: `"nearest"` (default) or `"bilinear"`.
+        lam_channel: whether the block embeds lam as one more channel of
+            its features (the reference's `lam_concat`). Defaults to False,
+            the reference's CIFAR setting: with the channel, a block whose
+            features are still weak can meet the mask loss through the lam
+            channel's value weight alone, a uniform mask at the drawn share
+            (docs/layers.md, docs/study.md part G).
         mix_block_weight: weight of the mix block's mixed cross-entropy.
             Defaults to 1.0.
         mask_loss_weight: weight of the mask loss. Defaults to 0.1.
@@ -194,11 +221,18 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
             CIFAR ResNet setting).
         clean_weight: weight of the clean cross-entropy added to the
             network's loss. Defaults to 1.0.
-        momentum: the EMA momentum at the start. Defaults to 0.999.
+        momentum: the EMA momentum at the start. None (default) ties it to
+            the training length: `1 - 1 / (MOMENTUM_TIME_SHARE *
+            momentum_steps)`, an EMA time scale of 1 % of the run, capped
+            at the reference's 0.999 (reached at 10^5 steps; a 500-step run
+            starts at 0.8); 0.999 when `momentum_steps` is None. A copy
+            whose time scale is a large share of the run barely leaves its
+            initial weights, and its features tell the block little.
         end_momentum: the momentum at the end of `momentum_steps`.
             Defaults to 0.999999.
         momentum_steps: the training length (optimizer steps) of the
-            cosine schedule; None (default) keeps `momentum` constant.
+            cosine schedule; give it (e.g. `epochs * steps_per_epoch`).
+            None (default) keeps the momentum constant.
         momentum_warmup: the fraction of `momentum_steps` the momentum stays
             at `momentum` before the cosine starts. Defaults to 0.1.
 
@@ -231,10 +265,11 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
         mask_margin: float = 0.1,
         lam_margin: float = 0.08,
         clean_weight: float = 1.0,
-        momentum: float = 0.999,
+        momentum: float | None = None,
         end_momentum: float = 0.999999,
         momentum_steps: int | None = None,
         momentum_warmup: float = 0.1,
+        lam_channel: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(alpha=alpha, **kwargs)
@@ -246,7 +281,9 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
         self.feature_layer = feature_layer
         # The block's initial weights follow the layer's seed.
         seed = None if self.seed is None else abs(self.seed) % 2**31
-        self.mix_block = MixBlock(reduction, upsampling, seed, name="mix_block")
+        self.mix_block = MixBlock(
+            reduction, upsampling, seed, lam_channel, name="mix_block"
+        )
 
         def weight(name, value):
             return check_number(name, value, low=0.0, include_low=True, high=None)
@@ -260,13 +297,19 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
             "lam_margin", lam_margin, low=0.0, include_low=True, high=0.5
         )
         self.clean_weight = weight("clean_weight", clean_weight)
-        self.momentum = check_number(
-            "momentum", momentum, low=0.0, include_low=True, high=1.0
-        )
-        self.end_momentum = check_number(
-            "end_momentum", end_momentum, low=self.momentum, include_low=True, high=1.0
-        )
         self.momentum_steps = check_int("momentum_steps", momentum_steps, 1, True)
+        self.momentum = None
+        if momentum is not None:
+            self.momentum = check_number(
+                "momentum", momentum, low=0.0, include_low=True, high=1.0
+            )
+        self.end_momentum = check_number(
+            "end_momentum",
+            end_momentum,
+            low=self.start_momentum,
+            include_low=True,
+            high=1.0,
+        )
         self.momentum_warmup = check_number(
             "momentum_warmup", momentum_warmup, low=0.0, include_low=True, high=1.0
         )
@@ -278,6 +321,21 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
     @property
     def upsampling(self) -> str:
         return self.mix_block.upsampling
+
+    @property
+    def lam_channel(self) -> bool:
+        return self.mix_block.lam_channel
+
+    @property
+    def start_momentum(self) -> float:
+        """The momentum at the start: `momentum`, or if None the one tied to
+        `momentum_steps` (see the class arguments)."""
+        if self.momentum is not None:
+            return self.momentum
+        if self.momentum_steps is None:
+            return REFERENCE_MOMENTUM
+        scale = max(MOMENTUM_TIME_SHARE * self.momentum_steps, 1.0)
+        return min(1.0 - 1.0 / scale, REFERENCE_MOMENTUM)
 
     def build_mix_block(self, feature_shape: Any) -> None:
         """Build the mix block for feature maps of `feature_shape` (in this
@@ -357,11 +415,11 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
         return self.mask_loss_weight * ops.mean(ops.maximum(gap, 0.0))
 
     def momentum_at(self, step: Any) -> Any:
-        """The EMA momentum after `step` optimizer steps: `momentum` for the
-        first `momentum_warmup` of `momentum_steps`, then the reference's
-        cosine `end - (end - momentum) * (cos(pi * step / steps) + 1) / 2`,
-        and `end_momentum` past `momentum_steps` (constant `momentum` when
-        `momentum_steps` is None).
+        """The EMA momentum after `step` optimizer steps: `start_momentum`
+        for the first `momentum_warmup` of `momentum_steps`, then the
+        reference's cosine `end - (end - start) * (cos(pi * step / steps) +
+        1) / 2`, and `end_momentum` past `momentum_steps` (constant
+        `start_momentum` when `momentum_steps` is None).
 
         Example:
 
@@ -369,8 +427,10 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
         >>> mixer = AutoMix(momentum=0.99, end_momentum=1.0, momentum_steps=100)
         >>> [round(float(mixer.momentum_at(s)), 4) for s in (0, 9, 50, 100)]
         [0.99, 0.99, 0.995, 1.0]
+        >>> round(AutoMix(momentum_steps=500).start_momentum, 4)  # tied
+        0.8
         """
-        base = self.momentum
+        base = self.start_momentum
         if self.momentum_steps is None:
             return ops.convert_to_tensor(base, "float32")
         step = ops.cast(step, "float32")
@@ -399,6 +459,7 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
                 "end_momentum": self.end_momentum,
                 "momentum_steps": self.momentum_steps,
                 "momentum_warmup": self.momentum_warmup,
+                "lam_channel": self.lam_channel,
             }
         )
         return config

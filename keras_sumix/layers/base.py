@@ -14,6 +14,8 @@ import contextlib
 from typing import Any, NamedTuple
 
 import keras
+from keras.src.backend.common import global_state
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.utils import backend_utils, jax_utils, tracking
 
 from keras_sumix._validation import (
@@ -28,6 +30,32 @@ from keras_sumix.layers import registry, sampling
 
 _MODES = ("elem", "batch")
 _DATA_FORMATS = ("channels_last", "channels_first")
+
+
+class _SeedStream(keras.random.SeedGenerator):
+    """The seeds of one mix drawn from an explicit seed, without state.
+
+    Draw `k` (from 0) gets `seed + [0, k]`, the seeds a `SeedGenerator`
+    whose state is `seed` hands out, so `mix(x, seed=s)` draws what
+    `mix(x)` of a fresh layer built with `seed=s` draws. Nothing is stored
+    in a variable: it runs inside `jax.jit`, `lax.switch` branches and
+    `tf.data` graphs, and leaves the layer's own stream where it was.
+    """
+
+    def __init__(self, seed: Any, backend: Any) -> None:
+        # No `super().__init__()`: that would create the state variable.
+        self.name = "seed_stream"
+        self.backend = backend
+        self._initial_seed = None
+        self._seed_value = seed
+        self._draws = 0
+
+    def next(self, ordered: bool = True) -> Any:
+        step = self.backend.convert_to_tensor(
+            [0, self._draws], dtype=self._seed_value.dtype
+        )
+        self._draws += 1
+        return self.backend.numpy.add(self._seed_value, step)
 
 
 class MixResult(NamedTuple):
@@ -72,7 +100,9 @@ class MixingLayer(keras.layers.Layer):
     a subclass without keywords inherits its parent's facts but not its
     name.
 
-    Subclasses implement `_mix(images, **context) -> MixResult`, computing with
+    Subclasses implement `_mix(images, masks=None, **context) -> (MixResult,
+    mixed masks or None)` (masks: Keras's `segmentation_masks`, mixed with the
+    images' draw), drawing from `self._seed()` and computing with
     `self.backend` (the numpy/random/math/image namespaces of the backend in
     use) rather than `keras.ops`, so that the same code runs inside a
     `tf.data` pipeline whatever `KERAS_BACKEND` is, as Keras's own
@@ -108,14 +138,39 @@ class MixingLayer(keras.layers.Layer):
       Elsewhere (traced JAX code, torch tensors) an out-of-range index is
       not checked: its one-hot row is all zeros (torch raises for indices
       `>= num_classes`), so the mixed label row sums to less than 1.
-    - Rank-1 float labels raise a TypeError; labels whose batch size differs
-      from the images' raise a ValueError.
+    - Integer labels of shape `(N,)` or `(N, 1)` (what
+      `keras.datasets.cifar10.load_data()` returns) are class indices, and
+      need `num_classes`; `(N, C)` labels (C > 1, or float) are one-hot or
+      soft. Rank-1 float labels raise a TypeError; labels whose batch size
+      differs from the images' raise a ValueError.
+    - With `label_smoothing` = e, the one-hot (or given soft) labels of C
+      columns are smoothed first, `y * (1 - e) + e / C`, then mixed.
+    - A dict may also hold Keras's `"segmentation_masks"`, `(N, H, W, K)`
+      (`(N, K, H, W)` channels-first): they are mixed with the images' own
+      draw (the same pixel mask, the same blend) and returned in the compute
+      dtype. `"bounding_boxes"` raise a ValueError.
+    - Called on images alone inside a model (a symbolic Keras input, or from
+      a model's call), a mixer would mix the images but not the labels the
+      model is trained against: it raises a ValueError saying where to mix
+      instead.
+
+    Randomness: each call draws from the layer's `SeedGenerator`, whose state
+    is a variable (saved with the weights). A compiled model threads that
+    state through its train step; a function compiled by hand (`jax.jit`)
+    does not, so there pass an explicit `seed` to `mix`, `draw` or the call
+    (an int, or an integer tensor of shape `(2,)` such as a JAX PRNG key):
+    the mix then depends on that seed alone and leaves the layer's state
+    untouched. Under `jax.jit`, a call without `seed` outside a
+    `keras.StatelessScope` raises a RuntimeError (it would repeat one draw
+    at every step).
 
     Args:
         num_classes: number of classes; required for integer labels.
         seed: integer seed of the layer's random stream.
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
+        label_smoothing: share e in [0, 1) of each label spread uniformly
+            over the classes before mixing. Defaults to 0.
         **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
     """
 
@@ -159,10 +214,19 @@ class MixingLayer(keras.layers.Layer):
         num_classes: int | None = None,
         seed: int | None = None,
         data_format: str | None = None,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.num_classes = check_int("num_classes", num_classes, 1, allow_none=True)
+        self.label_smoothing = check_number(
+            "label_smoothing",
+            label_smoothing,
+            low=0.0,
+            high=1.0,
+            include_low=True,
+            include_high=False,
+        )
         check_int("seed", seed, -(2**63), allow_none=True)
         self.seed = seed
         # Only a format taken from keras.config is second-guessed (see
@@ -178,6 +242,7 @@ class MixingLayer(keras.layers.Layer):
         # uniform draws, `sampling.beta`), XLA on TensorFlow included.
         self.backend = backend_utils.DynamicBackend()
         self._allow_non_tensor_positional_args = True
+        self._set_seed_stream(None)
 
     # ------------------------------------------------------------------ #
     # Backend selection (what keras' DataLayer does, shared by __call__ and
@@ -203,12 +268,88 @@ class MixingLayer(keras.layers.Layer):
         else:
             yield False
 
+    def _concrete(self, value: Any) -> bool:
+        """Whether `value` is known now (eager), not traced."""
+        name = self.backend.name
+        if name == "jax":
+            return not jax_utils.is_in_jax_tracing_scope(value)
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            return tf.executing_eagerly()
+        # torch: Python control flow (torch.compile breaks the graph there).
+        return True
+
+    @tracking.no_automatic_dependency_tracking
+    def _set_seed_stream(self, stream: _SeedStream | None) -> None:
+        # Untracked: a stream is no part of the layer's state.
+        self._seed_stream = stream
+
+    @contextlib.contextmanager
+    def _seed_scope(self, seed: Any):
+        """Draw from `seed` (see `_seed_tensor`) inside the scope; None
+        keeps the layer's own stream."""
+        if seed is None:
+            yield
+            return
+        previous = self._seed_stream
+        self._set_seed_stream(_SeedStream(self._seed_tensor(seed), self.backend))
+        try:
+            yield
+        finally:
+            self._set_seed_stream(previous)
+
+    def _seed_tensor(self, seed: Any) -> Any:
+        """An explicit `seed` as the `(2,)` seed tensor of the backend."""
+        ops = self.backend
+        dtype = ops.random_seed_dtype()
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return ops.convert_to_tensor([seed, 0], dtype=dtype)
+        if ops.name == "jax":
+            import jax
+
+            if jax.dtypes.issubdtype(getattr(seed, "dtype", None), jax.dtypes.prng_key):
+                seed = jax.random.key_data(seed)  # a typed `jax.random.key`
+        try:
+            tensor = ops.convert_to_tensor(seed)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                "`seed` must be an int or an integer tensor of shape (2,) (e.g. "
+                f"a JAX PRNG key). Received: seed={seed!r}."
+            ) from error
+        kind = keras.backend.standardize_dtype(tensor.dtype)
+        if "int" not in kind or tuple(tensor.shape) != (2,):
+            raise ValueError(
+                "`seed` must be an int or an integer tensor of shape (2,) (e.g. "
+                f"a JAX PRNG key). Received a tensor of shape {tuple(tensor.shape)} "
+                f"and dtype {kind}."
+            )
+        return ops.cast(tensor, dtype)
+
     @tracking.no_automatic_dependency_tracking
     def _seed(self) -> keras.random.SeedGenerator:
+        if self._seed_stream is not None:
+            return self._seed_stream
         # Inside tf.data under another backend: a TensorFlow-side generator,
         # untracked (it is not part of the model's state).
         name = self.backend.name
         if name == keras.backend.backend():
+            if (
+                name == "jax"
+                and not in_stateless_scope()
+                and jax_utils.is_in_jax_tracing_scope()
+            ):
+                raise RuntimeError(
+                    f"{type(self).__name__} was called inside a compiled JAX "
+                    "function (`jax.jit`) without `seed`: its random state would "
+                    "be baked into the compiled function, repeating the same "
+                    "draw at every step. Pass a fresh seed at each step, e.g. "
+                    "`key, step_key = jax.random.split(key)` then "
+                    "`mixer.mix(images, seed=step_key)` or "
+                    "`mixer(images, labels, seed=step_key)` (see "
+                    "docs/layers.md, 'In a compiled loop'), or call it inside a "
+                    "`keras.StatelessScope` that maps its state."
+                )
             return self.generator
         if not hasattr(self, "_backend_generators"):
             self._backend_generators = {}
@@ -218,10 +359,23 @@ class MixingLayer(keras.layers.Layer):
             )
         return self._backend_generators[name]
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, labels: Any = None, **kwargs: Any) -> Any:
+        # `ds.map(mixer)` on an (images, labels) dataset passes two arguments.
+        if labels is not None:
+            if isinstance(inputs, (dict, tuple, list)):
+                raise ValueError(
+                    "Pass labels either inside `inputs` (a dict or an "
+                    "(images, labels) tuple) or as the second argument, not both."
+                )
+            inputs = (inputs, labels)
+        images, labels, _ = self._unpack(inputs)
+        if labels is None and not (
+            isinstance(inputs, dict) and "segmentation_masks" in inputs
+        ):
+            self._check_not_in_model(images)
         # Host (NumPy) labels are range-checked here, before conversion.
-        labels = host_array(self._unpack(inputs)[1])
-        if labels is not None and labels.ndim == 1 and self.num_classes:
+        labels = host_array(labels)
+        if labels is not None and self.num_classes and _are_indices(labels):
             check_class_indices("labels", labels, self.num_classes)
         sample = keras.tree.flatten(inputs)[0]
         with self._backend_scope(sample) as switched:
@@ -255,7 +409,35 @@ class MixingLayer(keras.layers.Layer):
         if self._SEED_STATE_KEY in store.keys():
             self.generator.state.assign(store[self._SEED_STATE_KEY])
 
-    def mix(self, images: Any, **context: Any) -> MixResult:
+    def _check_not_in_model(self, images: Any) -> None:
+        """Images alone inside a model are mixed without their labels."""
+        context = global_state.get_global_attribute("current_call_ctx")
+        caller = getattr(context, "entry_layer", None)
+        if isinstance(images, keras.KerasTensor):
+            where = "on a symbolic input (a layer of a Sequential or functional model)"
+        elif isinstance(caller, keras.Model) and caller is not self:
+            where = f"by the model {caller.name!r}"
+        else:
+            return
+        raise ValueError(
+            f"{type(self).__name__} was called on images alone {where}: it would "
+            "mix the images but not the labels the model is trained against, "
+            "which never pass through it. Mix images and labels together "
+            "instead: in the input pipeline (`ds.map(mixer)` on an "
+            "(images, labels) dataset, or `mixer(images, labels)`), or let the "
+            "model mix inside its train step: `keras_sumix.MixupModel(backbone, "
+            "num_classes, mixer)` or `keras_sumix.SUMixModel(backbone, "
+            "num_classes, mixer)`."
+        )
+
+    def _run(
+        self, images: Any, masks: Any, seed: Any, context: dict[str, Any]
+    ) -> tuple[MixResult, Any]:
+        """`_mix` on the right backend and seed."""
+        with self._backend_scope(images), self._seed_scope(seed):
+            return self._mix(images, masks, **context)
+
+    def mix(self, images: Any, seed: Any = None, **context: Any) -> MixResult:
         """Mix a batch of images.
 
         Args:
@@ -268,24 +450,45 @@ class MixingLayer(keras.layers.Layer):
                 map of the batch `(N, h, w, D)` (`(N, D, h, w)` for
                 channels-first). Any other keyword (or one given to a mixer
                 that does not use it) raises a TypeError.
+            seed: None draws from the layer's own stream (advancing it); an
+                int, or an integer tensor of shape `(2,)` (a JAX PRNG key,
+                `jax.random.split(key)[1]`), draws from that seed alone, the
+                functional form for a compiled loop (see the class
+                docstring): the same seed gives the same mix, and
+                `mix(x, seed=s)` equals `mix(x)` of a fresh layer built with
+                `seed=s`.
 
         Returns:
             A `MixResult(images, permutation, lam, mask)`.
-        """
-        with self._backend_scope(images):
-            return self._mix(images, **context)
 
-    def call(self, inputs: Any, training: bool = True) -> Any:
+        Example:
+
+        >>> import numpy as np, keras_sumix
+        >>> mixer = keras_sumix.layers.MixUp()
+        >>> x = np.random.rand(4, 8, 8, 3)
+        >>> a, b = mixer.mix(x, seed=7), mixer.mix(x, seed=7)
+        >>> bool(np.array_equal(a.lam, b.lam))
+        True
+        """
+        return self._run(images, None, seed, context)[0]
+
+    def call(self, inputs: Any, training: bool = True, seed: Any = None) -> Any:
         images, labels, pack = self._unpack(inputs)
         if not training:
             return inputs
-        context = {}
+        context, masks = {}, None
         if isinstance(inputs, dict):
             context = {k: inputs[k] for k in self._context_keys() if k in inputs}
-        result = self._mix(images, **context)
-        if labels is None:
-            return pack(result.images, None)
-        return pack(result.images, self._mix_labels(labels, result))
+            masks = inputs.get("segmentation_masks")
+        with self._seed_scope(seed):
+            result, mixed_masks = self._mix(images, masks, **context)
+        out = pack(
+            result.images,
+            None if labels is None else self._mix_labels(labels, result),
+        )
+        if masks is not None:
+            out["segmentation_masks"] = mixed_masks
+        return out
 
     # ------------------------------------------------------------------ #
     # Input handling
@@ -297,7 +500,19 @@ class MixingLayer(keras.layers.Layer):
                     "A dict input must have an 'images' key (and optionally "
                     f"'labels'). Received keys: {sorted(inputs)}."
                 )
-            allowed = ("images", "labels", *self._context_keys())
+            if "bounding_boxes" in inputs:
+                raise ValueError(
+                    f"{type(self).__name__} does not mix `bounding_boxes`: the "
+                    "pixels it takes from the partner (a pasted region, a blend) "
+                    "carry no box of their own. Drop the 'bounding_boxes' key, or "
+                    "use `keras.layers.MixUp`, which keeps both images' boxes."
+                )
+            allowed = (
+                "images",
+                "labels",
+                "segmentation_masks",
+                *self._context_keys(),
+            )
             extra = {k: v for k, v in inputs.items() if k not in allowed}
             if extra:
                 raise ValueError(
@@ -358,10 +573,31 @@ class MixingLayer(keras.layers.Layer):
             )
 
     def _mix_labels(self, labels: Any, result: MixResult) -> Any:
+        """`lam * y + (1 - lam) * y[permutation]` of the (smoothed) one-hot
+        or soft labels, float32 `(N, C)`."""
+        ops = self.backend
+        labels = self._label_matrix(labels)
+        n_img, n_lab = result.images.shape[0], labels.shape[0]
+        if n_img is not None and n_lab is not None and n_img != n_lab:
+            raise ValueError(
+                f"`labels` batch size ({n_lab}) does not match `images` batch "
+                f"size ({n_img})."
+            )
+        lam = ops.numpy.expand_dims(result.lam, -1)
+        partner = ops.numpy.take(labels, result.permutation, axis=0)
+        return lam * labels + (1.0 - lam) * partner
+
+    def _label_matrix(self, labels: Any) -> Any:
+        """Labels as float32 `(N, C)`: class indices `(N,)` or `(N, 1)`
+        one-hot encoded, `(N, C)` labels as given; then smoothed."""
         ops = self.backend
         labels = ops.convert_to_tensor(labels)
         rank = len(labels.shape)
         dtype = keras.backend.standardize_dtype(labels.dtype)
+        if rank == 2 and labels.shape[-1] == 1 and "int" in dtype:
+            # (N, 1) integers (keras.datasets' labels): class indices.
+            labels = ops.numpy.reshape(labels, (-1,))
+            rank = 1
         if rank == 1:
             if "int" not in dtype:
                 raise TypeError(
@@ -370,9 +606,10 @@ class MixingLayer(keras.layers.Layer):
                 )
             if self.num_classes is None:
                 raise ValueError(
-                    "Integer `labels` need `num_classes` to build one-hot targets. "
-                    "Pass `num_classes=` to the layer, or give one-hot labels "
-                    "of shape (N, C)."
+                    "Integer `labels` of shape (N,) or (N, 1) are class indices "
+                    "and need `num_classes` to build one-hot targets (mixing "
+                    "indices as numbers means nothing). Pass `num_classes=` to "
+                    "the layer, or give one-hot labels of shape (N, C)."
                 )
             if ops.name == "tensorflow":
                 labels = self._assert_class_indices(labels)
@@ -385,24 +622,24 @@ class MixingLayer(keras.layers.Layer):
                 self.num_classes,
             ):
                 raise ValueError(
-                    f"`labels` have {labels.shape[-1]} classes but the layer was "
-                    f"built with num_classes={self.num_classes}."
+                    f"`labels` of shape {tuple(labels.shape)} and dtype {dtype} "
+                    f"are one-hot/soft labels of {labels.shape[-1]} classes, but "
+                    f"the layer was built with num_classes={self.num_classes}. "
+                    "Give class indices as integers, (N,) or (N, 1), or one-hot "
+                    f"labels of shape (N, {self.num_classes})."
                 )
             labels = ops.cast(labels, "float32")
         else:
             raise ValueError(
-                "`labels` must be integer (N,) or one-hot/soft (N, C). Received "
-                f"shape {tuple(labels.shape)}."
+                "`labels` must be integer (N,) or (N, 1) class indices, or "
+                f"one-hot/soft (N, C). Received shape {tuple(labels.shape)}."
             )
-        n_img, n_lab = result.images.shape[0], labels.shape[0]
-        if n_img is not None and n_lab is not None and n_img != n_lab:
-            raise ValueError(
-                f"`labels` batch size ({n_lab}) does not match `images` batch "
-                f"size ({n_img})."
+        if self.label_smoothing:
+            classes = ops.cast(ops.shape(labels)[-1], "float32")
+            labels = labels * (1.0 - self.label_smoothing) + (
+                self.label_smoothing / classes
             )
-        lam = ops.numpy.expand_dims(result.lam, -1)
-        partner = ops.numpy.take(labels, result.permutation, axis=0)
-        return lam * labels + (1.0 - lam) * partner
+        return labels
 
     def _assert_class_indices(self, labels: Any) -> Any:
         """With TensorFlow ops (a `tf.data` pipeline, the TensorFlow
@@ -446,7 +683,12 @@ class MixingLayer(keras.layers.Layer):
                 + "."
             )
 
-    def _mix(self, images: Any, **context: Any) -> MixResult:
+    def _mix(
+        self, images: Any, masks: Any = None, **context: Any
+    ) -> tuple[MixResult, Any]:
+        """The mix of `images` and, when given, of Keras's
+        `segmentation_masks` with the same draw: `(result, mixed masks or
+        None)`."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ #
@@ -457,6 +699,8 @@ class MixingLayer(keras.layers.Layer):
             out = {"images": input_shape["images"]}
             if "labels" in input_shape:
                 out["labels"] = self._label_shape(input_shape["labels"])
+            if "segmentation_masks" in input_shape:
+                out["segmentation_masks"] = input_shape["segmentation_masks"]
             return out
         if (
             isinstance(input_shape, (tuple, list))
@@ -478,9 +722,17 @@ class MixingLayer(keras.layers.Layer):
                 "num_classes": self.num_classes,
                 "seed": self.seed,
                 "data_format": self.data_format,
+                "label_smoothing": self.label_smoothing,
             }
         )
         return config
+
+
+def _are_indices(labels: Any) -> bool:
+    """Host labels that are class indices: integers `(N,)` or `(N, 1)`."""
+    return labels.dtype.kind in "iu" and (
+        labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+    )
 
 
 class BaseMixer(MixingLayer):
@@ -510,6 +762,8 @@ class BaseMixer(MixingLayer):
         seed: integer seed of the layer's random stream.
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
+        label_smoothing: share in [0, 1) of each label spread over the
+            classes before mixing (see `MixingLayer`).
         **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
     """
 
@@ -520,10 +774,15 @@ class BaseMixer(MixingLayer):
         num_classes: int | None = None,
         seed: int | None = None,
         data_format: str | None = None,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            num_classes=num_classes, seed=seed, data_format=data_format, **kwargs
+            num_classes=num_classes,
+            seed=seed,
+            data_format=data_format,
+            label_smoothing=label_smoothing,
+            **kwargs,
         )
         self.alpha = check_number("alpha", alpha, low=0.0)
         self.mode = check_choice("mode", mode, _MODES)
@@ -531,11 +790,13 @@ class BaseMixer(MixingLayer):
     # ------------------------------------------------------------------ #
     # Drawing a mix, applying it
     # ------------------------------------------------------------------ #
-    def draw(self, images: Any, **context: Any) -> dict[str, Any]:
+    def draw(self, images: Any, seed: Any = None, **context: Any) -> dict[str, Any]:
         """Draw a mix of `images` without applying it.
 
         Args:
             images: the batch, as `mix` takes it.
+            seed: None (the layer's own stream) or an explicit seed, as `mix`
+                takes it.
             **context: as `mix` takes it (`saliency` for a mixer with
                 `needs_saliency`, `features` for one with `needs_features`).
 
@@ -557,7 +818,7 @@ class BaseMixer(MixingLayer):
         >>> bool(np.allclose(result.lam, result.mask.mean(axis=(1, 2, 3))))
         True
         """
-        with self._backend_scope(images):
+        with self._backend_scope(images), self._seed_scope(seed):
             return self._draw_params(self._prepare(images), context)
 
     def apply(
@@ -588,9 +849,22 @@ class BaseMixer(MixingLayer):
                     )
             return self._apply_params(images, params, partner)
 
-    def _mix(self, images: Any, **context: Any) -> MixResult:
+    def _mix(
+        self, images: Any, masks: Any = None, **context: Any
+    ) -> tuple[MixResult, Any]:
         images = self._prepare(images)
-        return self._apply_params(images, self._draw_params(images, context))
+        params = self._draw_params(images, context)
+        result = self._apply_params(images, params)
+        if masks is None:
+            return result, None
+        masks = self._prepare(masks, "segmentation_masks")
+        if tuple(masks.shape[:3]) != tuple(images.shape[:3]):
+            raise ValueError(
+                "`segmentation_masks` must have the batch size and the height "
+                "and width of `images`. Received shapes "
+                f"{tuple(masks.shape)} and {tuple(images.shape)} (channels-last)."
+            )
+        return result, self._apply_params(masks, params).images
 
     def _prepare(self, images: Any, name: str = "images") -> Any:
         """Checked, cast to the compute dtype, channels-last."""

@@ -1245,18 +1245,6 @@ class PuzzleMix(
         fn = _JIT_CACHE[key]
         return (lambda i, p, lam, s: fn(i, p, lam)) if fallback else fn
 
-    def _concrete(self, value: Any) -> bool:
-        """Whether `value` is known now (eager), not traced."""
-        name = self.backend.name
-        if name == "jax":
-            return not jax_utils.is_in_jax_tracing_scope(value)
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            return tf.executing_eagerly()
-        # torch: Python control flow (torch.compile breaks the graph there).
-        return True
-
     def _apply(self, images: Any, partner: Any, params: dict[str, Any]):
         args = (
             images,

@@ -13,25 +13,30 @@ from keras_sumix.layers.base import MixingLayer, MixResult
 class RandomChoice(MixingLayer):
     """Apply one of several mixers, drawn anew for every batch.
 
-    Every candidate is computed and one result is kept, so the choice stays
-    random inside a compiled step and a `tf.data` graph on every backend
-    (branching would freeze the draw at tracing time, or carry random state
-    out of a JAX branch). The cost is the sum of the candidates' costs.
+    Only the chosen mixer runs (a `switch` on the drawn index:
+    `tf.switch_case` in a TensorFlow graph, `lax.switch` under JAX, a Python
+    branch on torch), so a batch costs what its mixer costs. The choice and
+    the chosen mixer's draws all come from this layer's random stream (the
+    candidates' own seeds are not used): the candidate mixes with an explicit
+    seed drawn outside the branch, so no random state is assigned inside it,
+    and the choice stays random inside a compiled step and a `tf.data` graph
+    on every backend.
 
     Inputs are handled as by every mixer (`MixingLayer`); each candidate
     checks the images it mixes. The result's `mask` is the chosen mixer's
-    (for a candidate without one, MixUp, a mask filled with its lam), or
-    None when no candidate has a mask. A `saliency` given to `mix` reaches
-    the candidates that use it.
+    (for a candidate without one, MixUp, a mask filled with its lam). A
+    `saliency` given to `mix` reaches the candidates that use it.
 
     Args:
         mixers: list of mixing layers (`MixUp`, `CutMix`, ...).
         probabilities: optional probabilities, one per mixer (normalised);
             uniform by default.
         num_classes: number of classes, required for integer labels.
-        seed: integer seed of the choice.
+        seed: integer seed of the choice and of the candidates' draws.
         data_format: `"channels_last"` or `"channels_first"`; must match the
             mixers'.
+        label_smoothing: share in [0, 1) of each label spread over the
+            classes before mixing (see `MixingLayer`).
         **kwargs: base layer keyword arguments.
 
     Example:
@@ -50,10 +55,15 @@ class RandomChoice(MixingLayer):
         num_classes: int | None = None,
         seed: int | None = None,
         data_format: str | None = None,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            num_classes=num_classes, seed=seed, data_format=data_format, **kwargs
+            num_classes=num_classes,
+            seed=seed,
+            data_format=data_format,
+            label_smoothing=label_smoothing,
+            **kwargs,
         )
         mixers = [
             keras.saving.deserialize_keras_object(m) if isinstance(m, dict) else m
@@ -106,42 +116,57 @@ class RandomChoice(MixingLayer):
             mixer.build(input_shape)
         self.built = True
 
-    def _mix(self, images: Any, **context: Any) -> MixResult:
+    def _mix(
+        self, images: Any, masks: Any = None, **context: Any
+    ) -> tuple[MixResult, Any]:
         self._check_context(context)
         ops = self.backend
-        results = [
-            mixer.mix(images, **(context if mixer.needs_saliency else {}))
-            for mixer in self.mixers
-        ]
-        u = ops.random.uniform((), dtype="float32", seed=self._seed())
+        seed = self._seed()
+        u = ops.random.uniform((), dtype="float32", seed=seed)
         cumulative = 0.0
         choice = ops.cast(0, "int32")
         for probability in self.probabilities[:-1]:
             cumulative += probability
             choice = choice + ops.cast(u >= cumulative, "int32")
-        if all(r.mask is None for r in results):
-            masks = None
-        else:
-            # A mixer without a mask (MixUp) keeps the share lam everywhere.
-            shape = ops.shape(next(r.mask for r in results if r.mask is not None))
-            masks = [
-                r.mask
-                if r.mask is not None
-                else ops.numpy.broadcast_to(
-                    ops.numpy.reshape(r.lam, (-1, 1, 1, 1)), shape
+        # The chosen mixer's seed is drawn here, outside the branches: a
+        # branch then assigns no random state.
+        mixer_seed = seed.next()
+
+        def branch(mixer: MixingLayer):
+            own = context if mixer.needs_saliency else {}
+
+            def run(images, mixer_seed, *masks):
+                result, mixed = mixer._run(
+                    images, masks[0] if masks else None, mixer_seed, own
                 )
-                for r in results
-            ]
-        fields = [[getattr(r, f) for r in results] for f in MixResult._fields[:3]]
-        fields.append(masks)
-        return MixResult(
-            *(
-                None
-                if field is None
-                else ops.numpy.take(ops.numpy.stack(field), choice, axis=0)
-                for field in fields
-            )
+                mask = result.mask
+                if mask is None:
+                    # A mixer without a mask (MixUp) keeps lam everywhere.
+                    mask = ops.numpy.broadcast_to(
+                        ops.numpy.reshape(result.lam, (-1, 1, 1, 1)),
+                        self._mask_shape(result.images),
+                    )
+                out = (result.images, result.permutation, result.lam, mask)
+                return out if mixed is None else (*out, mixed)
+
+            return run
+
+        operands = (
+            (images, mixer_seed) if masks is None else (images, mixer_seed, masks)
         )
+        branches = [branch(mixer) for mixer in self.mixers]
+        if self._concrete(choice):  # eager: run the branch, nothing to trace
+            out = branches[int(choice)](*operands)
+        else:
+            out = ops.core.switch(choice, branches, *operands)
+        return MixResult(*out[:4]), (out[4] if masks is not None else None)
+
+    def _mask_shape(self, images: Any) -> tuple:
+        """The shape of a mask of `images`: one channel."""
+        shape = self.backend.shape(images)
+        if self.data_format == "channels_first":
+            return (shape[0], 1, shape[2], shape[3])
+        return (shape[0], shape[1], shape[2], 1)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -76,18 +76,41 @@ def _check_data_format() -> str:
 
 
 def _check_input_shape(
-    input_shape: ShapeArg, default_size: int, data_format: str
+    input_shape: ShapeArg,
+    default_size: int,
+    data_format: str,
+    channels: tuple[int, ...] = (3,),
 ) -> tuple[int | None, int | None, int]:
-    """Return the validated `input_shape` (the default when None)."""
+    """Return the validated `input_shape` (the default when None).
+
+    Args:
+        input_shape: the builder's `input_shape` argument, or None.
+        default_size: the height and width of the default shape.
+        data_format: `"channels_last"` or `"channels_first"`.
+        channels: the channel counts the network takes (its first entry is
+            the default's). A shape whose other end holds an accepted count
+            (`(3, 32, 32)` for a channels-last network) is named as being in
+            the wrong layout.
+
+    Raises:
+        ValueError: `input_shape` is not three entries with positive (or
+            None) height and width and an accepted channel count.
+    """
+    channels_first = data_format == "channels_first"
     if input_shape is None:
-        if data_format == "channels_first":
-            return (3, default_size, default_size)
-        return (default_size, default_size, 3)
+        size = (default_size, default_size)
+        return (channels[0], *size) if channels_first else (*size, channels[0])
+    *others, last = sorted(channels)
+    count = f"{', '.join(map(str, others))} or {last}" if others else str(last)
+    c = str(last) if not others else "C"
     expected = (
-        "(3, height, width) since keras.config.image_data_format() is 'channels_first'"
-        if data_format == "channels_first"
-        else "(height, width, 3)"
+        f"({c}, height, width) since keras.config.image_data_format() is "
+        "'channels_first'"
+        if channels_first
+        else f"(height, width, {c})"
     )
+    if others:
+        expected += f", C = {count}"
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
         raise ValueError(
             f"`input_shape` must be a tuple {expected}. "
@@ -99,22 +122,31 @@ def _check_input_shape(
             f"`input_shape` must have 3 entries {expected} (no batch dimension). "
             f"Received: input_shape={input_shape!r}."
         )
-    channel_index = 0 if data_format == "channels_first" else 2
+    channel_index = 0 if channels_first else 2
     for i, dim in enumerate(shape):
         spatial = i != channel_index
         if spatial and dim is None:
             continue  # variable image size
         if not _is_int(dim) or dim <= 0:
-            what = "positive ints (or None for a variable size)" if spatial else "3"
+            what = "positive ints (or None for a variable size)" if spatial else count
             raise ValueError(
                 f"`input_shape` must be {expected} with height and width "
                 f"positive ints (or None). Entry {i} is {dim!r}, expected {what}. "
                 f"Received: input_shape={input_shape!r}."
             )
-    if shape[channel_index] != 3:
+    if shape[channel_index] not in channels:
+        other = shape[2 - channel_index]
+        given, wanted = ("last", "first") if channels_first else ("first", "last")
+        hint = (
+            f" It looks like a channels-{given} shape: give the channels "
+            f"{wanted}, or set keras.config.set_image_data_format("
+            f"'channels_{given}') before building."
+            if other in channels
+            else ""
+        )
         raise ValueError(
-            f"`input_shape` must be {expected}: these networks take RGB images "
-            f"with 3 channels. Received: input_shape={input_shape!r}."
+            f"`input_shape` must be {expected}: this network takes images with "
+            f"{count} channels.{hint} Received: input_shape={input_shape!r}."
         )
     return tuple(None if d is None else int(d) for d in shape)  # type: ignore[return-value]
 

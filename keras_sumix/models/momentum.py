@@ -1,6 +1,7 @@
 """The momentum (EMA) encoder of a learned mixer (AutoMix): a frozen copy of
-the backbone and classifier, read at one feature map, moved towards the
-online network after every optimizer step."""
+the backbone and classifier, read at one feature map, run in training mode
+(batch norm on the batch's statistics, as the reference's `backbone_k`) and
+moved towards the online network after every optimizer step."""
 
 from __future__ import annotations
 
@@ -62,9 +63,21 @@ class MomentumEncoder(keras.layers.Layer):
     """A frozen copy of `backbone` and `classifier` that follows them by an
     exponential moving average, and reads `backbone`'s `feature_layer`.
 
-    Its weights are non-trainable (they get no gradient) and start equal to
-    the online ones (`reset`). Every floating weight is averaged, batch
-    norm's moving statistics included; the copy runs in inference mode.
+    Its weights get no gradient and no optimizer update (they are not
+    trainable) and start equal to the online ones (`reset`). As the
+    reference (OpenMixup's `backbone_k`), the copy runs in training mode:
+    its batch-norm layers normalise with the statistics of the batch they
+    see (the clean batch for the features, the mixed one for the mix
+    block's loss), its dropout (if any) is active. The EMA (`update`)
+    averages the parameters only; the copy's moving statistics are its own,
+    updated by its batch norm on those batches (the reference's buffers),
+    and nothing in training reads them.
+
+    Keras's `BatchNormalization` uses batch statistics only when it is
+    trainable (`training and self.trainable`), so the copy's batch-norm
+    layers are flagged trainable while each of their variables is not:
+    they stay out of `trainable_variables`, hence out of every gradient and
+    of the optimizer, on every backend.
 
     Args:
         backbone: the online backbone (functional).
@@ -96,6 +109,23 @@ class MomentumEncoder(keras.layers.Layer):
         self.token_pooling = token_pooling_of(backbone)
         self.data_format = data_format
         self.trainable = False
+        self._statistics = set()  # ids of batch norm's moving statistics
+        for layer in (
+            *self.encoder._flatten_layers(),
+            *self.classifier._flatten_layers(),
+        ):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                self._normalise_by_batch(layer)
+
+    def _normalise_by_batch(self, layer: keras.layers.BatchNormalization) -> None:
+        """Make `layer` normalise with the batch's statistics in training
+        mode, its variables still out of `trainable_variables`."""
+        layer.trainable = True
+        parameters = {id(w) for w in (layer.gamma, layer.beta) if w is not None}
+        for variable in layer.weights:
+            variable.trainable = False
+            if id(variable) not in parameters:
+                self._statistics.add(id(variable))
 
     @tracking.no_automatic_dependency_tracking
     def _remember(self, features: keras.Model) -> None:
@@ -111,22 +141,23 @@ class MomentumEncoder(keras.layers.Layer):
         return tuple(self._features.compute_output_shape(tuple(input_shape)))
 
     def features(self, images: Any) -> Any:
-        """The copy's feature map of `images` (its layers up to it only),
-        without gradient."""
-        return keras.ops.stop_gradient(self._features(images, training=False))
+        """The copy's feature map of `images` (its layers up to it only, in
+        training mode), without gradient."""
+        return keras.ops.stop_gradient(self._features(images, training=True))
 
     def call(self, images: Any) -> Any:
-        """The copy's logits on `images`; the gradient flows to `images`,
-        never to the copy's weights (they are not trainable)."""
-        final = self.encoder(images, training=False)
+        """The copy's logits on `images` (training mode); the gradient flows
+        to `images`, never to the copy's weights (they are not trainable)."""
+        final = self.encoder(images, training=True)
         pooled = pool_features(final, self.token_pooling, self.data_format)
-        return self.classifier(pooled, training=False)
+        return self.classifier(pooled, training=True)
 
     def pairs(
         self, backbone: keras.Model, classifier: keras.layers.Layer
     ) -> list[tuple[Any, Any]]:
-        """`(online, copy)` variable pairs, floating variables only (seed
-        states are left alone): the copies were built from the online
+        """`(online, copy)` parameter pairs: floating variables other than
+        batch norm's moving statistics (seed states and the copy's own
+        statistics are left alone). The copies were built from the online
         layers' configurations, so their weights come in the same order."""
         pairs = [
             *zip(backbone.weights, self.encoder.weights, strict=True),
@@ -142,10 +173,11 @@ class MomentumEncoder(keras.layers.Layer):
             (online, copy)
             for online, copy in pairs
             if "float" in keras.backend.standardize_dtype(copy.dtype)
+            and id(copy) not in self._statistics
         ]
 
     def reset(self, backbone: keras.Model, classifier: keras.layers.Layer) -> None:
-        """Copy the online weights into the encoder (momentum 0), as new
+        """Copy the online parameters into the encoder (momentum 0), as new
         buffers (JAX donates each variable's buffer to the step)."""
         for online, copy in self.pairs(backbone, classifier):
             copy.assign(keras.ops.copy(online))
@@ -153,7 +185,8 @@ class MomentumEncoder(keras.layers.Layer):
     def update(
         self, backbone: keras.Model, classifier: keras.layers.Layer, momentum: Any
     ) -> None:
-        """`copy = momentum * copy + (1 - momentum) * online`, every pair."""
+        """`copy = momentum * copy + (1 - momentum) * online`, every pair
+        (`pairs`: the parameters, not the moving statistics)."""
         momentum = keras.ops.convert_to_tensor(momentum, "float32")
         for online, copy in self.pairs(backbone, classifier):
             m = keras.ops.cast(momentum, copy.dtype)

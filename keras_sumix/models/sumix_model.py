@@ -19,11 +19,12 @@ from keras import ops
 from keras_sumix._validation import (
     check_class_indices,
     check_int,
+    check_number,
     host_array,
 )
 from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
-from keras_sumix.losses import sumix_loss
+from keras_sumix.losses import _reduce, sumix_loss
 from keras_sumix.models import replicas
 from keras_sumix.models import train_step as _train_step
 from keras_sumix.models.momentum import MomentumEncoder
@@ -42,17 +43,81 @@ def _summed_cross_entropy(dense: Any, logits: Any) -> Any:
     return -ops.sum(dense * log_p)
 
 
+def _per_sample_cross_entropy(logits: Any, target: Any) -> Any:
+    """Cross-entropy of each row of `logits` against soft targets, `(N,)`."""
+    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    return -ops.sum(target * log_p, axis=-1)
+
+
 def _cross_entropy(logits: Any, target: Any) -> Any:
     """Mean cross-entropy of `logits` against soft targets `(N, C)`."""
-    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    return ops.mean(-ops.sum(target * log_p, axis=-1))
+    return ops.mean(_per_sample_cross_entropy(logits, target))
 
 
-def _mixed_cross_entropy(logits: Any, dense: Any, permutation: Any, lam: Any) -> Any:
-    """MCE: the cross-entropy against `lam * y + (1 - lam) * y[permutation]`."""
+def _weighted_mean(values: Any, weight: Any | None) -> Any:
+    """`mean(weight * values)` (all weights 1 when None): Keras's
+    `"sum_over_batch_size"` reduction of a weighted loss."""
+    return ops.mean(values if weight is None else weight * values)
+
+
+def _mixed_weight(weight: Any | None, permutation: Any, lam: Any) -> Any | None:
+    """A mixed sample's weight, `lam * w + (1 - lam) * w[permutation]`,
+    float32 `(N,)` (None when `weight` is None)."""
+    if weight is None:
+        return None
+    lam = ops.reshape(ops.cast(lam, "float32"), (-1,))
+    return lam * weight + (1.0 - lam) * ops.take(weight, permutation, axis=0)
+
+
+def _mixed_cross_entropy(
+    logits: Any, dense: Any, permutation: Any, lam: Any, weight: Any | None = None
+) -> Any:
+    """MCE: the cross-entropy against `lam * y + (1 - lam) * y[permutation]`,
+    each mixed sample weighted by `_mixed_weight` of `weight` (if given)."""
     lam = ops.reshape(ops.cast(lam, "float32"), (-1, 1))
     target = lam * dense + (1.0 - lam) * ops.take(dense, permutation, axis=0)
-    return _cross_entropy(logits, target)
+    return _weighted_mean(
+        _per_sample_cross_entropy(logits, target),
+        _mixed_weight(weight, permutation, lam),
+    )
+
+
+def _is_one_hot(dense: Any) -> Any:
+    """Whether every row of `dense` `(N, C)` is one-hot: entries 0 or 1
+    summing to 1 (a scalar bool tensor; False for NaN entries)."""
+    binary = ops.all(ops.logical_or(ops.equal(dense, 0.0), ops.equal(dense, 1.0)))
+    return ops.logical_and(binary, ops.all(ops.equal(ops.sum(dense, axis=-1), 1.0)))
+
+
+def _check_sample_weight(sample_weight: Any) -> None:
+    """Raise if host (NumPy) `sample_weight` holds a negative or non-finite
+    weight (a tensor is not read back)."""
+    weights = host_array(sample_weight)
+    if weights is None or weights.dtype.kind not in "fiub":
+        return
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        raise ValueError(
+            "`sample_weight` must hold finite weights >= 0. Received "
+            f"{weights.reshape(-1)[np.argmax(bad.reshape(-1))]!r} at flat index "
+            f"{int(np.argmax(bad.reshape(-1)))}."
+        )
+
+
+def _gather_weight(weight: Any | None) -> Any | None:
+    """The global batch's sample weights (see `replicas.gather`), or None."""
+    return None if weight is None else replicas.gather(weight)
+
+
+def _check_label_smoothing(value: Any) -> float:
+    return check_number(
+        "label_smoothing",
+        value,
+        low=0.0,
+        high=1.0,
+        include_low=True,
+        include_high=False,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -110,15 +175,20 @@ class MixingModel(keras.Model):
       before any tracing: an empty `x`, non-finite (NaN/Inf) training images,
       integer labels outside `[0, num_classes)`, float `(N,)` labels,
       non-finite one-hot labels and `x`/`y` batch sizes that differ raise a
-      ValueError or TypeError naming the argument.
+      ValueError or TypeError naming the argument. Training labels `(N, C)`
+      must be one-hot: soft rows (labels already mixed by a mixer, or
+      smoothed) raise a ValueError, since the model mixes (and smooths, see
+      `label_smoothing`) the labels itself and would otherwise mix twice.
     - Tensors and datasets cannot be read ahead. Float `(N,)` labels still
       raise a TypeError (their dtype is static), and so do static batch
       sizes that differ (ValueError). An out-of-range integer label or a
-      non-finite one-hot label in a step makes that step's loss NaN (instead
-      of the silently wrong loss an all-zero one-hot row would give), and so
-      do NaN images (through the network). `fit` stops at the first NaN or
-      Inf loss with `keras_sumix.callbacks.TrainingDiverged` (it adds a
-      `keras_sumix.callbacks.StopOnNaN` unless a
+      training label row that is not one-hot (non-finite, or soft: e.g.
+      from a mixer mapped over a `tf.data` pipeline) makes that step's loss
+      NaN (instead of the silently wrong loss an all-zero one-hot row, or
+      labels mixed twice, would give), and so do NaN images (through the
+      network). `fit` stops at the first NaN or Inf loss with
+      `keras_sumix.callbacks.TrainingDiverged`, whose message names these
+      causes (it adds a `keras_sumix.callbacks.StopOnNaN` unless a
       `keras.callbacks.TerminateOnNaN` is among the callbacks).
     - uint8 images are cast to float by the mixer and the backbone, not
       rescaled (see `MixingLayer`): give the images the scale the backbone
@@ -135,6 +205,7 @@ class MixingModel(keras.Model):
         num_classes: int,
         mixer: MixingLayer,
         classifier: keras.layers.Layer | None = None,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -155,12 +226,23 @@ class MixingModel(keras.Model):
                 f"Received: mixer={mixer!r}."
             )
         self.num_classes = _check_num_classes(num_classes)
+        self.label_smoothing = _check_label_smoothing(label_smoothing)
+        if getattr(mixer, "label_smoothing", 0.0):
+            raise ValueError(
+                f"{type(self).__name__} makes its own targets, so the mixer's "
+                "`label_smoothing` would be ignored. Received: mixer with "
+                f"label_smoothing={mixer.label_smoothing!r}; pass "
+                f"`label_smoothing={mixer.label_smoothing!r}` to "
+                f"{type(self).__name__} and leave the mixer's at 0."
+            )
         self.backbone = backbone
         self.mixer = mixer
         # A given classifier is an existing model's head (`from_classifier`).
         self._custom_classifier = classifier is not None
         if classifier is None:
-            classifier = keras.layers.Dense(num_classes, name="classifier")
+            classifier = keras.layers.Dense(
+                num_classes, dtype=self.dtype_policy, name="classifier"
+            )
         elif not isinstance(classifier, keras.layers.Layer):
             raise TypeError(
                 "`classifier` must be None or a Keras layer from features to "
@@ -254,23 +336,29 @@ class MixingModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
-        """`keras.Model.fit`; `sample_weight` is not supported (the mixed loss
-        pairs samples), and is rejected before any tracing.
+        """`keras.Model.fit`, with mixed samples weighted by their sources.
 
-        NumPy `x`, `y` and `validation_data` are checked first (see the class
-        docstring), and training stops with `TrainingDiverged` (a
-        `FloatingPointError`) at the first NaN or Inf loss: a
-        `keras_sumix.callbacks.StopOnNaN` is added to `callbacks` unless one
-        (any `keras.callbacks.TerminateOnNaN`) is already there.
+        `class_weight` and `sample_weight` (or weights in the dataset's
+        `(x, y, sample_weight)` elements) work as in Keras: a sample's weight
+        is its class's weight (of its label's class) or its sample weight.
+        A mixed sample takes the weights of its two sources in the mixing
+        ratio, `lam * w_a + (1 - lam) * w_b`, and weights its mixed
+        cross-entropy (the terms of its two labels); the loss is reduced as
+        Keras reduces a weighted loss (`sum(w * loss) / N`). SUMixModel's
+        uncertainty regulariser is not weighted.
+
+        NumPy `x`, `y`, `sample_weight` and `validation_data` are checked
+        first (see the class docstring), and training stops with
+        `TrainingDiverged` (a `FloatingPointError`) at the first NaN or Inf
+        loss: a `keras_sumix.callbacks.StopOnNaN` is added to `callbacks`
+        unless one (any `keras.callbacks.TerminateOnNaN`) is already there.
+        It reads each batch's loss where Keras reads the batch logs anyway,
+        so it adds no device sync to the training loop (see `StopOnNaN`).
         """
-        if kwargs.get("sample_weight") is not None:
-            raise ValueError(
-                f"{type(self).__name__} does not support `sample_weight` in "
-                "training: the mixed loss pairs samples across the batch."
-            )
         bound = inspect.signature(keras.Model.fit).bind_partial(self, *args, **kwargs)
         given = bound.arguments
         self._check_host_data(given.get("x"), given.get("y"), finite=True)
+        _check_sample_weight(given.get("sample_weight"))
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) == 2:
             names = ("validation_data[0]", "validation_data[1]")
@@ -342,6 +430,27 @@ class MixingModel(keras.Model):
             raise ValueError(
                 f"`{name_y}` (one-hot/soft labels) holds non-finite values."
             )
+        elif finite and labels.ndim == 2 and labels.shape[-1] == self.num_classes:
+            self._check_one_hot(labels, name_y)
+
+    def _check_one_hot(self, labels: np.ndarray, name: str) -> None:
+        """Raise if host training labels `(N, C)` have a row that is not
+        one-hot (a soft row: already mixed, or smoothed)."""
+        rows = labels.reshape(len(labels), -1)
+        binary = ((rows == 0) | (rows == 1)).all(axis=1)
+        bad = ~(binary & (rows.sum(axis=1) == 1))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"`{name}` must be integer class indices or one-hot rows, but "
+                f"{int(bad.sum())} row(s) are soft, e.g. {name}[{i}] = "
+                f"{np.round(rows[i], 4).tolist()}. {type(self).__name__} mixes "
+                "the labels itself: labels already mixed (by a mixer in the "
+                "data pipeline) would be mixed twice. Give the integer or "
+                "one-hot labels and let the model mix (smoothing them with "
+                "`label_smoothing=`), or train a plain `keras.Model` on the "
+                "mixer's output."
+            )
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Restore the compile state saved with the model (`.keras` files)."""
@@ -369,15 +478,13 @@ class MixingModel(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
-        """Clean cross-entropy of the classifier (what `evaluate` reports)."""
+        """Clean cross-entropy of the classifier (what `evaluate` reports),
+        weighted as the training loss is (`sum(w * loss) / N`)."""
         del x, training
-        logits = ops.cast(y_pred, "float32")
         _, dense = self._labels(y)
-        per_sample = -ops.sum(dense * ops.log_softmax(logits, axis=-1), axis=-1)
         if sample_weight is not None:
-            weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-            return ops.sum(per_sample * weight) / ops.maximum(ops.sum(weight), 1e-12)
-        return ops.mean(per_sample)
+            sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+        return _weighted_mean(_per_sample_cross_entropy(y_pred, dense), sample_weight)
 
     # ------------------------------------------------------------------ #
     # Training
@@ -408,11 +515,20 @@ class MixingModel(keras.Model):
             f"Received shape {tuple(y.shape)}."
         )
 
-    def training_terms(self, x: Any, y: Any) -> tuple[dict[str, Any], Any]:
+    def training_terms(
+        self, x: Any, y: Any, sample_weight: Any = None
+    ) -> tuple[dict[str, Any], Any]:
         """Mix the batch, run the forward pass(es) and compute the loss.
 
         Backend-agnostic; the backend-specific step differentiates
         `terms["loss"]`.
+
+        Args:
+            x: the clean images.
+            y: their labels, integer `(N,)` / `(N, 1)` or one-hot `(N, C)`.
+            sample_weight: None or each clean sample's weight `(N,)` (what
+                Keras makes of `class_weight` or `sample_weight`); a mixed
+                sample is weighted by `lam * w_a + (1 - lam) * w_b`.
 
         Returns:
             `(terms, y_pred)`: the loss terms (scalars, the ones logged) and
@@ -426,30 +542,53 @@ class MixingModel(keras.Model):
             raise ValueError(
                 f"The labels' batch size ({n_y}) does not match the images' ({n_x})."
             )
-        terms, y_pred = self._terms(x, labels, dense)
+        weight = None
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        terms, y_pred = self._terms(x, labels, dense, weight)
         # Label values cannot raise inside a traced step: an out-of-range
-        # index (an all-zero one-hot row) or a non-finite one-hot row makes
-        # the loss NaN rather than silently wrong, and `fit` stops on it.
+        # index (an all-zero one-hot row) or a row that is not one-hot
+        # (non-finite, or soft: labels already mixed would be mixed twice)
+        # makes the loss NaN rather than silently wrong, and `fit` stops on it.
         valid = ops.logical_and(
             ops.all((labels >= 0) & (labels < self.num_classes)),
-            ops.all(ops.isfinite(dense)),
+            _is_one_hot(dense),
         )
         terms = {**terms, "loss": ops.where(valid, terms["loss"], float("nan"))}
         return terms, y_pred
 
     def update_training_metrics(
-        self, terms: dict[str, Any], y: Any, y_pred: Any
+        self, terms: dict[str, Any], y: Any, y_pred: Any, sample_weight: Any = None
     ) -> dict[str, Any]:
-        """Update the trackers and compiled metrics; return the logs."""
+        """Update the trackers and compiled metrics (weighted by each
+        sample's own `sample_weight`, if given); return the logs."""
         for metric in self.metrics:
             if metric.name in terms:
                 metric.update_state(terms[metric.name])
             elif metric.name == "compile_metrics":
-                metric.update_state(y, y_pred)
+                metric.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
-    def _terms(self, images: Any, labels: Any, dense: Any):
+    def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
+        """The loss terms and the logits compiled metrics see.
+
+        Args:
+            images: the clean batch (this replica's).
+            labels: integer labels `(N,)`.
+            dense: one-hot labels `(N, C)` (hard: the saliency and a learned
+                mixer's block use them; `_smoothed` gives the targets).
+            weight: None or each clean sample's weight, float32 `(N,)`.
+        """
         raise NotImplementedError
+
+    def _smoothed(self, dense: Any) -> Any:
+        """The training targets: one-hot `dense` smoothed by
+        `label_smoothing` `e`, `dense * (1 - e) + e / C` (Keras's and timm's
+        convention), before they are mixed."""
+        if not self.label_smoothing:
+            return dense
+        e = self.label_smoothing
+        return dense * (1.0 - e) + e / self.num_classes
 
     def _mix_global_batch(
         self, images: Any, dense: Any, saliency: Any | None = None
@@ -508,7 +647,10 @@ class MixingModel(keras.Model):
 
     def mix_features(self, images: Any) -> Any:
         """The feature map a mixer with `needs_features` (AutoMix) mixes
-        by: the momentum encoder's `feature_layer` on `images`.
+        by: the momentum encoder's `feature_layer` on `images`, as in
+        training (batch norm on the statistics of `images`). It assigns
+        nothing: the copy's moving statistics and seed states stay as they
+        are.
 
         Args:
             images: the clean batch, as the model takes it.
@@ -527,7 +669,8 @@ class MixingModel(keras.Model):
         images = ops.convert_to_tensor(images)
         if not self.built:
             self.build(tuple(images.shape))
-        return self.momentum_encoder.features(images)
+        with keras.StatelessScope():  # drops the training-mode assignments
+            return self.momentum_encoder.features(images)
 
     def after_optimizer_step(self) -> None:
         """What follows each optimizer step (the backend steps call it): a
@@ -594,10 +737,11 @@ class MixingModel(keras.Model):
     # ------------------------------------------------------------------ #
     def get_config(self) -> dict[str, Any]:
         config = {
-            "name": self.name,
+            **super().get_config(),  # name, trainable, dtype (the policy)
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
             "mixer": keras.saving.serialize_keras_object(self.mixer),
+            "label_smoothing": self.label_smoothing,
         }
         if self._custom_classifier:
             config["classifier"] = keras.saving.serialize_keras_object(self.classifier)
@@ -700,9 +844,17 @@ class MixupModel(MixingModel):
             and the model keeps and updates its momentum encoder
             (`keras_sumix.layers.AutoMix`); history then logs
             `mix_block_loss`.
-        **kwargs: `keras.Model` keyword arguments (`name`, ...), and
-            `classifier`: None (a new `Dense(num_classes)`) or an existing
-            head layer, which `from_classifier` sets.
+        label_smoothing: share `e` in [0, 1) of each label spread over the
+            classes, as in `keras.losses.CategoricalCrossentropy`: the
+            one-hot labels are smoothed, `y * (1 - e) + e / C`, then mixed
+            (timm's convention), for the mixed cross-entropy and AutoMix's
+            clean one. Defaults to 0 (none). Set it here, not on the mixer
+            (the model makes its own targets: a mixer's `label_smoothing`
+            raises a ValueError).
+        **kwargs: `keras.Model` keyword arguments (`name`, `dtype`: a dtype
+            policy such as `"mixed_bfloat16"` for the classifier, saved with
+            the model), and `classifier`: None (a new `Dense(num_classes)`)
+            or an existing head layer, which `from_classifier` sets.
 
     Example:
 
@@ -715,16 +867,21 @@ class MixupModel(MixingModel):
     ```
     """
 
-    def _terms(self, images: Any, labels: Any, dense: Any):
+    def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
         mix, mixer_loss = self._mix_global_batch(images, dense)
         # A learned mixer (AutoMix) adds the clean cross-entropy.
         clean = None if mixer_loss is None else self(images, training=True)
         logits = self(replicas.local_rows(mix.images, images), training=True)
         loss = _mixed_cross_entropy(
-            replicas.gather(logits), replicas.gather(dense), mix.permutation, mix.lam
+            replicas.gather(logits),
+            self._smoothed(replicas.gather(dense)),
+            mix.permutation,
+            mix.lam,
+            _gather_weight(weight),
         )
         terms = {"loss": loss, "lam_area": ops.mean(mix.lam)}
-        return self._with_mixer_loss(terms, mixer_loss, clean, dense), logits
+        targets = self._smoothed(dense)
+        return self._with_mixer_loss(terms, mixer_loss, clean, targets), logits
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -817,8 +974,17 @@ class SUMixModel(MixingModel):
             `"paper"` (default, the published method) or `"recommended"`
             (`keras_sumix.models.variants.VARIANTS`); an option given
             explicitly wins over its variant's value.
-        **kwargs: `keras.Model` keyword arguments, and `classifier` (see
-            `MixupModel`).
+        label_smoothing: share `e` in [0, 1) of each label spread over the
+            classes, as in `keras.losses.CategoricalCrossentropy`: the
+            one-hot labels are smoothed, `y * (1 - e) + e / C`, then mixed.
+            It applies to the targets the classifier is trained on: the two
+            terms of the mixed cross-entropy (`mix_loss`, with the corrected
+            lam) and AutoMix's clean cross-entropy. The corrected lam and the
+            uncertainty regulariser (which trains the uncertainty head on the
+            class indices) keep the hard labels. Defaults to 0 (none).
+        **kwargs: `keras.Model` keyword arguments (`name`, `dtype`: a dtype
+            policy such as `"mixed_bfloat16"` for the heads, saved with the
+            model), and `classifier` (see `MixupModel`).
 
     Example:
 
@@ -848,9 +1014,12 @@ class SUMixModel(MixingModel):
         regularizer_logits: str | None = None,
         regularizer_temperature: float = 1.0,
         variant: str = DEFAULT_VARIANT,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(backbone, num_classes, mixer, **kwargs)
+        super().__init__(
+            backbone, num_classes, mixer, label_smoothing=label_smoothing, **kwargs
+        )
         options = resolve_options(
             variant,
             gamma=gamma,
@@ -883,7 +1052,9 @@ class SUMixModel(MixingModel):
                 "(`needs_saliency` is False). Received: saliency_pass='raw'; "
                 "use saliency_pass='separate' (the default) with this mixer."
             )
-        self.uncertainty_head = UncertaintyHead(num_classes, name="uncertainty_head")
+        self.uncertainty_head = UncertaintyHead(
+            num_classes, dtype=self.dtype_policy, name="uncertainty_head"
+        )
         # Only these regularisers send gradient to the head; otherwise it is
         # frozen (rather than handed empty gradients every step).
         self.uncertainty_head.trainable = self.regularizer in ("both", "uncertainty")
@@ -918,6 +1089,30 @@ class SUMixModel(MixingModel):
             "regularizer_temperature": self.regularizer_temperature,
         }
 
+    def _targets_loss(
+        self, out: dict[str, Any], mix_logits: Any, dense: Any, mix: Any, weight: Any
+    ) -> dict[str, Any]:
+        """`sumix_loss`'s output with its mixed cross-entropy recomputed on
+        smoothed targets and weighted samples (`label_smoothing`,
+        `sample_weight`): `CE_a`, `CE_b` against `smooth(y_a)`,
+        `smooth(y_b)`, each mixed sample's times its `_mixed_weight`, then
+        reduced with the corrected lam as `reduction` says. The corrected lam
+        and the regulariser stay on the hard labels, unweighted."""
+        targets = self._smoothed(dense)
+        ce_a = _per_sample_cross_entropy(mix_logits, targets)
+        ce_b = _per_sample_cross_entropy(
+            mix_logits, ops.take(targets, mix.permutation, axis=0)
+        )
+        mixed_weight = _mixed_weight(_gather_weight(weight), mix.permutation, mix.lam)
+        if mixed_weight is not None:
+            ce_a, ce_b = mixed_weight * ce_a, mixed_weight * ce_b
+        mix_loss = _reduce(self.reduction, out["lam"], ce_a, ce_b)
+        return {
+            **out,
+            "loss": mix_loss + self.gamma * out["reg_loss"],
+            "mix_loss": mix_loss,
+        }
+
     def training_lam(
         self, images: Any, labels: Any, mix: Any, training: bool = False
     ) -> Any:
@@ -941,7 +1136,7 @@ class SUMixModel(MixingModel):
         )
         return outputs, self._saliency_of(gradient)
 
-    def _terms(self, images: Any, labels: Any, dense: Any):
+    def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
         if self.saliency_pass == "raw":
             raw, saliency = self._raw_pass_and_saliency(images, dense)
             mix, mixer_loss = self._mix_global_batch(images, dense, saliency)
@@ -959,6 +1154,10 @@ class SUMixModel(MixingModel):
             tuple(replicas.gather(t) for t in mixed),
             mix,
         )
+        if self.label_smoothing or weight is not None:
+            out = self._targets_loss(
+                out, replicas.gather(mixed[0]), replicas.gather(dense), mix, weight
+            )
         terms = {
             "loss": out["loss"],
             "mix_loss": out["mix_loss"],
@@ -966,7 +1165,8 @@ class SUMixModel(MixingModel):
             "lam_area": ops.mean(mix.lam),
             "lam_sumix": ops.mean(out["lam"]),
         }
-        terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, dense)
+        targets = self._smoothed(dense)
+        terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, targets)
         return terms, raw_logits
 
     def get_config(self) -> dict[str, Any]:

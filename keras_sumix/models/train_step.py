@@ -26,17 +26,14 @@ from keras_sumix.models import replicas
 
 
 def _unpack(model: keras.Model, data: Any):
+    """`(x, y, sample_weight)` of a batch (`sample_weight` None or what Keras
+    made of `class_weight` / `sample_weight`)."""
     x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
     if y is None:
         raise ValueError(
             f"{type(model).__name__}.fit needs labels: pass `(images, labels)`."
         )
-    if sample_weight is not None:
-        raise ValueError(
-            f"{type(model).__name__} does not support `sample_weight` in training "
-            "(the mixed loss pairs samples across the batch); drop it."
-        )
-    return x, y
+    return x, y, sample_weight
 
 
 def train_step(model: keras.Model, *args: Any) -> Any:
@@ -44,7 +41,7 @@ def train_step(model: keras.Model, *args: Any) -> Any:
 
     Args:
         model: a `MixupModel` or `SUMixModel` (anything with
-            `training_terms(x, y)`, `after_optimizer_step()` and
+            `training_terms(x, y, sample_weight)`, `after_optimizer_step()` and
             `update_training_metrics(...)`).
         *args: `(data,)` on TensorFlow and torch, `(state, data)` on JAX, as
             Keras's trainers call `train_step`.
@@ -205,31 +202,31 @@ def _jax_input_gradient(fn: Any, x: Any, has_aux: bool) -> Any:
 def _tensorflow_step(model, data):
     import tensorflow as tf
 
-    x, y = _unpack(model, data)
+    x, y, sample_weight = _unpack(model, data)
     with tf.GradientTape() as tape:
-        terms, y_pred = model.training_terms(x, y)
+        terms, y_pred = model.training_terms(x, y, sample_weight)
         # Under tf.distribute the loss is the global one on every replica.
         loss = model.optimizer.scale_loss(replicas.scale_for_gradient(terms["loss"]))
     variables = model.trainable_variables
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply(gradients, variables)
     model.after_optimizer_step()
-    return model.update_training_metrics(terms, y, y_pred)
+    return model.update_training_metrics(terms, y, y_pred, sample_weight)
 
 
 def _torch_step(model, data):
     import torch
 
-    x, y = _unpack(model, data)
+    x, y, sample_weight = _unpack(model, data)
     model.zero_grad()
-    terms, y_pred = model.training_terms(x, y)
+    terms, y_pred = model.training_terms(x, y, sample_weight)
     model.optimizer.scale_loss(terms["loss"]).backward()
     variables = model.trainable_variables
     gradients = [v.value.grad for v in variables]
     with torch.no_grad():
         model.optimizer.apply(gradients, variables)
         model.after_optimizer_step()
-    return model.update_training_metrics(terms, y, y_pred)
+    return model.update_training_metrics(terms, y, y_pred, sample_weight)
 
 
 def _current(scope, variables, values):
@@ -244,7 +241,7 @@ def _jax_step(model, state, data):
     import jax
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
-    x, y = _unpack(model, data)
+    x, y, sample_weight = _unpack(model, data)
 
     def loss_fn(trainable, non_trainable):
         mapping = [
@@ -253,7 +250,7 @@ def _jax_step(model, state, data):
             *zip(model.optimizer.variables, optimizer_vars, strict=True),
         ]
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            terms, y_pred = model.training_terms(x, y)
+            terms, y_pred = model.training_terms(x, y, sample_weight)
             loss = model.optimizer.scale_loss(terms["loss"])
         non_trainable = _current(scope, model.non_trainable_variables, non_trainable)
         return loss, (terms, y_pred, non_trainable)
@@ -274,6 +271,6 @@ def _jax_step(model, state, data):
     non_trainable = _current(scope, model.non_trainable_variables, non_trainable)
     mapping = list(zip(model.metrics_variables, metrics_vars, strict=True))
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        logs = model.update_training_metrics(terms, y, y_pred)
+        logs = model.update_training_metrics(terms, y, y_pred, sample_weight)
     metrics_vars = _current(scope, model.metrics_variables, metrics_vars)
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)

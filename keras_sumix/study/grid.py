@@ -32,8 +32,10 @@ Parts (`PARTS`):
   the paper variant, on part S's datasets and mixers: the evidence table of
   the recommended variant;
 - G: AutoMix x {MCE, SUMix as published, the distance mode (per-sample
-  reduction)} on the embedded data, beside the same methods with CutMix
-  (part A's cells) and PuzzleMix (part F's);
+  reduction), `variant="recommended"`} on the embedded data, beside the
+  same methods with CutMix (parts A's and P's cells) and PuzzleMix (part
+  F's, without the recommended variant); its runs also record the held-out
+  masks' per-pixel std and object preference;
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
   instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
@@ -464,6 +466,13 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
             Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
             for x in _G_MIXERS
             for m in _G_METHODS
+        ] + [
+            # Part P's CutMix cell, and AutoMix with the recommended variant.
+            Entry(
+                f"{MIXER_LABELS[x]}: {_label('recommended')}",
+                Cell("embedded", x, "recommended"),
+            )
+            for x in ("cutmix", "automix")
         ]
     if part == "N":
         return [

@@ -29,6 +29,12 @@ def _num(stat: dict[str, Any], digits: int = 2) -> str:
     return text if stat["std"] is None else f"{text} ± {stat['std']:.{digits}f}"
 
 
+def _measured(row: dict[str, Any], metric: str) -> bool:
+    """Whether `row` has a mean of `metric` (a measure added later is
+    missing from older records)."""
+    return (row.get(metric) or {}).get("mean") is not None
+
+
 def _settings(summary: dict[str, Any]) -> list[str]:
     config = summary["config"]
     alpha = "the paper's per mixer" if config["alpha"] is None else config["alpha"]
@@ -78,10 +84,16 @@ def _automix_settings(summary: dict[str, Any]) -> list[str]:
     from keras_sumix.study.runner import AUTOMIX_FEATURE_LAYER
 
     return [
-        f"- Part G: AutoMix reads `small_cnn`'s `{AUTOMIX_FEATURE_LAYER}` (8x8), "
-        "its momentum copy moving from 0.999 to 0.999999 on the cosine over the "
-        "run's steps; its other settings are the layer's defaults. Lambda "
-        "fidelity: held-out mixes by the trained model's mix block."
+        f"- Part G: AutoMix reads `small_cnn`'s `{AUTOMIX_FEATURE_LAYER}` (8x8) "
+        "of its momentum copy (training mode: batch norm on the batch's "
+        "statistics), whose momentum follows the layer's default tied to the "
+        "run's steps (from `1 - 1 / (1 % of the steps)` to 0.999999 on the "
+        "cosine); its other settings are the layer's defaults (no lam "
+        "channel). Lambda fidelity: held-out mixes by the trained model's mix "
+        "block. Mask std: the per-pixel std of each held-out mask (0: a "
+        "uniform blend). Object preference: the mean kept share on the "
+        "image's object minus that on its background, in points (0: the mask "
+        "ignores the objects)."
     ]
 
 
@@ -132,6 +144,9 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
         header = ["method", "n", "top-1 % (final)", f"top-1 % (median of last {last})"]
         if fidelity:
             header += ["lam fidelity r", "lam MAE"]
+        masks = any(_measured(row, "object_preference") for row in rows)
+        if masks:
+            header += ["mask std", "object preference (points)"]
         header += [f"top-1 % {100 * r:g}% occluded" for r in ratios] + ["s/epoch"]
         lines += [
             "",
@@ -155,6 +170,12 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
                     cells += [f"n/a ({mark})", f"n/a ({mark})"]
                 else:
                     cells += [_num(row["pearson"]), _num(row["mae"], 3)]
+            if masks:
+                cells += (
+                    [_num(row["mask_std"], 3), _pct(row["object_preference"])]
+                    if _measured(row, "object_preference")
+                    else ["not recorded"] * 2
+                )
             cells += [_pct(row["occlusion"][f"{r:g}"]) for r in ratios]
             cells.append(_num(row["seconds_per_epoch"]))
             if row.get("diverged"):

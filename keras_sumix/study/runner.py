@@ -123,10 +123,48 @@ def _fidelity_mixer(model: Any, name: str, config: StudyConfig) -> Any:
     mixer = make_mixer(name, config, FIDELITY_MIX_SEED)
     if mixer.needs_features:
         trained = model.mixer.mix_block
-        channels = trained.query.kernel.shape[0] - 1  # the lam channel
+        mixer = type(model.mixer).from_config(
+            {**model.mixer.get_config(), "seed": FIDELITY_MIX_SEED}
+        )
+        channels = trained.query.kernel.shape[0] - int(trained.lam_channel)
         mixer.mix_block.build((None, None, None, channels))
         mixer.mix_block.set_weights(trained.get_weights())
     return mixer
+
+
+def object_preference(model: Any, mixer: Any, data: Any, batch_size: int) -> float:
+    """How much more of its object than of its background a mixer's mask
+    keeps of each held-out image: the mean over mixes of (mean kept share
+    on the object's pixels - mean kept share on the others), 0 for a
+    uniform blend or a mask that ignores the objects, up to 1.
+
+    Args:
+        model: the trained model (a learned mixer's features come from it).
+        mixer: a cutting mixer (`true_share`), as `lam_fidelity`'s.
+        data: held-out `occluded_objects` data (channels-last).
+        batch_size: the mixes' batch size.
+
+    Returns:
+        The mean preference.
+    """
+    gaps = []
+    for start in range(0, len(data.images) - 1, batch_size):
+        images = data.images[start : start + batch_size]
+        objects = data.masks[start : start + batch_size].astype(bool)
+        if len(images) < 2:
+            break
+        context = {}
+        if mixer.needs_saliency:
+            labels = data.labels[start : start + batch_size]
+            context["saliency"] = model.saliency(images, labels)
+        if mixer.needs_features:
+            context["features"] = model.mix_features(images)
+        mix = mixer.apply(images, mixer.draw(images, **context))
+        mask = keras.ops.convert_to_numpy(mix.mask).reshape(objects.shape)
+        for kept, own in zip(mask, objects, strict=True):
+            if own.any() and not own.all():
+                gaps.append(kept[own].mean() - kept[~own].mean())
+    return float(np.mean(gaps))
 
 
 def study_vit(
@@ -431,6 +469,14 @@ def train_and_measure(
             "mean_true_lam": _finite(np.mean(result["true_lam"])),
             "mean_area_lam": _finite(np.mean(result["area_lam"])),
             "mean_mask_std": _finite(np.mean(result["mask_std"])),
+            "object_preference": _finite(
+                object_preference(
+                    model,
+                    _fidelity_mixer(model, cell.mixer, config),
+                    held_out,
+                    cell.batch_size,
+                )
+            ),
         }
     occlusion = occlusion_robustness(
         model, *test, ratios=config.occlusion_ratios, grid=(4, 4), seed=0
@@ -465,6 +511,8 @@ def train_and_measure(
         "fidelity": fidelity,
         "pearson": fidelity.get("pearson"),
         "mae": fidelity.get("mae"),
+        "mask_std": fidelity.get("mean_mask_std"),
+        "object_preference": fidelity.get("object_preference"),
         "occlusion": {f"{r:g}": _finite(v) for r, v in occlusion.items()},
         "seconds_per_epoch": statistics.median(later),
         "first_epoch_seconds": epoch_seconds[0],

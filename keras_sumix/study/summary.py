@@ -14,7 +14,15 @@ from keras_sumix.study.grid import METHODS, PARTS, RunSpec, part_entries
 from keras_sumix.study.runner import matching
 
 #: Per-run numbers aggregated for every cell (occlusion is added per ratio).
-METRICS = ("final_top1", "median_top1", "pearson", "mae", "seconds_per_epoch")
+METRICS = (
+    "final_top1",
+    "median_top1",
+    "pearson",
+    "mae",
+    "mask_std",
+    "object_preference",
+    "seconds_per_epoch",
+)
 
 
 def stats(values: Iterable[Any]) -> dict[str, Any]:
@@ -94,7 +102,8 @@ def summarise(
         network and optimizer), `runs_expected` / `runs_found`, and
         per part (`parts[name]`) its `title` and `rows` (label, cell fields,
         `n`, and `{"mean", "std", "n", "values"}` of `final_top1`,
-        `median_top1`, `pearson`, `mae`, `seconds_per_epoch` and of
+        `median_top1`, `pearson`, `mae`, `mask_std`, `object_preference`
+        (recorded since part G measures them), `seconds_per_epoch` and of
         `occlusion[ratio]`).
     """
     if not isinstance(backend, str) or not backend:
