@@ -459,3 +459,27 @@ def test_the_block_learns_spatial_masks():
     params = mixer.draw(held_out, features=model.mix_features(held_out))
     std = to_np(params["block_mask"]).reshape(len(held_out), -1).std(axis=1)
     assert std.mean() > 1e-2
+
+
+def test_the_clean_cross_entropy_takes_each_samples_weight():
+    """With `sample_weight` / `class_weight`, AutoMix's clean cross-entropy
+    weighs each clean sample by its own weight, Keras's reduction
+    `mean(w * CE)`; the block's loss is not weighted."""
+    model = _model(mixer=AutoMix(feature_layer="stage2", seed=1, clean_weight=0.5))
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, CLASSES)).astype("float32")
+    labels = rng.integers(0, CLASSES, 6)
+    dense = np.eye(CLASSES, dtype="float32")[labels]
+    weight = np.array([0.0, 1.0, 2.0, 0.5, 1.0, 3.0], "float32")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ce = -(dense * log_p).sum(-1)
+    terms = {"loss": keras.ops.convert_to_tensor(1.0)}
+    block = keras.ops.convert_to_tensor(0.25)
+    for w, expected in ((None, ce.mean()), (weight, (weight * ce).mean())):
+        tensors = [keras.ops.convert_to_tensor(a) for a in (logits, dense)]
+        w = None if w is None else keras.ops.convert_to_tensor(w)
+        out = model._with_mixer_loss(terms, block, *tensors, w)
+        np.testing.assert_allclose(
+            to_np(out["loss"]), 1.0 + 0.5 * expected + 0.25, rtol=1e-5
+        )
+        assert float(to_np(out["mix_block_loss"])) == 0.25

@@ -346,8 +346,8 @@ class MixingLayer(keras.layers.Layer):
                     "draw at every step. Pass a fresh seed at each step, e.g. "
                     "`key, step_key = jax.random.split(key)` then "
                     "`mixer.mix(images, seed=step_key)` or "
-                    "`mixer(images, labels, seed=step_key)` (see "
-                    "docs/layers.md, 'In a compiled loop'), or call it inside a "
+                    "`mixer(images, labels, seed=step_key)` (the Layers page "
+                    "of the docs, 'In a compiled loop'), or call it inside a "
                     "`keras.StatelessScope` that maps its state."
                 )
             return self.generator

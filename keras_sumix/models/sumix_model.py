@@ -49,11 +49,6 @@ def _per_sample_cross_entropy(logits: Any, target: Any) -> Any:
     return -ops.sum(target * log_p, axis=-1)
 
 
-def _cross_entropy(logits: Any, target: Any) -> Any:
-    """Mean cross-entropy of `logits` against soft targets `(N, C)`."""
-    return ops.mean(_per_sample_cross_entropy(logits, target))
-
-
 def _weighted_mean(values: Any, weight: Any | None) -> Any:
     """`mean(weight * values)` (all weights 1 when None): Keras's
     `"sum_over_batch_size"` reduction of a weighted loss."""
@@ -634,14 +629,25 @@ class MixingModel(keras.Model):
         return mixer.apply(global_images, params), block_loss
 
     def _with_mixer_loss(
-        self, terms: dict[str, Any], mixer_loss: Any, clean_logits: Any, dense: Any
+        self,
+        terms: dict[str, Any],
+        mixer_loss: Any,
+        clean_logits: Any,
+        dense: Any,
+        weight: Any | None = None,
     ) -> dict[str, Any]:
         """Add a learned mixer's terms: its own loss (logged as
         `mix_block_loss`) and `clean_weight` times the clean cross-entropy
-        of the network's clean pass."""
+        of the network's clean pass, each clean sample weighted by its own
+        `weight` (if given)."""
         if mixer_loss is None:
             return terms
-        clean = _cross_entropy(replicas.gather(clean_logits), replicas.gather(dense))
+        clean = _weighted_mean(
+            _per_sample_cross_entropy(
+                replicas.gather(clean_logits), replicas.gather(dense)
+            ),
+            _gather_weight(weight),
+        )
         loss = terms["loss"] + self.mixer.clean_weight * clean + mixer_loss
         return {**terms, "loss": loss, "mix_block_loss": mixer_loss}
 
@@ -881,7 +887,8 @@ class MixupModel(MixingModel):
         )
         terms = {"loss": loss, "lam_area": ops.mean(mix.lam)}
         targets = self._smoothed(dense)
-        return self._with_mixer_loss(terms, mixer_loss, clean, targets), logits
+        terms = self._with_mixer_loss(terms, mixer_loss, clean, targets, weight)
+        return terms, logits
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -1166,7 +1173,7 @@ class SUMixModel(MixingModel):
             "lam_sumix": ops.mean(out["lam"]),
         }
         targets = self._smoothed(dense)
-        terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, targets)
+        terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, targets, weight)
         return terms, raw_logits
 
     def get_config(self) -> dict[str, Any]:
