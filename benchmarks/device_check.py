@@ -23,8 +23,9 @@ Measured, per backend:
    `torch.cuda.max_memory_allocated()`, counted above what was in use before
    the model was built.
 3. Each mixer inside a compiled train step (224x224, batch 128: the mixer,
-   global pooling and a dense layer, trained with `fit`'s step), next to
-   `keras.layers.CutMix` and `keras.layers.MixUp`: images/s, ratios, and the
+   global pooling and a dense layer, trained with `fit`'s step; ours in
+   `MixupModel`, which mixes the labels too, Keras's in a functional model),
+   next to `keras.layers.CutMix` and `keras.layers.MixUp`: images/s, ratios, and the
    mixer's share of the ResNet-50 MCE step per image (goal < 5%).
 
 Steps are compiled as each backend compiles `fit`: XLA on JAX and
@@ -348,9 +349,18 @@ def _mixer_layer(name: str):
 def _mixer_model(name: str, size: int, classes: int, jit: bool):
     import keras
 
+    import keras_sumix as ks
+
     keras.utils.set_random_seed(0)
     inputs = keras.Input((size, size, 3))
     layer = _mixer_layer(name)
+    if isinstance(layer, ks.layers.MixingLayer):
+        # Ours mix images and labels in MixupModel's step (a mixer refuses
+        # to mix images alone inside a model: their labels would not follow).
+        pool = keras.layers.GlobalAveragePooling2D()(inputs)
+        model = ks.MixupModel(keras.Model(inputs, pool), classes, layer)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit)
+        return model
     x = inputs if layer is None else layer(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(classes)(x))

@@ -459,15 +459,16 @@ def _no_mixing_layer() -> Any:
     from keras_sumix.layers.base import MixingLayer, MixResult
 
     class NoMixing(MixingLayer):
-        def _mix(self, images: Any) -> MixResult:
+        def _mix(self, images: Any, masks: Any = None) -> tuple[MixResult, Any]:
             ops = self.backend
             images = ops.cast(ops.convert_to_tensor(images), self.compute_dtype)
             n = ops.shape(images)[0]
-            return MixResult(
+            result = MixResult(
                 images,
                 ops.numpy.arange(n, dtype="int32"),
                 ops.numpy.ones((n,), dtype="float32"),
             )
+            return result, masks
 
     return NoMixing(seed=0)
 
