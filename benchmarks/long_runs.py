@@ -93,8 +93,8 @@ class LamProbe(ks.SUMixModel):
         object.__setattr__(self, "_probe_lam", out["lam"])  # read by _terms
         return out
 
-    def _terms(self, images, labels, dense):
-        terms, y_pred = super()._terms(images, labels, dense)
+    def _terms(self, images, labels, dense, weight):
+        terms, y_pred = super()._terms(images, labels, dense, weight)
         lam = self.__dict__.pop("_probe_lam")
         return {**terms, "lam_min": lam, "lam_max": lam}, y_pred
 
