@@ -5,17 +5,25 @@ PY := $(VENV)/bin/python
 BACKENDS := tensorflow jax torch
 # The exact versions `make install` installs (every package, CPU builds
 # included), so a fresh clone installs what CI last passed with. pip freeze of
-# a verified environment rather than a resolver's lock: pip is the only
-# installer here that takes the CPU build of torch from this machine's disk
-# (uv and pip-compile resolve a multi-GB CUDA build), and the freeze records
+# a verified environment rather than a resolver's lock: a resolver (uv lock,
+# pip-compile) picks torch's multi-GB CUDA build, and the freeze records
 # exactly the environment the suite passed in, local version labels included.
+# uv (itself locked) installs those exact versions with nothing to resolve:
+# about a minute where pip takes 4 to 10 (it downloads in parallel and does
+# not byte-compile). The CPU build of torch comes from pip's find-links folder
+# (this machine's /opt/wheels: `pip config get global.find-links`).
 LOCK := requirements/lock.txt
-EXTRAS := data,viz,study,dev,docs
+FIND_LINKS = $(addprefix --find-links ,$(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)))
+EXTRAS := data,viz,dev,docs
 # For `make lock` / `make test-latest`: the newest releases. torch==2.13.0 is a
 # CPU wheel (an open range would pull a multi-GB CUDA build).
 CPU_DEPS := tensorflow-cpu "jax[cpu]" torch==2.13.0
 LATEST := .venv-latest
 
+# Each pytest run its own temporary folder: pytest keeps only the newest three
+# of its shared /tmp/pytest-of-USER folders and deletes older ones, even while
+# another pytest on the machine still uses them.
+TMP = --basetemp=$(CURDIR)/.test-logs/tmp/$(1)
 FAST := not slow and not wheel
 ONCE := slow or wheel
 # The JAX lane compiles thousands of small programs (every op of every new
@@ -24,15 +32,21 @@ ONCE := slow or wheel
 # computed (IEEE arithmetic either way; XLA's CPU fast-math stays off).
 JAX_TEST_ENV := KERAS_BACKEND=jax \
 	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# JAX's compilation cache, emptied at the start of each `make test`: tests
+# that build the same small model at the same shapes (and the scripts, pages
+# and notebooks the suite runs under JAX in subprocesses) compile it once.
+JAX_CACHE := $(CURDIR)/.test-logs/jax-cache
+CACHE_ENV := JAX_COMPILATION_CACHE_DIR=$(JAX_CACHE) \
+	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 
-.PHONY: pip-check device-check install test test-serial test-latest lock lint docs dist demo bench clean
+.PHONY: pip-check device-check install test test-serial test-latest lock lint docs dist demo study bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
-	$(PY) -m pip install -q --no-deps -r $(LOCK)
+	$(PY) -m pip install -q "$$(grep '^uv==' $(LOCK))"
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -r $(LOCK) $(FIND_LINKS)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PIP_CHECK)
 	touch $@
@@ -50,7 +64,7 @@ pip-check:
 $(LATEST)/.installed:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
-	$(LATEST)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(LATEST)/bin/python -m pip install -q --upgrade pip setuptools wheel uv
 	$(LATEST)/bin/python -m pip install -q $(CPU_DEPS)
 	$(LATEST)/bin/python -m pip install -q -e ".[$(EXTRAS)]"
 	$(LATEST)/bin/python -m pip install -q --no-deps keras-hub
@@ -74,7 +88,7 @@ lock: $(LATEST)/.installed
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check keras_sumix tests benchmarks examples
+	$(VENV)/bin/ruff format --check keras_sumix study tests benchmarks examples
 
 # The documentation site; --strict turns a broken reference into a failure.
 docs: install
@@ -94,15 +108,15 @@ dist: install
 # spinning threads crawl on a shared CPU). Its log is printed when it ends.
 # `make test-serial` runs the backends one after another instead.
 test: install lint docs
-	@mkdir -p .test-logs; \
-	( $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) && \
-	  { $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(ONCE)" -rP $(PYTEST_ARGS); \
+	@rm -rf $(JAX_CACHE); mkdir -p .test-logs/tmp; export $(CACHE_ENV); \
+	( $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(FAST)" $(call TMP,jax) $(PYTEST_ARGS) && \
+	  { $(JAX_TEST_ENV) $(PY) -m pytest -q -m "$(ONCE)" -rP $(call TMP,once) $(PYTEST_ARGS); \
 	    s=$$?; [ $$s -eq 0 ] || [ $$s -eq 5 ]; } ) > .test-logs/jax.log 2>&1 & \
 	jax=$$!; status=0; \
 	echo "=== KERAS_BACKEND=tensorflow ==="; \
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) || status=1; \
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "$(FAST)" $(call TMP,tensorflow) $(PYTEST_ARGS) || status=1; \
 	echo "=== KERAS_BACKEND=torch ==="; \
-	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS) || status=1; \
+	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(PY) -m pytest -q -m "$(FAST)" $(call TMP,torch) $(PYTEST_ARGS) || status=1; \
 	wait $$jax || status=1; \
 	echo "=== KERAS_BACKEND=jax (ran alongside; then the slow and wheel tests) ==="; \
 	cat .test-logs/jax.log; \
@@ -122,8 +136,13 @@ test-serial: install lint docs
 device-check: install
 	$(PY) benchmarks/device_check.py
 
+# The demo and the study run from the clone (`study/`, not in the wheel):
+# `make demo`, `make study STUDY_ARGS="--parts A"` (recorded runs are skipped).
 demo: install
-	$(VENV)/bin/keras-sumix demo
+	$(PY) -m study.demo $(DEMO_ARGS)
+
+study: install
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(PY) -m study $(STUDY_ARGS)
 
 bench: install
 	KERAS_BACKEND=jax $(PY) benchmarks/mixers.py

@@ -41,7 +41,10 @@ import numpy as np
 from keras import ops
 
 import keras_sumix as ks
-from keras_sumix.losses import LAMBDA_MODES, REDUCTIONS
+from keras_sumix.options import get_option
+
+LAMBDA_MODES = get_option("lambda_mode").choices
+REDUCTIONS = get_option("reduction").choices
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH_SIZES = (2, 256)
@@ -80,13 +83,9 @@ class LamProbe(ks.SUMixModel):
     """SUMixModel that also logs `lam_min` / `lam_max`, the extremes of the
     per-sample corrected lam over the epoch's steps."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lam_min_tracker = _Extreme("lam_min", "min")
-        self.lam_max_tracker = _Extreme("lam_max", "max")
-
-    def _training_only(self) -> set[str]:
-        return {*super()._training_only(), "lam_min", "lam_max"}
+    def _term_metrics(self) -> list[keras.metrics.Metric]:
+        extremes = [_Extreme("lam_min", "min"), _Extreme("lam_max", "max")]
+        return [*super()._term_metrics(), *extremes]
 
     def _loss(self, labels, raw, mixed, mix):
         out = super()._loss(labels, raw, mixed, mix)

@@ -3,14 +3,15 @@ side with Keras and KerasCV.
 
 Sections (``--sections``; all but ``constant`` by default):
 
-* ``slices``: what users write. ``Dataset.from_tensor_slices`` over an
-  in-memory pool of float32 images and one-hot labels, ``.shuffle(pool)``,
-  ``.batch(64)`` (the batch dimension is unknown to the traced map function:
-  the pool is not a multiple of the batch, so every epoch ends on a partial
-  batch), ``.repeat()``, ``.map(layer, num_parallel_calls=AUTOTUNE)``,
-  ``.prefetch(AUTOTUNE)``. The goals are judged here.
-* ``slices_drop``: the same with ``batch(64, drop_remainder=True)`` (a static
-  batch dimension).
+* ``repeat_batch``, ``batch_repeat``: what users write.
+  ``Dataset.from_tensor_slices`` over an in-memory pool of 256 float32 images
+  and 100-class one-hot labels, ``.repeat().batch(64)`` or
+  ``.batch(64).repeat()`` (the two orders users write; the batch dimension is
+  unknown to the traced map function in both), ``.map(layer,
+  num_parallel_calls=AUTOTUNE)``, ``.prefetch(2)``. The goals are judged in
+  every one of them.
+* ``repeat_batch_int``, ``batch_repeat_int``: the same with integer class
+  labels (the layer one-hot encodes them).
 * ``jpeg``: the fine-grained recipe's shape. JPEG bytes (encoded once at
   setup with ``tf.io.encode_jpeg``, about CUB-sized), shuffled, decoded and
   resized to 224x224 before batching (``map(decode, AUTOTUNE)``), then
@@ -35,19 +36,23 @@ MixUp / CutMix / FMix / SaliencyMix / ResizeMix and every peer:
 Keras's switch to TensorFlow ops inside ``tf.data`` whatever
 ``KERAS_BACKEND`` is (JAX unless set).
 
-The machine this runs on is small and shared, so absolute numbers drift: every
-entry is measured ``--repeats`` times, round-robin over all tf.data entries
-(direction alternating each round), and the median is reported together with
-ratios to references measured in the same run. Each timing also records images
-per CPU-second of this process (less disturbed by other work) and how many
-cores other processes kept busy meanwhile. A goal's ratio is the median over
-rounds of the entry's img/s over its reference's in the same round; every
-goal's reference is timed right next to it.
+Each timing runs one pipeline alone: a fresh iterator, every entry with the
+same fixed ``prefetch(2)`` buffer, warm-up batches then windows of batches
+until two windows in a row agree within 15% (the rate is steady), then the
+timed batches; the iterator is deleted and garbage-collected before the next
+timing, so no other pipeline is alive (an earlier version timed datasets
+with ``prefetch(AUTOTUNE)`` round-robin). Every entry is timed ``--repeats``
+times (rounds over the entries, direction alternating) and the median and the
+spread (min-max) are reported, with the load average before and after every
+timing. Ratios are to references measured in the same run; a goal's ratio is
+the median over rounds of the entry's img/s over its reference's in the same
+round. Each timing also records images per CPU-second of this process and how
+many cores other processes kept busy meanwhile.
 
 Usage::
 
-    python benchmarks/mixers.py                         # everything, ~20 minutes
-    python benchmarks/mixers.py --sections slices,slices_drop,jpeg   # ~7 minutes
+    python benchmarks/mixers.py                         # everything, ~10 minutes
+    python benchmarks/mixers.py --sections repeat_batch,batch_repeat  # ~3 minutes
     python benchmarks/mixers.py --sections step --step-backends jax --merge
     python benchmarks/mixers.py --quick                 # smoke run, every entry
 
@@ -69,6 +74,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import datetime
+import gc
 import hashlib
 import importlib.metadata
 import json
@@ -92,7 +98,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS_DIR / "mixers.json"
 QUICK_OUTPUT = RESULTS_DIR / "mixers_quick.json"
 #: Version of the JSON layout (`benchmarks/readme_tables.py` reads it).
-FORMAT = 2
+FORMAT = 3
 
 QUICK_NOTE = (
     "Quick smoke run (tiny images, a few batches, one repeat, a tiny CNN in "
@@ -100,20 +106,33 @@ QUICK_NOTE = (
     "results mean nothing."
 )
 
-PIPELINE_SECTIONS = ("slices", "slices_drop", "jpeg", "constant")
+#: The in-memory sections: (order of repeat and batch, label kind).
+SLICE_SECTIONS = {
+    "repeat_batch": ("repeat_batch", "one-hot"),
+    "batch_repeat": ("batch_repeat", "one-hot"),
+    "repeat_batch_int": ("repeat_batch", "integer"),
+    "batch_repeat_int": ("batch_repeat", "integer"),
+}
+PIPELINE_SECTIONS = (*SLICE_SECTIONS, "jpeg", "constant")
 SECTIONS = (*PIPELINE_SECTIONS, "step")
-DEFAULT_SECTIONS = ("slices", "slices_drop", "jpeg", "step")
+DEFAULT_SECTIONS = (*SLICE_SECTIONS, "step")
+#: Every tf.data entry ends on this fixed prefetch buffer (batches).
+PREFETCH = 2
 STEP_BACKENDS = ("jax", "tensorflow")
 COMPILER = {"jax": "jax.jit", "tensorflow": "XLA"}
 
 #: Goals in a tf.data section: (section, entry, reference, minimum ratio,
 #: stretch). A stretch goal is reported but not counted in `all_goals_passed`.
-PIPELINE_GOALS: tuple[tuple[str, str, str, float, bool], ...] = (
-    ("slices", "sumix_cutmix", "keras_cutmix", 1.5, False),
-    ("slices", "sumix_fmix", "keras_cv_fouriermix", 3.0, False),
-    ("slices", "sumix_saliencymix", "keras_cutmix", 0.5, False),
-    ("slices", "sumix_resizemix", "keras_cutmix", 0.5, False),
-    ("slices", "sumix_cutmix", "keras_mixup", 1.0, True),
+PIPELINE_GOALS: tuple[tuple[str, str, str, float, bool], ...] = tuple(
+    (section, entry, reference, minimum, stretch)
+    for section in SLICE_SECTIONS
+    for entry, reference, minimum, stretch in (
+        ("sumix_cutmix", "keras_cutmix", 1.5, False),
+        ("sumix_fmix", "keras_cv_fouriermix", 3.0, False),
+        ("sumix_saliencymix", "keras_cutmix", 0.5, False),
+        ("sumix_resizemix", "keras_cutmix", 0.5, False),
+        ("sumix_cutmix", "keras_mixup", 1.0, True),
+    )
 )
 #: Inside the compiled step: the most a mixer may add to the step.
 STEP_SHARE_GOAL = 0.10
@@ -153,13 +172,15 @@ class Settings:
     width: int = 224
     batch_size: int = 64
     num_classes: int = 100
-    #: Images in the in-memory pool of the `slices` sections (not a multiple
-    #: of the batch: every epoch ends on a partial batch).
-    pool: int = 300
+    #: Images in the in-memory pool of the slice sections.
+    pool: int = 256
     #: JPEG images encoded for the `jpeg` section, and their stored size.
     jpeg_pool: int = 256
     jpeg_shape: tuple[int, int] = (375, 500)
     warmup: int = 3
+    #: Warm-up windows (of `steady_batches`) at most, until two agree.
+    steady_windows: int = 6
+    steady_batches: int = 3
     batches: int | None = None
     seconds: float = 3.0
     min_batches: int = 3
@@ -192,6 +213,8 @@ class Entry:
     close: Callable[[], None] = lambda: None
     batches: int = 0
     img_s: list[float] = field(default_factory=list)
+    warmup_batches: list[int] = field(default_factory=list)
+    loadavg: list[tuple[Any, Any]] = field(default_factory=list)
     cpu_img_s: list[float] = field(default_factory=list)
     other_load: list[float | None] = field(default_factory=list)
 
@@ -206,14 +229,21 @@ class Entry:
         return statistics.median(self.cpu_img_s) if self.cpu_img_s else float("nan")
 
 
-def make_pool(settings: Settings, count: int) -> dict[str, np.ndarray]:
-    """`count` random float32 images in [0, 1) and one-hot labels."""
+def make_pool(
+    settings: Settings, count: int, labels: str = "one-hot"
+) -> dict[str, np.ndarray]:
+    """`count` random float32 images in [0, 1) and one-hot (float32) or
+    integer (int32) labels."""
     rng = np.random.default_rng(settings.seed)
     shape = (count, settings.height, settings.width, 3)
     images = rng.random(shape, dtype=np.float32)
-    classes = rng.integers(0, settings.num_classes, count)
-    labels = np.eye(settings.num_classes, dtype=np.float32)[classes]
-    return {"images": images, "labels": labels}
+    classes = rng.integers(0, settings.num_classes, count).astype(np.int32)
+    if labels == "integer":
+        return {"images": images, "labels": classes}
+    return {
+        "images": images,
+        "labels": np.eye(settings.num_classes, dtype=np.float32)[classes],
+    }
 
 
 def make_jpegs(settings: Settings) -> tuple[list[bytes], np.ndarray]:
@@ -274,33 +304,34 @@ def _dataset_entry(key: str, label: str, section: str, dataset: Any) -> Entry:
         return step
 
     def close() -> None:
+        # No other pipeline may stay alive (its workers would fill their
+        # buffers while the next entry is timed).
         holder.pop("iterator", None)
+        gc.collect()
 
     return Entry(key, label, section, open_, close)
 
 
 #: What each tf.data section runs, in words (the report quotes it).
+_ORDERS = {"repeat_batch": ".repeat().batch(B)", "batch_repeat": ".batch(B).repeat()"}
+_MAPPED = f".map(layer, AUTOTUNE).prefetch({PREFETCH})"
 PIPELINES = {
-    "slices": (
-        "from_tensor_slices(pool).shuffle(pool).batch(B).repeat()"
-        ".map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
-    ),
-    "slices_drop": (
-        "from_tensor_slices(pool).shuffle(pool).batch(B, drop_remainder=True)"
-        ".repeat().map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
-    ),
+    **{
+        key: f"from_tensor_slices(pool){_ORDERS[order]}{_MAPPED}"
+        for key, (order, _) in SLICE_SECTIONS.items()
+    },
     "jpeg": (
         "from_tensor_slices((jpeg_bytes, classes)).shuffle(pool)"
         ".map(decode_jpeg + resize + /255 + one_hot, AUTOTUNE).batch(B).repeat()"
-        ".map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
+        + _MAPPED
     ),
-    "constant": (
-        "from_tensors(one_batch).repeat().map(layer, AUTOTUNE).prefetch(AUTOTUNE)"
-    ),
+    "constant": "from_tensors(one_batch).repeat()" + _MAPPED,
 }
 SECTION_TITLES = {
-    "slices": "tf.data: slices -> shuffle -> batch (unknown batch size)",
-    "slices_drop": "tf.data: slices -> shuffle -> batch(drop_remainder=True)",
+    **{
+        key: f"tf.data: slices{_ORDERS[order]}, {labels} labels"
+        for key, (order, labels) in SLICE_SECTIONS.items()
+    },
     "jpeg": "tf.data: JPEG decode + resize -> batch",
     "constant": "tf.data: one constant batch repeated (not a training pipeline)",
     "step": "compiled train step (MixupModel)",
@@ -312,11 +343,12 @@ def source_dataset(section: str, settings: Settings) -> Any:
     import tensorflow as tf
 
     batch, pool = settings.batch_size, settings.pool
-    if section in ("slices", "slices_drop"):
-        data = make_pool(settings, pool)
-        ds = tf.data.Dataset.from_tensor_slices(data)
-        ds = ds.shuffle(pool, seed=settings.seed)
-        return ds.batch(batch, drop_remainder=section == "slices_drop").repeat()
+    if section in SLICE_SECTIONS:
+        order, labels = SLICE_SECTIONS[section]
+        ds = tf.data.Dataset.from_tensor_slices(make_pool(settings, pool, labels))
+        if order == "repeat_batch":
+            return ds.repeat().batch(batch)
+        return ds.batch(batch).repeat()
     if section == "constant":
         one = make_pool(settings, batch)
         return tf.data.Dataset.from_tensors(
@@ -341,16 +373,19 @@ def source_dataset(section: str, settings: Settings) -> Any:
 
 def tf_data_entries(settings: Settings, section: str) -> list[Entry]:
     """The entries of one tf.data section: identity, ours and every peer,
-    each mapped on the section's batched dataset."""
+    each mapped on the section's batched dataset. Keras's and KerasCV's
+    layers take one-hot labels only: in an integer-label section they (and
+    identity) run on the same pipeline with one-hot labels."""
     import tensorflow as tf
 
     source = source_dataset(section, settings)
+    order, labels = SLICE_SECTIONS.get(section, ("", "one-hot"))
+    one_hot = source if labels == "one-hot" else source_dataset(order, settings)
     entries = []
     for key, (label, fn) in layer_maps(settings).items():
+        mapped = source if key in OUR_MIXERS else one_hot
         # The map function is traced here, once per entry.
-        dataset = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE
-        )
+        dataset = mapped.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(PREFETCH)
         entries.append(_dataset_entry(key, label, section, dataset))
     return entries
 
@@ -392,6 +427,24 @@ def _time(
     return images, wall, cpu, other
 
 
+def warm_up(step: Callable[[], int], settings: Settings) -> int:
+    """`settings.warmup` batches, then windows of `steady_batches` until two
+    windows in a row agree within 15% (at most `steady_windows`): the
+    pipeline's rate is steady (tracing, thread pools, autotuning and the
+    prefetch buffer's first fill are behind). Returns the batches run."""
+    for _ in range(settings.warmup):
+        step()
+    previous, count = None, settings.warmup
+    for _ in range(settings.steady_windows):
+        images, wall, _, _ = _time(step, settings.steady_batches)
+        count += settings.steady_batches
+        rate = images / wall
+        if previous is not None and abs(rate - previous) <= 0.15 * previous:
+            break
+        previous = rate
+    return count
+
+
 def calibrate(entry: Entry, settings: Settings) -> None:
     """Warm the entry up (tracing, pools, autotuning) and choose how many
     batches one timing takes: `--batches`, or enough for `--seconds`."""
@@ -415,14 +468,18 @@ def calibrate(entry: Entry, settings: Settings) -> None:
 
 
 def measure(entry: Entry, settings: Settings) -> None:
-    """One timing: fresh run, warm-up, then `entry.batches` batches."""
+    """One timing, the pipeline alone: a fresh iterator, warm-up until the
+    rate is steady, then `entry.batches` batches; the iterator is deleted
+    (and garbage-collected) before anything else runs."""
+    load = _loadavg()
     step = entry.open()
     try:
-        for _ in range(settings.warmup):
-            step()
+        entry.warmup_batches.append(warm_up(step, settings))
         images, wall, cpu, other = _time(step, entry.batches)
     finally:
+        del step
         entry.close()
+    entry.loadavg.append((load, _loadavg()))
     entry.img_s.append(images / wall)
     entry.cpu_img_s.append(images / cpu if cpu > 0 else float("nan"))
     entry.other_load.append(other)
@@ -431,9 +488,10 @@ def measure(entry: Entry, settings: Settings) -> None:
 def run(
     entries: Sequence[Entry], settings: Settings, log: Callable[[str], None]
 ) -> None:
-    """Calibrate every entry, then measure them `repeats` times, round-robin,
-    alternating the direction every round (A B C, C B A, ...) so that a
-    slow drift of the machine's load weighs on all entries alike."""
+    """Calibrate every entry, then measure them `repeats` times, one at a
+    time (each alone, see `measure`), in rounds over the entries that
+    alternate direction (A B C, C B A, ...) so that a slow drift of the
+    machine's load weighs on all entries alike."""
     for entry in entries:
         calibrate(entry, settings)
         log(f"  calibrated {entry.section:11s} {entry.label}: {entry.batches} batches")
@@ -785,6 +843,8 @@ def pipeline_section(
                 "median_cpu_img_s": entry.cpu_median,
                 "repeats_cpu_img_s": entry.cpu_img_s,
                 "other_load_cores": _loads(entry.other_load),
+                "warmup_batches": entry.warmup_batches,
+                "loadavg_per_timing": entry.loadavg,
                 "x_identity": _ratio(entry, identity),
                 "x_keras_cutmix": _ratio(entry, keras_cutmix),
                 "x_keras_cutmix_cpu": _ratio(entry, keras_cutmix, cpu=True),
@@ -804,7 +864,18 @@ def pipeline_section(
         "loadavg_end": loads[1],
         "entries": rows,
     }
-    if section.startswith("slices"):
+    info["settings"] = {
+        "image_size": [settings.height, settings.width],
+        "batch_size": settings.batch_size,
+        # Integer sections: ours take integers, the peers one-hot labels.
+        "labels": SLICE_SECTIONS.get(section, ("", "one-hot"))[1],
+        "num_classes": settings.num_classes,
+        "map_num_parallel_calls": "AUTOTUNE",
+        "prefetch": PREFETCH,
+        "order": SLICE_SECTIONS.get(section, ("batch_repeat", ""))[0],
+        "timing": "each pipeline alone, fresh iterator, steady warm-up",
+    }
+    if section in SLICE_SECTIONS:
         info["pool"] = settings.pool
     if section == "jpeg":
         info["pool"] = settings.jpeg_pool
@@ -896,7 +967,8 @@ def build_report(
             "image_shape": [settings.height, settings.width, 3],
             "dtype": "float32",
             "num_classes": settings.num_classes,
-            "labels": "one-hot",
+            "labels": "per section (one-hot, or integer in the *_int sections)",
+            "prefetch": PREFETCH,
             "warmup_batches": settings.warmup,
             "batches": settings.batches,
             "target_seconds": settings.seconds,
@@ -904,8 +976,10 @@ def build_report(
             "seed": settings.seed,
             "quick": settings.quick,
             "statistic": (
-                "img/s: median over repeats, taken round-robin over all tf.data "
-                "entries (direction alternating each round); img/CPU-s: images "
+                "img/s: median over repeats, each timing one pipeline alone (fresh "
+                "iterator, prefetch(2), warm-up until steady, no other pipeline "
+                "alive), in rounds over the entries (direction alternating); "
+                "min-max: spread over repeats; img/CPU-s: images "
                 "per CPU-second of this process; goal ratio: median over rounds "
                 "of the entry's img/s over its reference's in the same round; "
                 "step share: median over rounds of (step with the mixer / step "
@@ -981,7 +1055,8 @@ def tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list[
         ]
         caption = (
             f"`{section['pipeline']}`, B = {section['batch_size']}, "
-            f"{'x'.join(map(str, section['image_shape']))} float32; "
+            f"{'x'.join(map(str, section['image_shape']))} float32, "
+            f"{section['settings']['labels']} labels; "
             f"{section['date_start']}, load average {section['loadavg_start']} "
             f"-> {section['loadavg_end']}."
         )
@@ -1083,17 +1158,19 @@ def format_markdown(report: dict[str, Any]) -> str:
         "",
         f"Generated by `benchmarks/mixers.py` (last run {machine['date']}).",
         "",
-        f"- Data: float32 images, {settings['num_classes']}-class one-hot labels; "
-        "each tf.data section says its pipeline; every layer is mapped with "
-        "`num_parallel_calls=AUTOTUNE` on the batched dataset.",
+        f"- Data: float32 images, {settings['num_classes']}-class labels, "
+        "one-hot or integer as each section says, with its pipeline; every "
+        "layer is mapped with `num_parallel_calls=AUTOTUNE` on the batched "
+        f"dataset, then `prefetch({PREFETCH})`.",
         f"- Backend: `KERAS_BACKEND={machine['backend']}` (layers switch to "
         f"TensorFlow ops inside tf.data); {versions}.",
         f"- Machine: {machine['cpu_usable']} usable of {machine['cpu_count']} "
         f"CPUs ({machine['cpu_model']}), shared; {machine['platform']}.",
-        f"- tf.data: median of {settings['repeats']} repeats, round-robin over "
-        "all tf.data entries (direction alternating) after "
-        f"{settings['warmup_batches']} warm-up batches, about "
-        f"{settings['target_seconds']:g} s each; compare ratios, not absolute "
+        f"- tf.data: median and min-max of {settings['repeats']} repeats, each "
+        "pipeline timed alone (fresh iterator, no other pipeline alive) after "
+        f"{settings['warmup_batches']} warm-up batches and windows until the "
+        f"rate is steady, about {settings['target_seconds']:g} s each, in "
+        "rounds over the entries; compare ratios, not absolute "
         "numbers. img/CPU-s counts this process's CPU time, which other work "
         "disturbs less; other load: cores other processes kept busy.",
         "- Goal ratio: median over rounds of the entry's img/s over its "
@@ -1245,7 +1322,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             jpeg_pool=12,
             jpeg_shape=(40, 48),
             warmup=1,
-            batches=3,
+            steady_windows=1,
+            steady_batches=1,
+            batches=2,
             repeats=1,
             quick=True,
             step_backends=("jax",),

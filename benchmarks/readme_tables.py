@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The demo's and the study's renderers (`study/`, run from a clone).
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
 #: Where images shown on docs pages are copied (inside the mkdocs docs_dir).
@@ -38,8 +40,10 @@ _IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
 
 #: The tf.data sections of `mixers.json`, as the mixers table names them.
 _MIXER_SECTIONS = (
-    ("slices", "slices, batch"),
-    ("slices_drop", "drop_remainder"),
+    ("repeat_batch", "repeat.batch, one-hot"),
+    ("batch_repeat", "batch.repeat, one-hot"),
+    ("repeat_batch_int", "repeat.batch, integer"),
+    ("batch_repeat_int", "batch.repeat, integer"),
     ("jpeg", "JPEG decode"),
     ("constant", "constant batch"),
 )
@@ -47,9 +51,9 @@ _MIXER_SECTIONS = (
 
 def mixers_table(report: dict) -> str:
     """Throughput in the tf.data pipelines users build, the mixers' share of
-    a compiled train step, and the goals, from `mixers.json` (format 2)."""
-    if report.get("format") != 2:
-        raise ValueError("mixers.json predates format 2 (pipelines + step)")
+    a compiled train step, and the goals, from `mixers.json` (format 3)."""
+    if report.get("format") != 3:
+        raise ValueError("mixers.json predates format 3 (each pipeline timed alone)")
     sections, machine = report["sections"], report["machine"]
     shown = [(key, name) for key, name in _MIXER_SECTIONS if key in sections]
     lines = []
@@ -60,8 +64,9 @@ def mixers_table(report: dict) -> str:
             f"Measured {first['date_start'][:10]}, `KERAS_BACKEND="
             f"{machine['backend']}` (the layers run as TensorFlow ops inside "
             f"tf.data), batch {first['batch_size']} x {shape} float32, each "
-            "layer mapped with `num_parallel_calls=AUTOTUNE`; median of "
-            f"{first['repeats']} round-robin repeats, load average "
+            "layer mapped with `num_parallel_calls=AUTOTUNE` then `prefetch(2)`; "
+            f"median (min-max) of {first['repeats']} repeats, each pipeline timed "
+            "alone (fresh iterator, warm-up until steady), load average "
             f"{first['loadavg_start']} -> {first['loadavg_end']} on 2 shared "
             "cores, so compare ratios. The pipelines:",
             "",
@@ -86,7 +91,9 @@ def mixers_table(report: dict) -> str:
                     ["-", "-"]
                     if row is None
                     else [
-                        f"{row['median_img_s']:,.0f}",
+                        f"{row['median_img_s']:,.0f} "
+                        f"({min(row['repeats_img_s']):,.0f}-"
+                        f"{max(row['repeats_img_s']):,.0f})",
                         f"{row['x_keras_cutmix']:.2f}x",
                     ]
                 )
@@ -162,14 +169,14 @@ def markdown_beside(filename: str):
 
 def demo_table(report: dict) -> str:
     """The demo's comparison, from `demo/results.json`."""
-    from keras_sumix.demo import format_table
+    from study.demo import format_table
 
     return format_table(report)
 
 
 def study_table(report: dict) -> str:
     """The study's tables and plot, from `study/summary.json`."""
-    from keras_sumix.study import format_markdown
+    from study import format_markdown
 
     return (
         format_markdown(report, heading="###")
@@ -187,15 +194,15 @@ _SUMMARY_METHODS = (
     ("recommended", '`variant="recommended"` (the same, t = 4, the cheap step)'),
 )
 _SUMMARY_COLUMNS = (
-    ("embedded", "cutmix", "cnn", "CutMix"),
-    ("embedded", "fmix", "cnn", "FMix"),
-    ("embedded", "saliencymix", "cnn", "SaliencyMix"),
-    ("embedded", "resizemix", "cnn", "ResizeMix"),
-    ("embedded", "mixup", "cnn", "MixUp"),
-    ("embedded", "puzzlemix", "cnn", "PuzzleMix"),
-    ("embedded", "automix", "cnn", "AutoMix"),
+    ("occluded", "cutmix", "cnn", "CutMix"),
+    ("occluded", "fmix", "cnn", "FMix"),
+    ("occluded", "saliencymix", "cnn", "SaliencyMix"),
+    ("occluded", "resizemix", "cnn", "ResizeMix"),
+    ("occluded", "mixup", "cnn", "MixUp"),
+    ("occluded", "puzzlemix", "cnn", "PuzzleMix"),
+    ("occluded", "automix", "cnn", "AutoMix"),
     ("digits", "cutmix", "cnn", "digits, CutMix"),
-    ("embedded", "cutmix", "vit", "small ViT, CutMix"),
+    ("occluded", "cutmix", "vit", "small ViT, CutMix"),
 )
 _SUMMARY_PARTS = ("A", "B", "C", "F", "P", "G", "V")
 
@@ -257,7 +264,7 @@ def study_summary_table(report: dict) -> str:
         for dataset, mixer, backbone, _ in _SUMMARY_COLUMNS:
             row = rows.get((dataset, mixer, method, backbone))
             cells.append(mean_std(row["final_top1"], 100, 1) if row else "not run")
-        row = rows.get(("embedded", "cutmix", method, "cnn"))
+        row = rows.get(("occluded", "cutmix", method, "cnn"))
         cells.append(mean_std(row["pearson"], 1, 2) if row else "not run")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -335,7 +342,7 @@ def study_variants_table(report: dict) -> str:
         for base in (mce, control, paper):
             ok = base is not None and recommended is not None
             text.append(_paired(recommended, base) if ok else "-")
-        if dataset == "embedded" and paper and recommended:
+        if dataset == "occluded" and paper and recommended:
             text.append(
                 f"{paper['pearson']['mean']:.2f} / {recommended['pearson']['mean']:.2f}"
             )

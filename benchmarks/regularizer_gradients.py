@@ -5,7 +5,7 @@ For each form (`regularizer_logits` x `regularizer_temperature`) with
 `regularizer="both"` and the other options at their defaults (`gamma=0.5`),
 one `SUMixModel` is trained on the study's embedded occluded-objects data
 with CutMix (the study's data, `small_cnn`, mixer and SGD schedule:
-`keras_sumix.study.runner`), every form from the same seed. At
+`study.runner`), every form from the same seed. At
 initialisation and after training it measures, on the same training batches:
 
 - the global L2 norm of the gradient of `gamma * reg_loss` with respect to
@@ -34,12 +34,15 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The study (`study/` at the repository root, run from a clone).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras
 import numpy as np
@@ -47,9 +50,9 @@ from _report import write_report
 
 import keras_sumix as ks
 from keras_sumix.evaluation import top1_accuracy
-from keras_sumix.study.config import FULL, QUICK, StudyConfig
-from keras_sumix.study.grid import Cell
-from keras_sumix.study.runner import (
+from study.config import FULL, QUICK, StudyConfig
+from study.grid import Cell
+from study.runner import (
     StudyData,
     build_backbone,
     compile_model,
@@ -66,7 +69,7 @@ FORMS = {
 }
 GAMMA = 0.5
 #: The study cell whose data, backbone and mixer are used.
-CELL = Cell("embedded", "cutmix", "sumix")
+CELL = Cell("occluded", "cutmix", "sumix")
 
 
 def _gradients(model: Any, images: Any, labels: Any) -> tuple[list, list, dict]:
@@ -197,8 +200,8 @@ def run(config: StudyConfig, batches: int, seed: int = 0) -> dict[str, Any]:
     forms = [run_form(name, config, data, batches, seed) for name in FORMS]
     return {
         "settings": {
-            "data": f"embedded occluded objects, {config.embedded_train} train / "
-            f"{config.embedded_test} test images, 32x32, "
+            "data": f"embedded occluded objects, {config.occluded_train} train / "
+            f"{config.occluded_test} test images, 32x32, "
             f"{num_classes(CELL.dataset)} classes",
             "model": f"SUMixModel(small_cnn(widths={list(config.widths)}), "
             f"regularizer='both', gamma={GAMMA})",

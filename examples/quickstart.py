@@ -13,7 +13,7 @@ import argparse
 import keras
 
 import keras_sumix
-from keras_sumix.data import NUM_CLASSES, occluded_objects
+from keras_sumix.data import OCCLUDED_NUM_CLASSES, occluded_objects
 
 
 def main(argv=None) -> dict[str, float]:
@@ -33,7 +33,7 @@ def main(argv=None) -> dict[str, float]:
         keras.utils.set_random_seed(0)
         model = cls(
             keras_sumix.models.small_cnn(),
-            NUM_CLASSES,
+            OCCLUDED_NUM_CLASSES,
             keras_sumix.layers.CutMix(alpha=0.2),
         )
         model.compile(

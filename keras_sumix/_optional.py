@@ -15,12 +15,12 @@ from types import ModuleType
 
 __all__ = ["optional_import", "tensorflow"]
 
-# top-level module -> (the extra that installs it, the plain pip command)
+# top-level module -> (the extra that installs it, or None; the plain pip command)
 _EXTRAS = {
     "tensorflow": ("tensorflow", "pip install tensorflow-cpu"),
     "tensorflow_datasets": ("data", "pip install tensorflow-datasets"),
     "matplotlib": ("viz", "pip install matplotlib"),
-    "sklearn": ("study", "pip install scikit-learn"),
+    "sklearn": (None, "pip install scikit-learn"),
     "keras_hub": ("hub", "pip install --no-deps keras-hub, then its requirements"),
 }
 
@@ -40,16 +40,17 @@ def optional_import(module: str, feature: str) -> ModuleType:
 
     Raises:
         ImportError: the module is not installed; the message names the
-            feature, the extra (`pip install 'keras-sumix[EXTRA]'`) and the
-            package.
+            feature, the extra (`pip install 'keras-sumix[EXTRA]'`), where
+            one installs it, and the package.
     """
     try:
         return importlib.import_module(module)
     except ImportError as error:
         extra, command = _EXTRAS[module.split(".")[0]]
+        how = f"`pip install 'keras-sumix[{extra}]'` (or `{command}`)"
         raise ImportError(
             f"{feature} needs `{module}`, which is not installed. Install it "
-            f"with `pip install 'keras-sumix[{extra}]'` (or `{command}`)."
+            f"with {how if extra else f'`{command}`'}."
         ) from error
 
 

@@ -1,7 +1,7 @@
 """The SUMix loss (ECCV 2024), backend-agnostic (`keras.ops` only).
 
-The code follows the equations of the SUMix docs page (`docs/sumix.md`)
-one by one; each private helper is one piece of it:
+The code follows the equations of the documentation's SUMix page one by
+one; each private helper is one piece of it:
 
 - `_l2norm`, `_cross_entropy`, `_pick`: notation (`l2norm`, `CE(z, y)` with
   `z` used as logits, `v[i, y[i]]`).
@@ -24,32 +24,17 @@ import keras
 from keras import ops
 
 from keras_sumix._validation import (
-    check_choice,
     check_class_indices,
-    check_number,
     check_unit_interval,
     host_array,
 )
+from keras_sumix.options import DEFAULTS, LOSS_OPTIONS, check_options
 
 __all__ = ["DEFAULT_DISTANCE_SCALE", "sumix_loss"]
 
-#: Default `distance_scale`, the `t` of `lambda_mode="distance"`
-#: (`w = exp(-t * ||p_mix - p_raw||_2)`). The spec leaves it free (its worked
-#: example uses `t = 2`); 4 is chosen by the study's sweep (`docs/study.md`,
-#: part D: with `reduction="per_sample"`, t = 4 beat t = 2 on every seed,
-#: +1.1 top-1 points on average, at the same lambda fidelity, r 0.78 vs 0.79;
-#: with the reference reduction t made no difference beyond seed noise).
-#: Distances between probability vectors lie in `[0, sqrt(2)]`, so `t = 4`
-#: moves an area ratio of 0.5 at most to `sigmoid(4 * sqrt(2)) = 0.996` (or
-#: 0.004).
-DEFAULT_DISTANCE_SCALE = 4.0
-
-LAMBDA_MODES = ("reference", "distance", "area")
-REGULARIZERS = ("both", "uncertainty", "semantic", "none")
-#: The forms of the regulariser's logits, `z = exp(-x) / T` (the authors'
-#: code) or `z = -x / T` (the SUMix-JAX port), with `x` set by `regularizer`.
-REGULARIZER_LOGITS = ("exp", "negative")
-REDUCTIONS = ("reference", "per_sample")
+#: The default `distance_scale`, the `t` of `lambda_mode="distance"`
+#: (`keras_sumix.options` describes every option and its default).
+DEFAULT_DISTANCE_SCALE = DEFAULTS["distance_scale"]
 
 _L2_EPSILON = 1e-12
 
@@ -295,36 +280,6 @@ def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam)
 # --------------------------------------------------------------------------
 
 
-def check_loss_options(
-    gamma: Any,
-    lambda_mode: Any,
-    regularizer: Any,
-    semantic_scale: Any,
-    distance_scale: Any,
-    reduction: Any,
-    regularizer_logits: Any,
-    regularizer_temperature: Any,
-) -> dict[str, Any]:
-    """Validate `sumix_loss`'s options (shared with `SUMixModel`); return
-    them normalised (numbers as floats), by name."""
-    return {
-        "gamma": check_number("gamma", gamma, low=0.0, include_low=True),
-        "lambda_mode": check_choice("lambda_mode", lambda_mode, LAMBDA_MODES),
-        "regularizer": check_choice("regularizer", regularizer, REGULARIZERS),
-        "semantic_scale": None
-        if semantic_scale is None
-        else check_number("semantic_scale", semantic_scale, low=0.0),
-        "distance_scale": check_number("distance_scale", distance_scale, low=0.0),
-        "reduction": check_choice("reduction", reduction, REDUCTIONS),
-        "regularizer_logits": check_choice(
-            "regularizer_logits", regularizer_logits, REGULARIZER_LOGITS
-        ),
-        "regularizer_temperature": check_number(
-            "regularizer_temperature", regularizer_temperature, low=0.0
-        ),
-    }
-
-
 def sumix_loss(
     labels: Any,
     raw_logits: Any,
@@ -334,14 +289,14 @@ def sumix_loss(
     permutation: Any,
     lam: Any,
     *,
-    gamma: float = 0.5,
-    lambda_mode: str = "reference",
-    regularizer: str = "both",
-    semantic_scale: float | None = None,
-    distance_scale: float = DEFAULT_DISTANCE_SCALE,
-    reduction: str = "reference",
-    regularizer_logits: str = "exp",
-    regularizer_temperature: float = 1.0,
+    gamma: float = DEFAULTS["gamma"],
+    lambda_mode: str = DEFAULTS["lambda_mode"],
+    regularizer: str = DEFAULTS["regularizer"],
+    semantic_scale: float | None = DEFAULTS["semantic_scale"],
+    distance_scale: float = DEFAULTS["distance_scale"],
+    reduction: str = DEFAULTS["reduction"],
+    regularizer_logits: str = DEFAULTS["regularizer_logits"],
+    regularizer_temperature: float = DEFAULTS["regularizer_temperature"],
 ) -> dict[str, Any]:
     """The SUMix training loss (Eq. 3, 4 and 6 of the paper, as restored in
     the project's spec from the authors' reference code).
@@ -357,7 +312,9 @@ def sumix_loss(
 
     with `y_a = labels`, `y_b = labels[permutation]`, the weights `w` set by
     `lambda_mode` and the logits `z` of the regulariser set by `regularizer`,
-    `regularizer_logits` and `regularizer_temperature` (see the spec).
+    `regularizer_logits` and `regularizer_temperature`. The defaults of
+    these options, described once in `keras_sumix.options`, are the
+    paper's (the authors' code).
     Everything is computed in float32 whatever the input dtype (with `s = N`
     the terms `exp(-N x)` underflow in float16).
 
@@ -412,8 +369,8 @@ def sumix_loss(
             data parallelism). Pass a number to make it independent of the
             batch size.
         distance_scale: the `t` of `lambda_mode="distance"`, `> 0`
-            (default `DEFAULT_DISTANCE_SCALE = 4.0`, chosen by the study's
-            sweep; the spec's worked example uses 2).
+            (default 4.0, `DEFAULT_DISTANCE_SCALE`: a sharper correction
+            than the spec's worked example, `t = 2`, and at least as good).
         reduction: `"reference"` (default) reproduces the reference code,
             which averages each cross-entropy over the batch before weighting
             it, `mean(lam_a) * mean(CE_a) + mean(lam_b) * mean(CE_b)` (so
@@ -480,16 +437,8 @@ def sumix_loss(
     >>> tuple(out["lam"].shape)
     (4,)
     """
-    opt = check_loss_options(
-        gamma=gamma,
-        lambda_mode=lambda_mode,
-        regularizer=regularizer,
-        semantic_scale=semantic_scale,
-        distance_scale=distance_scale,
-        reduction=reduction,
-        regularizer_logits=regularizer_logits,
-        regularizer_temperature=regularizer_temperature,
-    )
+    given = locals()  # the arguments alone, before any other local name
+    opt = check_options(**{name: given[name] for name in LOSS_OPTIONS})
     y_a, raw_logits, u_raw, mix_logits, u_mix, perm, lam = _prepare_inputs(
         labels,
         raw_logits,

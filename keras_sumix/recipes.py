@@ -1,9 +1,11 @@
-"""The paper's training recipes (`docs/data.md`, "Recipes"), as
-presets of `keras_sumix.training.TrainConfig`."""
+"""The paper's training recipes (the documentation's Data page, section
+Recipes), as presets of `keras_sumix.training.TrainConfig`."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from keras_sumix.options import DEFAULTS
 
 # Beta concentration the paper uses per mixer for CNNs.
 PAPER_ALPHA = {
@@ -32,7 +34,7 @@ PAPER_ALPHA_VIT = {
 }
 
 # The SUMix regulariser weight gamma the paper reports per recipe and mixer
-# (appendix A.1, Tables 7-9); recipes and mixers not listed use 0.5.
+# (appendix A.1, Tables 7-9); recipes and mixers not listed use the default.
 PAPER_GAMMA: dict[str, dict[str, float]] = {
     "cifar100-r18": {"cutmix": 0.5, "fmix": 1.0, "saliencymix": 0.5, "resizemix": 0.2},
     "cifar100-rx50": {
@@ -79,7 +81,7 @@ PAPER_GAMMA["cub-r18-hub"] = PAPER_GAMMA["cub-r18"]
 PAPER_GAMMA["aircraft-r18-hub"] = PAPER_GAMMA["aircraft-r18"]
 
 
-def paper_gamma(recipe: str, mixer: str, default: float = 0.5) -> float:
+def paper_gamma(recipe: str, mixer: str, default: float = DEFAULTS["gamma"]) -> float:
     """The paper's gamma for a recipe and mixer (`PAPER_GAMMA`), or `default`.
 
     Args:
@@ -153,6 +155,9 @@ _FINE_GRAINED = {
     "image_size": 224,
 }
 
+#: The paper's training recipes, by name: `TrainConfig` fields, each naming a
+#: dataset, a backbone and one of `keras_sumix.data.PIPELINES` (its
+#: augmentation).
 RECIPES: dict[str, dict[str, Any]] = {
     "cifar100-r18": {**_CIFAR, "backbone": "resnet18_cifar"},
     "cifar100-rx50": {**_CIFAR, "backbone": "resnext50_cifar"},

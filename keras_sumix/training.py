@@ -1,6 +1,7 @@
 """End-to-end training runs (what `keras-sumix train` and the examples do):
 data, model, optimizer, checkpoints, history and results in one folder, with
-resume."""
+resume; and their evaluation (`evaluate_run`, what `keras-sumix evaluate`
+does)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from keras_sumix import data as data_module
 from keras_sumix import models
 from keras_sumix._validation import check_choice, check_int, check_number
 from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
-from keras_sumix.data.directories import _tensorflow
+from keras_sumix.data.common import require_tensorflow
+from keras_sumix.data.pipeline_specs import PIPELINES, pipeline_normalization
 from keras_sumix.layers import MIXERS, get_mixer
-from keras_sumix.models.variants import resolve_options
+from keras_sumix.models.variants import DEFAULT_VARIANT, VARIANTS, resolve_options
+from keras_sumix.options import NAMES, config_fields
 from keras_sumix.recipes import RECIPES, paper_alpha, paper_gamma
 
 DATASETS = ("occluded", "cifar100", "cub", "aircraft", "tiny_imagenet", "folder")
@@ -51,7 +54,6 @@ BACKBONES = (
 )
 #: Vision-transformer backbones (their mixing alphas differ, `paper_alpha`).
 TRANSFORMERS = ("deit_small", "swin_tiny")
-PIPELINES = ("cifar", "tiny_imagenet", "fine_grained", "cifar_vit")
 OPTIMIZERS = ("sgd", "adamw")
 # AdamW leaves these out of weight decay, as the reference configs do: norm
 # layers (gamma, beta), biases, the class token, the position embeddings
@@ -67,24 +69,24 @@ _NO_WEIGHT_DECAY = (
 )
 
 
-#: The `SUMixModel` options a `TrainConfig` carries (besides `variant`).
-_SUMIX_OPTIONS = (
-    "gamma",
-    "lambda_mode",
-    "regularizer",
-    "semantic_scale",
-    "distance_scale",
-    "reduction",
-    "raw_pass_gradient",
-    "saliency_pass",
-    "regularizer_logits",
-    "regularizer_temperature",
-)
+def _flag(default: Any, help: str, **argparse: Any) -> Any:
+    """A `TrainConfig` field: its default, and in its metadata the one-line
+    help of its `keras-sumix train` flag (and, for `argparse`, `choices`, a
+    `type` or extra `aliases`)."""
+    return dataclasses.field(default=default, metadata={"help": help, **argparse})
+
+
+#: SUMix's options as dataclass fields (`keras_sumix.options.config_fields`):
+#: `TrainConfig` inherits them, so a new option needs no edit here.
+_SUMixOptionFields = dataclasses.make_dataclass("_SUMixOptionFields", config_fields())
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_SUMixOptionFields):
     """Everything a run needs; `from_recipe` fills it from a paper recipe.
+
+    Each field's one-line help is in its metadata (`dataclasses.fields`):
+    `keras-sumix train` makes one flag of each, `--name-with-dashes`.
 
     Attributes:
         dataset: one of `DATASETS`; `"folder"` is a folder of your own
@@ -103,10 +105,10 @@ class TrainConfig:
         mixer: mixer name; alpha: its Beta concentration (None: the paper's
             for CNNs or for transformers, `keras_sumix.recipes.paper_alpha`).
         sumix: SUMixModel (True) or the MixupModel baseline (False).
-        variant, gamma, lambda_mode, regularizer, reduction, semantic_scale,
-        distance_scale, raw_pass_gradient, saliency_pass,
-        regularizer_logits, regularizer_temperature: SUMixModel options
-            (None: the variant's, `keras_sumix.models.variants`).
+        variant: the SUMix variant (`keras_sumix.models.variants`).
+        gamma, lambda_mode, ...: one field per SUMix option
+            (`keras_sumix.options.OPTIONS`, which gives each its default);
+            None: the variant's value, else the option's default.
         pipeline: the `make_pipeline` recipe. image_size: output side (for
             `dataset="folder"` under the `"cifar"` pipeline, None means
             `FOLDER_IMAGE_SIZE`: a folder's images may differ in size).
@@ -124,61 +126,99 @@ class TrainConfig:
             paper's protocol: 10, or 5 on ImageNet).
     """
 
-    dataset: str = "occluded"
-    data_dir: str | None = None
-    validation_fraction: float | None = None
-    backbone: str = "small_cnn"
-    weights: str | None = None
-    mixer: str = "cutmix"
-    alpha: float | None = None
-    sumix: bool = True
-    variant: str = "paper"
-    gamma: float = 0.5
-    lambda_mode: str | None = None
-    regularizer: str | None = None
-    reduction: str | None = None
-    semantic_scale: float | None = None
-    distance_scale: float | None = None
-    raw_pass_gradient: bool | None = None
-    saliency_pass: str = "separate"
-    regularizer_logits: str | None = None
-    regularizer_temperature: float = 1.0
-    pipeline: str = "cifar"
-    image_size: int | None = None
-    rand_augment: bool = False
-    optimizer: str = "sgd"
-    epochs: int = 15
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 0
-    clipnorm: float | None = None
-    seed: int = 0
-    limit: int | None = None
-    output_dir: str = "runs/run"
-    median_of: int = 10
+    dataset: str = _flag(
+        "occluded",
+        "occluded (embedded, the default without --data-dir), a paper "
+        "dataset, or folder (the default with --data-dir): your own images, "
+        "one subfolder per class",
+        choices=DATASETS,
+    )
+    data_dir: str | None = _flag(
+        None,
+        "where the dataset lies: for --dataset folder, a folder of class "
+        "subfolders (or of train/ and val/ folders of them); a TFDS data_dir "
+        "or an official layout for the paper datasets",
+    )
+    validation_fraction: float | None = _flag(
+        None,
+        "--dataset folder without train/ and val/ folders: share of each "
+        "class held out for testing (default 0.2)",
+    )
+    backbone: str = _flag("small_cnn", "the network", choices=BACKBONES)
+    weights: str | None = _flag(
+        None,
+        "local .weights.h5 file for the backbone, or hub:PRESET for a "
+        "keras-hub preset's backbone (a name such as hub:resnet_18_imagenet, "
+        "downloaded from Kaggle, or a local preset directory, hub:DIR)",
+    )
+    mixer: str = _flag(
+        "cutmix",
+        "the mixing method (any case: CutMix or cutmix)",
+        choices=tuple(MIXERS),
+        type=str.lower,
+    )
+    alpha: float | None = _flag(
+        None, "Beta concentration (default: the paper's for the mixer)"
+    )
+    sumix: bool = _flag(
+        True, "SUMixModel (default) or the MixupModel baseline (--no-sumix)"
+    )
+    variant: str = _flag(
+        DEFAULT_VARIANT,
+        "SUMix as published (paper, the default) or the variant the study "
+        "supports (recommended); the SUMix options override it",
+        choices=tuple(VARIANTS),
+    )
+    pipeline: str = _flag(
+        "cifar", "augmentation pipeline (make_pipeline)", choices=PIPELINES
+    )
+    image_size: int | None = _flag(
+        None,
+        "image side the pipeline resizes to (--dataset folder: 32 under the "
+        "cifar pipeline)",
+    )
+    rand_augment: bool = _flag(
+        False, "RandAugment on the training images (the ViT recipes' default)"
+    )
+    optimizer: str = _flag("sgd", "sgd or adamw", choices=OPTIMIZERS)
+    epochs: int = _flag(15, "training epochs")
+    batch_size: int = _flag(64, "batch size")
+    learning_rate: float = _flag(
+        0.05, "peak learning rate (cosine decay to 0)", aliases=("--lr",)
+    )
+    momentum: float = _flag(0.9, "SGD momentum")
+    weight_decay: float = _flag(5e-4, "weight decay")
+    warmup_epochs: int = _flag(0, "epochs of linear learning-rate warm-up")
+    clipnorm: float | None = _flag(None, "global gradient-norm clip")
+    seed: int = _flag(0, "seed of everything random")
+    limit: int | None = _flag(None, "first N training and test examples only")
+    output_dir: str = _flag(
+        "runs/run",
+        "run folder: config, checkpoint, history, results; an interrupted "
+        "run there is resumed, a finished one or another config's refused",
+    )
+    median_of: int = _flag(10, "report the median test top-1 of the last N epochs")
 
     @classmethod
     def from_recipe(cls, recipe: str, **overrides: Any) -> TrainConfig:
         """A config from one of `keras_sumix.recipes.RECIPES`, with
         overrides (None values are ignored). Unless `gamma` is given, it is
         the paper's for the recipe and mixer (appendix A.1,
-        `keras_sumix.recipes.paper_gamma`; 0.5 where the paper gives none).
+        `keras_sumix.recipes.paper_gamma`; the option's default where the
+        paper gives none).
         """
         check_choice("recipe", recipe, tuple(RECIPES))
         values = {**RECIPES[recipe]}
         values.update({k: v for k, v in overrides.items() if v is not None})
         if overrides.get("gamma") is None:
-            mixer = values.get("mixer", cls.mixer)
-            values["gamma"] = paper_gamma(recipe, mixer, values.get("gamma", 0.5))
+            values["gamma"] = paper_gamma(recipe, values.get("mixer", cls.mixer))
         return cls(**values)
 
     def sumix_options(self) -> dict[str, Any]:
         """The `SUMixModel` options of the config, its variant's filled in
         and validated (`keras_sumix.models.variants.resolve_options`)."""
         return resolve_options(
-            self.variant, **{name: getattr(self, name) for name in _SUMIX_OPTIONS}
+            self.variant, **{name: getattr(self, name) for name in NAMES}
         )
 
     def validate(self) -> TrainConfig:
@@ -208,6 +248,10 @@ class TrainConfig:
             check_number("clipnorm", self.clipnorm, low=0.0)
         check_int("batch_size", self.batch_size, 2)
         check_int("limit", self.limit, 2, allow_none=True)
+        check_int("image_size", self.image_size, 1, allow_none=True)
+        check_int("seed", self.seed, 0)
+        if self.alpha is not None:  # the mixer checks its own alpha
+            build_mixer(self)
         check_int("median_of", self.median_of, 1)
         if self.dataset in ("aircraft", "tiny_imagenet", "folder") and not (
             self.data_dir
@@ -250,7 +294,7 @@ class TrainConfig:
         its training and test pipelines share)."""
         image_size = self.image_size
         options: dict[str, Any] = {
-            "recipe": self.pipeline,
+            "pipeline": self.pipeline,
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
@@ -276,14 +320,14 @@ def occluded_split(config: TrainConfig, split: str) -> Any:
 def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
     """One unbatched split (`"train"` or `"test"`) as a `tf.data` dataset of
     `(image, label)`, and the class count."""
-    tf = _tensorflow()
+    tf = require_tensorflow()
 
     training = split == "train"
     if config.dataset == "occluded":
         data = occluded_split(config, split)
         return (
             tf.data.Dataset.from_tensor_slices((data.images, data.labels)),
-            data_module.NUM_CLASSES,
+            data_module.OCCLUDED_NUM_CLASSES,
         )
     root = config.data_dir
     if config.dataset == "folder":
@@ -360,6 +404,18 @@ def build_backbone(config: TrainConfig, input_shape) -> keras.Model:
     return builder(input_shape=tuple(input_shape), weights=weights)
 
 
+def build_mixer(config: TrainConfig, transformer: bool = False) -> Any:
+    """The mixer of a run, at `config.alpha` (None: the paper's for CNNs,
+    or for vision transformers when `transformer`)."""
+    alpha = config.alpha
+    if alpha is None:
+        alpha = paper_alpha(config.mixer, transformer=transformer)
+    mixer_kwargs = {"alpha": alpha, "seed": config.seed}
+    if config.mixer == "resizemix":
+        mixer_kwargs["use_alpha"] = True
+    return get_mixer(config.mixer, **mixer_kwargs)
+
+
 def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Model:
     """The MixupModel / SUMixModel a config describes."""
     backbone = build_backbone(config, input_shape)
@@ -367,13 +423,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Mod
         transformer = len(backbone.output_shape) == 3
     else:
         transformer = config.backbone in TRANSFORMERS
-    alpha = config.alpha
-    if alpha is None:
-        alpha = paper_alpha(config.mixer, transformer=transformer)
-    mixer_kwargs = {"alpha": alpha, "seed": config.seed}
-    if config.mixer == "resizemix":
-        mixer_kwargs["use_alpha"] = True
-    mixer = get_mixer(config.mixer, **mixer_kwargs)
+    mixer = build_mixer(config, transformer)
     if not config.sumix:
         return models.MixupModel(backbone, num_classes, mixer)
     return models.SUMixModel(
@@ -425,9 +475,17 @@ class _HistoryFile(keras.callbacks.Callback):
 
 def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     """A config dict without `output_dir` (the same folder may be spelt two
-    ways) and with the defaults of fields an older `config.json` lacks."""
+    ways), with the defaults of fields an older `config.json` lacks, and
+    the SUMix options as the run uses them (an option left None and its
+    value given explicitly are the same run)."""
     defaults = dataclasses.asdict(TrainConfig())
-    return {k: values.get(k, v) for k, v in defaults.items() if k != "output_dir"}
+    values = {k: values.get(k, v) for k, v in defaults.items() if k != "output_dir"}
+    try:
+        given = {name: values[name] for name in NAMES}
+        values.update(resolve_options(values["variant"], **given))
+    except (ValueError, TypeError):  # not a valid config: compared as written
+        pass
+    return values
 
 
 def prepare_run_dir(config: TrainConfig, overwrite: bool = False) -> str:
@@ -547,7 +605,7 @@ def train(
     config.validate()
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be a bool. Received: {overwrite!r}.")
-    tf = _tensorflow()
+    tf = require_tensorflow()
     keras.utils.set_random_seed(config.seed)
     out = Path(config.output_dir)
     prepare_run_dir(config, overwrite)
@@ -628,4 +686,252 @@ def train(
         "config": dataclasses.asdict(config),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+# --------------------------------------------------------------------------
+# Evaluating a finished run (`keras-sumix evaluate`).
+# --------------------------------------------------------------------------
+
+#: The FGSM budget of `evaluate_run` ([0, 1] pixel space).
+FGSM_EPSILON = 8 / 255
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The validated config of a run folder `train` wrote.
+
+    Args:
+        run_dir: the run's `output_dir`.
+
+    Returns:
+        Its `config.json`, as a validated `TrainConfig`.
+
+    Raises:
+        FileNotFoundError: `run_dir` is not a folder, or lacks
+            `config.json` or `checkpoint.keras`.
+        ValueError: `config.json` is not a run config.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"RUN_DIR {str(run)!r} is not a folder.")
+    for name in ("config.json", "checkpoint.keras"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(
+                f"{str(run / name)!r} not found: RUN_DIR must be the output_dir "
+                "of `keras-sumix train`."
+            )
+    try:
+        config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(
+            f"{str(run / 'config.json')!r} is not a run config: {error}"
+        ) from error
+    return config.validate()
+
+
+def _plain(value: Any) -> Any:
+    """Plain-JSON form: string keys, floats, lists; nan/inf -> None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _normalizing_model(model: Any, input_shape: tuple, stats: Any) -> Any:
+    """`model` preceded by the run's input normalisation, so that it takes
+    images in [0, 1] (the model itself when the pipeline does not
+    normalise)."""
+    if stats is None:
+        return model
+    mean, std = stats
+    inputs = keras.Input(tuple(input_shape), name="images")
+    x = keras.layers.Normalization(
+        axis=-1, mean=list(mean), variance=[s * s for s in std], name="normalize"
+    )(inputs)
+    return keras.Model(inputs, model(x), name=f"{model.name}_on_unit_images")
+
+
+def load_test_images(config: TrainConfig, limit: int | None = None) -> tuple:
+    """A run's test images and labels as NumPy arrays, as its test pipeline
+    makes them but left in [0, 1] (`normalization="unit"`).
+
+    Args:
+        config: the run.
+        limit: the first `limit` test images only (None: all).
+
+    Returns:
+        `(images, labels)`, float32 `(N, H, W, C)` and int32 `(N,)`.
+
+    Raises:
+        ValueError: the test split is empty.
+    """
+    test_raw, _ = load_test_data(config)
+    if limit is not None:
+        test_raw = test_raw.take(limit)
+    batches = data_module.make_pipeline(
+        test_raw, training=False, normalization="unit", **config.pipeline_options()
+    )
+    xs, ys = [], []
+    for images, labels in batches.as_numpy_iterator():
+        xs.append(images)
+        ys.append(labels)
+    if not xs:
+        raise ValueError("The run's test split is empty.")
+    return np.concatenate(xs), np.concatenate(ys).astype("int32")
+
+
+def _fidelity(model: Any, config: TrainConfig, images: Any, stats: Any, limit: Any):
+    """Lam fidelity on the embedded dataset's test split, or why not."""
+    from keras_sumix.evaluation import lam_fidelity
+
+    mixer_name = type(model.mixer).__name__
+    if not model.mixer.true_share:
+        return {
+            "skipped": f"{mixer_name} rescales or blends the partner: its "
+            "object masks give no true label share"
+        }
+    data = occluded_split(config, "test")
+    if limit is not None:
+        data = type(data)(*(field[:limit] for field in data))
+    if data.images.shape != images.shape or len(data.images) < 2:
+        return {"skipped": "the test pipeline resizes the images (masks do not match)"}
+    if stats is not None:
+        mean, std = (np.asarray(v, "float32") for v in stats)
+        data = data._replace(images=(data.images - mean) / std)
+    mixer = type(model.mixer).from_config(
+        {**model.mixer.get_config(), "seed": config.seed}
+    )
+    result = lam_fidelity(model, mixer, data, batch_size=max(config.batch_size, 2))
+    return {
+        "mixer": mixer_name,
+        "num_samples": len(result["lam"]),
+        "pearson": result["pearson"],
+        "mae": result["mae"],
+        "mean_true_lam": float(np.mean(result["true_lam"])),
+        "mean_lam": float(np.mean(result["lam"])),
+        "mean_area_lam": float(np.mean(result["area_lam"])),
+    }
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    limit: int | None = None,
+    cifar100_c: str | Path | None = None,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """Evaluate a training run folder and write `RUN_DIR/evaluation.json`.
+
+    Loads `checkpoint.keras` and `config.json` (`load_run_config`), rebuilds
+    the test split as training does (`load_test_images`) and runs, on the
+    same images:
+
+    - `clean_top1`;
+    - `occlusion`: `occlusion_robustness` at ratios 0, 0.1, ..., 0.9, masked
+      patches set to black (0 in [0, 1] pixel space); 16x16 patches for
+      images of side >= 128, an 8x8 grid of cells for smaller ones;
+    - `fgsm`: white-box FGSM error at epsilon 8/255 in [0, 1] pixel space,
+      clipped to [0, 1] (the paper's Table 5);
+    - `corruption`: the generated corruption subset, or CIFAR-100-C when
+      `cifar100_c` is a folder of its `.npy` files;
+    - `lam_fidelity` on the embedded `occluded` dataset (cutting mixers).
+
+    Every protocol sees un-normalised images in [0, 1]: the test pipeline
+    is run with `normalization="unit"` and the model is wrapped with a
+    `Normalization` layer holding the recipe's mean and std, so the model
+    receives exactly what it was trained on while epsilon, clipping and
+    occlusion live in pixel space.
+
+    Args:
+        run_dir: the run's `output_dir`.
+        limit: evaluate on the first `limit` test images (and CIFAR-100-C
+            images per corruption and severity) only.
+        cifar100_c: folder of the official CIFAR-100-C files, or None.
+        batch_size: evaluation batch size.
+
+    Returns:
+        The plain-JSON dict written to `evaluation.json`.
+
+    Raises:
+        FileNotFoundError: `run_dir` is not a run folder.
+        ValueError: invalid options, or CIFAR-100-C for a model that does
+            not take 32x32 RGB images.
+
+    Example:
+
+    ```python
+    results = keras_sumix.training.evaluate_run("runs/run", limit=256)
+    results["fgsm"]["error"]
+    ```
+    """
+    from keras_sumix.evaluation import (
+        cifar100_c_robustness,
+        fgsm_error,
+        generated_corruption_robustness,
+        occlusion_robustness,
+        top1_accuracy,
+    )
+
+    config = load_run_config(run_dir)
+    check_int("limit", limit, 1, allow_none=True)
+    check_int("batch_size", batch_size, 1)
+    run = Path(run_dir)
+    model = keras.saving.load_model(run / "checkpoint.keras", compile=False)
+    images, labels = load_test_images(config, limit)
+    stats = pipeline_normalization(config.pipeline)
+    unit_model = _normalizing_model(model, images.shape[1:], stats)
+
+    side = min(images.shape[1:3])
+    occlusion_layout = {"patch_size": 16} if side >= 128 else {"grid": (8, 8)}
+    occlusion = occlusion_robustness(
+        unit_model, images, labels, batch_size=batch_size, **occlusion_layout
+    )
+    fgsm = fgsm_error(
+        unit_model, images, labels, FGSM_EPSILON, batch_size=batch_size, clip=(0, 1)
+    )
+    if cifar100_c is not None:
+        if tuple(images.shape[1:]) != (32, 32, 3):
+            raise ValueError(
+                "CIFAR-100-C images are 32x32 RGB; this run's model takes "
+                f"{tuple(images.shape[1:])} images."
+            )
+        corruption = cifar100_c_robustness(
+            unit_model, cifar100_c, limit=limit, batch_size=batch_size
+        )
+    else:
+        corruption = generated_corruption_robustness(
+            unit_model,
+            images,
+            labels,
+            batch_size=batch_size,
+            data_format="channels_last",
+        )
+    results: dict[str, Any] = {
+        "run_dir": str(run),
+        "backend": keras.backend.backend(),
+        "dataset": config.dataset,
+        "num_images": len(images),
+        "inputs": "images in [0, 1]; the recipe's normalisation is applied "
+        "inside the evaluated model",
+        "clean_top1": top1_accuracy(unit_model, images, labels, batch_size),
+        "occlusion": {
+            "fill": "black (0 in [0, 1] pixels)",
+            **occlusion_layout,
+            "top1": occlusion,
+        },
+        "fgsm": {
+            "epsilon": FGSM_EPSILON,
+            "space": "[0, 1] pixels, clipped to [0, 1]",
+            "error": fgsm,
+        },
+        "corruption": corruption,
+    }
+    if config.dataset == "occluded":
+        results["lam_fidelity"] = _fidelity(model, config, images, stats, limit)
+    results = _plain(results)
+    (run / "evaluation.json").write_text(json.dumps(results, indent=1, allow_nan=False))
     return results

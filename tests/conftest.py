@@ -21,6 +21,17 @@ settings.load_profile("keras")
 BACKEND = keras.backend.backend()
 
 
+def run_once(backend: str, why: str) -> pytest.MarkDecorator:
+    """Run a test on `backend` only: an end-to-end script, or a property of
+    the algorithm that does not depend on the backend (each backend's own
+    code is tested on all three elsewhere). `make test` runs every backend;
+    the cheapest place for such a test on a CPU is usually torch (eager, no
+    compilation), which is also the shortest lane."""
+    return pytest.mark.skipif(
+        BACKEND != backend, reason=f"run once, under {backend}: {why}"
+    )
+
+
 def load_script(path: Path):
     """Import a script (`examples/`, `benchmarks/`) as a module, with its
     folder first on `sys.path` as when it runs (the benchmark scripts import

@@ -13,7 +13,10 @@ them switches itself to TensorFlow ops.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +31,14 @@ from fixtures import (
     write_jpeg,
 )
 
+import keras_sumix.data
 from keras_sumix.data import (
     CIFAR100_C_CORRUPTIONS,
+    CIFAR_MEAN,
+    CIFAR_STD,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    PIPELINES,
     cifar_pipeline,
     fine_grained_pipeline,
     load_caltech_birds2011,
@@ -43,9 +50,13 @@ from keras_sumix.data import (
     load_tiny_imagenet,
     make_pipeline,
     occluded_objects,
+    pipeline_normalization,
+    pipeline_spec,
     tiny_imagenet_pipeline,
 )
+from keras_sumix.data.transforms import PadCropFlip, ResizedCropFlip
 from keras_sumix.layers import CutMix, MixUp
+from keras_sumix.recipes import RECIPES
 
 
 def _arrays(dataset, limit: int = 1000):
@@ -561,7 +572,7 @@ def test_mixer_gives_soft_labels(mixer_cls):
 
 def test_pipeline_argument_validation():
     ds, _ = _uint8_dataset(4, 32, 32)
-    with pytest.raises(ValueError, match="recipe"):
+    with pytest.raises(ValueError, match="`pipeline` must be one of"):
         make_pipeline(ds, "imagenet")
     with pytest.raises(TypeError, match="dataset"):
         make_pipeline(np.zeros((4, 32, 32, 3)), "cifar")
@@ -587,3 +598,246 @@ def test_pipeline_argument_validation():
         make_pipeline(ds, "cifar", training=False, mixer=CutMix(num_classes=10))
     with pytest.raises(TypeError, match="mixer"):
         make_pipeline(ds, "cifar", mixer="cutmix")
+
+
+def test_named_pipelines_and_their_defaults():
+    assert PIPELINES == ("cifar", "tiny_imagenet", "fine_grained", "cifar_vit")
+    # One name per concept: every training recipe names one of PIPELINES.
+    assert {recipe["pipeline"] for recipe in RECIPES.values()} <= set(PIPELINES)
+    assert not hasattr(keras_sumix.data, "RECIPES")
+    assert not hasattr(keras_sumix.data, "NUM_CLASSES")
+    assert pipeline_normalization("cifar") == (CIFAR_MEAN, CIFAR_STD)
+    assert pipeline_normalization("fine_grained") == (IMAGENET_MEAN, IMAGENET_STD)
+    spec = pipeline_spec("tiny_imagenet")
+    assert (spec.batch_size, spec.normalization) == (100, "imagenet")
+    assert spec.augmentation == ResizedCropFlip(64, 64, (0.08, 1.0), "bicubic")
+    assert pipeline_spec("cifar").augmentation == PadCropFlip(4, "reflect")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.batch_size = 1
+    for bad in ("recipe", "cifar100-r18", None):
+        with pytest.raises(ValueError, match=r"`pipeline` must be one of"):
+            pipeline_normalization(bad)
+    # The pipeline is also a keyword argument, as in TrainConfig.
+    ds, _ = _uint8_dataset(4, 20, 20)
+    (images, _), *_ = _arrays(
+        make_pipeline(ds, pipeline="cifar_vit", training=False, image_size=8)
+    )
+    assert images.shape == (4, 8, 8, 3)
+
+
+def test_augmentations_are_validated_and_keep_their_ratio():
+    fine = pipeline_spec("fine_grained").augmentation
+    assert fine.with_options(image_size=112).resize_size == 128  # 256 / 224
+    assert fine.with_options(image_size=112, resize_size=112).resize_size == 112
+    assert fine.with_options(crop_scale=[0.2, 0.4]).crop_scale == (0.2, 0.4)
+    with pytest.raises(ValueError, match="resize_size"):
+        fine.with_options(image_size=64, resize_size=32)
+    with pytest.raises(ValueError, match="interpolation"):
+        ResizedCropFlip(8, 8, (0.5, 1.0), "lanczos")
+    with pytest.raises(TypeError, match="image_size"):
+        fine.with_options(image_size=2.5)
+    with pytest.raises(ValueError, match="padding"):
+        PadCropFlip(padding=-1)
+    with pytest.raises(ValueError, match="padding_mode"):
+        PadCropFlip().with_options(padding_mode="wrap")
+
+
+def test_data_modules_import_no_private_names_of_each_other():
+    folder = Path(keras_sumix.data.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and "keras_sumix" in (
+                node.module or ""
+            ):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private}"
+
+
+# ---------------------------------------------------------------------- #
+# Recorded outputs: every pipeline and its defaults, pinned
+# ---------------------------------------------------------------------- #
+# Outputs of small pipelines (two iterations each) recorded by the library
+# as it was when the recording was made: a refactoring must reproduce them.
+# Regenerate only for an intended change of outputs, with
+# `KERAS_BACKEND=jax python tests/test_data.py`.
+RECORDED = Path(__file__).parent / "data" / "pipeline_outputs.npz"
+
+
+def _rgb(n: int, height: int, width: int, channels: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, height, width, channels)).astype("uint8")
+
+
+def _pairs(images, label_dtype: str = "int32"):
+    labels = (np.arange(len(images)) % 10).astype(label_dtype)
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def _ragged_rgb():
+    """Four images of different sizes, shape `(None, None, 3)`."""
+    images = [
+        _rgb(1, h, w, seed=k)[0]
+        for k, (h, w) in enumerate(((20, 30), (26, 18), (24, 24), (16, 32)))
+    ]
+
+    return tf.data.Dataset.from_generator(
+        lambda: ((image, k) for k, image in enumerate(images)),
+        output_signature=(
+            tf.TensorSpec((None, None, 3), tf.uint8),
+            tf.TensorSpec((), tf.int32),
+        ),
+    )
+
+
+# name: (dataset, pipeline, make_pipeline keyword arguments); built per call
+# (mixers hold a seeded random state).
+RECORDED_CASES = {
+    "cifar-train": lambda: (_pairs(_rgb(8, 32, 32)), "cifar", {"seed": 0}),
+    "cifar-test": lambda: (_pairs(_rgb(6, 32, 32)), "cifar", {"training": False}),
+    "cifar-resized-symmetric": lambda: (
+        _pairs(_rgb(8, 20, 20, seed=1), "int64"),
+        "cifar",
+        {"seed": 1, "image_size": 16, "padding": 2, "padding_mode": "symmetric"},
+    ),
+    "cifar-resized-test": lambda: (
+        _pairs(_rgb(6, 20, 20, seed=1)),
+        "cifar",
+        {"training": False, "image_size": 16},
+    ),
+    "cifar-constant-unshuffled": lambda: (
+        _pairs(_rgb(6, 20, 20, seed=2)),
+        "cifar",
+        {
+            "seed": 2,
+            "padding_mode": "constant",
+            "shuffle": False,
+            "drop_remainder": False,
+            "cache": True,
+        },
+    ),
+    "cifar-grey-unit": lambda: (
+        _pairs(_rgb(8, 20, 20, channels=1, seed=3)),
+        "cifar",
+        {"seed": 3, "normalization": "unit", "shuffle_buffer": 3},
+    ),
+    "cifar-epoch": lambda: (
+        _pairs(_rgb(8, 20, 20, seed=4)),
+        "cifar",
+        {"seed": 4, "epoch": 1},
+    ),
+    "cifar-cutmix": lambda: (
+        _pairs(_rgb(8, 32, 32)),
+        "cifar",
+        {"seed": 0, "mixer": CutMix(alpha=1.0, num_classes=10, seed=1)},
+    ),
+    "cifar-mixup-dict-float": lambda: (
+        tf.data.Dataset.from_tensor_slices(
+            {
+                "image": _rgb(8, 20, 20, seed=5).astype("float32") / 255.0,
+                "label": np.arange(8, dtype="int32"),
+            }
+        ),
+        "cifar",
+        {"seed": 5, "mixer": MixUp(alpha=1.0, num_classes=10, seed=2)},
+    ),
+    "cifar-rand-augment": lambda: (
+        _pairs(_rgb(8, 20, 20, seed=6)),
+        "cifar",
+        {"seed": 6, "rand_augment": True},
+    ),
+    "tiny_imagenet-train": lambda: (
+        _pairs(_rgb(8, 32, 32)),
+        "tiny_imagenet",
+        {"seed": 0},
+    ),
+    "tiny_imagenet-test": lambda: (
+        _pairs(_rgb(6, 32, 32)),
+        "tiny_imagenet",
+        {"training": False},
+    ),
+    "tiny_imagenet-image-size": lambda: (
+        _pairs(_rgb(8, 32, 32, seed=7)),
+        "tiny_imagenet",
+        {"seed": 7, "image_size": 24},
+    ),
+    "fine_grained-train": lambda: (_ragged_rgb(), "fine_grained", {"seed": 0}),
+    "fine_grained-test": lambda: (
+        _ragged_rgb(),
+        "fine_grained",
+        {"training": False},
+    ),
+    "fine_grained-bicubic-unit": lambda: (
+        _pairs(_rgb(8, 20, 30, seed=8)),
+        "fine_grained",
+        {
+            "seed": 8,
+            "image_size": 20,
+            "resize_size": 28,
+            "crop_scale": (0.3, 0.9),
+            "interpolation": "bicubic",
+            "normalization": "unit",
+        },
+    ),
+    "cifar_vit-train": lambda: (_pairs(_rgb(8, 32, 32)), "cifar_vit", {"seed": 0}),
+    "cifar_vit-test": lambda: (
+        _pairs(_rgb(6, 32, 32)),
+        "cifar_vit",
+        {"training": False},
+    ),
+}
+
+
+def _recorded_outputs(name: str) -> dict[str, np.ndarray]:
+    """Two iterations of the case's pipeline (batch size 4), summarised: all
+    labels and batch sizes, a 16x16 grid of pixels (every pixel up to 16 px)
+    and per-image, per-channel sums and sums of squares."""
+    dataset, pipeline, kwargs = RECORDED_CASES[name]()
+    batches = make_pipeline(dataset, pipeline, batch_size=4, **kwargs)
+    epochs = [_arrays(batches), _arrays(batches)]
+    images = np.concatenate([x for epoch in epochs for x, _ in epoch])
+    step = -(-images.shape[1] // 16)
+    wide = images.astype("float64")
+    return {
+        "sizes": np.array([len(y) for epoch in epochs for _, y in epoch]),
+        "labels": np.concatenate([y for epoch in epochs for _, y in epoch]),
+        "shape": np.array(images.shape),
+        "dtype": np.array(str(images.dtype)),
+        "grid": images[:, ::step, ::step],
+        "sums": wide.sum((1, 2)),
+        "squares": (wide**2).sum((1, 2)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_CASES))
+def test_pipeline_outputs_match_the_recording(name):
+    # tf.data pairs make_pipeline's seeds with TensorFlow's global seed, which
+    # other tests set (keras.utils.set_random_seed): the recording was made
+    # without one.
+    tf.random.set_seed(None)
+    recorded = np.load(RECORDED)
+    outputs = _recorded_outputs(name)
+    for key in ("sizes", "shape", "dtype"):
+        np.testing.assert_array_equal(outputs[key], recorded[f"{name}/{key}"], key)
+    # Float noise only (resizes may round differently on another CPU).
+    np.testing.assert_allclose(
+        outputs["labels"], recorded[f"{name}/labels"], rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        outputs["grid"], recorded[f"{name}/grid"], rtol=0, atol=1e-5
+    )
+    for key in ("sums", "squares"):
+        np.testing.assert_allclose(
+            outputs[key], recorded[f"{name}/{key}"], rtol=1e-6, atol=1e-3
+        )
+
+
+if __name__ == "__main__":
+    RECORDED.parent.mkdir(exist_ok=True)
+    np.savez_compressed(
+        RECORDED,
+        **{
+            f"{name}/{key}": value
+            for name in sorted(RECORDED_CASES)
+            for key, value in _recorded_outputs(name).items()
+        },
+    )

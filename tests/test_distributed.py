@@ -44,7 +44,12 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def comparisons():
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    # Two virtual devices, beside the lane's own XLA flags (Makefile).
+    flags = [
+        os.environ.get("XLA_FLAGS", ""),
+        "--xla_force_host_platform_device_count=2",
+    ]
+    env["XLA_FLAGS"] = " ".join(flags).strip()
     done = subprocess.run(
         [sys.executable, str(WORKER), *CASES],
         env=env,

@@ -2,12 +2,15 @@
 
 A page's blocks run in order in one fresh interpreter, as a reader pastes
 them one after another into one session (a later block may use what an
-earlier one defined), under the JAX backend, from a scratch folder. A block
-that cannot run here (it needs a download, a GPU, several hosts) is preceded
-by the line `<!-- fragment: REASON -->`, and the reason must be given.
+earlier one defined), from a scratch folder. A block that cannot run here
+(it needs a download, a GPU, several hosts) is preceded by the line
+`<!-- fragment: REASON -->`, and the reason must be given.
 
-Run once, in the torch run (the shortest lane of `make test`); the pages'
-code runs under JAX whatever the suite's backend.
+Run once, in the torch run (the shortest lane of `make test`), under torch:
+eager, so a page's small models train without minutes of compilation (the
+wheel tests run the README's first example under JAX and torch, and
+tests/test_examples_and_cli.py under TensorFlow). A page whose code is
+written for another backend says which in `BACKEND_OF`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ _BLOCK = re.compile(
 )
 
 pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="run once, in the torch run")
+# Pages whose code needs one backend: layers.md's `jax.jit` example and
+# scaling.md's `keras.distribution` (JAX only).
+BACKEND_OF = {"layers.md": "jax", "scaling.md": "jax"}
 
 
 def blocks(page: Path) -> list[tuple[str | None, str]]:
@@ -66,8 +72,15 @@ def test_page_runs_as_pasted(page, tmp_path):
         for i, (reason, code) in enumerate(blocks(page))
         if reason is None
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    backend = BACKEND_OF.get(page.name, "torch")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.setdefault("MPLBACKEND", "Agg")
+    # Under JAX, as in the JAX lane (Makefile): XLA compiles each program
+    # once, without LLVM's costly passes; the arithmetic is the same.
+    env.setdefault(
+        "XLA_FLAGS",
+        "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+    )
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,

@@ -7,9 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from keras_sumix import cli
+from keras_sumix import cli, training
 from keras_sumix.evaluation import GENERATED_CORRUPTIONS
-from keras_sumix.training import TrainConfig, occluded_split, train
+from keras_sumix.training import (
+    TrainConfig,
+    load_run_config,
+    load_test_images,
+    occluded_split,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,9 @@ def test_evaluate_writes_evaluation_json(run_dir, capsys):
 
 
 def test_evaluate_test_images_follow_the_run_and_limit(run_dir):
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    images, labels = cli._test_images(config, 4)
+    config = load_run_config(run_dir)
+    assert config == TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    images, labels = load_test_images(config, 4)
     assert images.shape == (4, 32, 32, 3) and labels.shape == (4,)
     # Un-normalised: the protocols work in [0, 1] pixel space.
     assert images.min() >= 0.0 and images.max() <= 1.0
@@ -76,3 +83,29 @@ def test_evaluate_bad_run_dir_gives_one_line(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "checkpoint.keras" in err[0]
+
+
+def test_evaluate_run_is_the_library_s(run_dir):
+    """The command only parses: `keras_sumix.training.evaluate_run` does the
+    work, with the same results."""
+    results = training.evaluate_run(run_dir, limit=4, batch_size=4)
+    assert results == json.loads((run_dir / "evaluation.json").read_text())
+    assert results["num_images"] == 4
+    with pytest.raises(ValueError, match="limit"):
+        training.evaluate_run(run_dir, limit=0)
+
+
+def test_evaluate_a_bug_keeps_its_traceback_a_bad_run_dir_does_not(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    def bug(*args, **kwargs):
+        raise ValueError("a bug in the evaluation")
+
+    monkeypatch.setattr(training, "evaluate_run", bug)
+    with pytest.raises(ValueError, match="a bug in the evaluation"):
+        cli.main(["evaluate", str(run_dir)])
+    (tmp_path / "config.json").write_text('{"epochs": "many"}')
+    (tmp_path / "checkpoint.keras").write_bytes(b"weights")
+    assert cli.main(["evaluate", str(tmp_path)]) == 2  # checked before the run
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochs" in err[0], err

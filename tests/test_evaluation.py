@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_sumix as ks
-from keras_sumix.data import NUM_CLASSES, occluded_objects
+from keras_sumix.data import OCCLUDED_NUM_CLASSES, occluded_objects
 from keras_sumix.evaluation import (
     CIFAR100_C_SOURCE,
     DEFAULT_OCCLUSION_RATIOS,
@@ -33,7 +33,7 @@ def _tiny_classifier(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
     # Three stages: still tiny, and it learns the embedded set in a few epochs.
     backbone = ks.models.small_cnn((32, 32, 3), widths=(8, 16, 32))
-    model = ks.models.classifier(backbone, NUM_CLASSES)
+    model = ks.models.classifier(backbone, OCCLUDED_NUM_CLASSES)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -92,7 +92,7 @@ def test_occlusion_grid_and_full_mask(trained, clean):
     again = occlusion_robustness(
         model,
         x,
-        np.eye(NUM_CLASSES)[y],
+        np.eye(OCCLUDED_NUM_CLASSES)[y],
         ratios=(0.0, 0.5, 1.0),
         grid=(4, 4),
         batch_size=32,
@@ -523,7 +523,9 @@ def test_lam_fidelity_of_mce_is_the_area_lam_against_the_masks():
 
     data = occluded_objects(12, seed=5)
     model = ks.MixupModel(
-        ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, ks.layers.CutMix()
+        ks.models.small_cnn((32, 32, 3), widths=(4,)),
+        OCCLUDED_NUM_CLASSES,
+        ks.layers.CutMix(),
     )
     result = lam_fidelity(model, ks.layers.CutMix(1.0, seed=2), data, batch_size=6)
     # MCE trains with the area lam; the truth is recomputed from the masks.
@@ -558,7 +560,7 @@ def test_lam_fidelity_refuses_mixers_that_rescale_or_blend(mixer):
     from keras_sumix.evaluation import lam_fidelity
 
     model = ks.MixupModel(
-        ks.models.small_cnn((32, 32, 3), widths=(4,)), NUM_CLASSES, mixer()
+        ks.models.small_cnn((32, 32, 3), widths=(4,)), OCCLUDED_NUM_CLASSES, mixer()
     )
     with pytest.raises(TypeError, match=r"never rescaled: .*CutMix, FMix"):
         lam_fidelity(model, mixer(), occluded_objects(4, seed=0))

@@ -4,8 +4,8 @@ cleanly."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,156 +46,10 @@ def test_show_defaults_to_every_mixer(tmp_path, capsys):
         assert name in printed
     assert "AutoMix" not in printed  # a learned mixer needs its model
     assert out.exists()
-    with pytest.raises(SystemExit, match="automix is a learned mixer"):
-        cli.main(["show", "automix", "--output", str(out)])
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="a script over backend-agnostic models (tested on every backend); "
-    "run once, on the fastest backend on CPU",
-)
-def test_demo_quick_trains_and_reports(tmp_path, capsys):
-    from keras_sumix import demo
-
-    assert cli.main(["demo", "--quick", "--quiet", "--output", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    results = json.loads((tmp_path / "results.json").read_text())
-    # The printed table is `format_table` of what was written.
-    assert demo.format_table(results) in printed
-    assert results["seeds"] == list(demo.QUICK_SEEDS) and results["mixer"] == "cutmix"
-    names = list(demo.METHODS)
-    assert (
-        list(results["methods"])
-        == names
-        == [
-            "MCE (MixupModel)",
-            "SUMix, authors' formula",
-            'SUMix, variant="recommended"',
-        ]
-    )
-    for name in names:
-        assert f"| {name} | " in printed
-    # One study record per method and seed, all with the demo's settings.
-    runs = results["runs"]
-    assert len(runs) == len(names) * len(results["seeds"])
-    assert len({r["key"] for r in runs}) == len(runs)
-    assert {r["signature"] for r in runs} == {demo.demo_config(quick=True).signature()}
-    assert all(r["epochs_run"] == results["config"]["epochs"] == 2 for r in runs)
-    # The last method is the recommended variant, through its name.
-    recommended = results["methods"]['SUMix, variant="recommended"']
-    assert recommended["cell"].startswith("embedded|cutmix|recommended|b")
-    by_method = {
-        name: {r["seed"]: r for r in runs if r["cell"] == row["cell"]}
-        for name, row in results["methods"].items()
-    }
-    mce = by_method["MCE (MixupModel)"]
-    for name, row in results["methods"].items():
-        top1 = [by_method[name][s]["final_top1"] for s in results["seeds"]]
-        assert row["top1"]["values"] == pytest.approx(top1)
-        assert row["top1"]["n"] == 2 and all(0.0 <= v <= 1.0 for v in top1)
-        assert row["top1"]["mean"] == pytest.approx(np.mean(top1))
-        assert row["top1"]["std"] == pytest.approx(np.std(top1, ddof=1))
-        # Paired with MCE seed by seed.
-        paired = [
-            by_method[name][s]["final_top1"] - mce[s]["final_top1"]
-            for s in results["seeds"]
-        ]
-        assert row["top1_vs_mce"]["values"] == pytest.approx(paired)
-        for key in ("pearson", "mae"):
-            assert row[key]["n"] == 2 and row[key]["std"] is not None
-        assert -1.0 <= row["pearson"]["mean"] <= 1.0
-        assert 0.0 <= row["mae"]["mean"] <= 1.0
-        # Every method is measured on the same held-out mixes.
-        assert row["mean_true_lam"]["values"] == pytest.approx(
-            results["methods"]["MCE (MixupModel)"]["mean_true_lam"]["values"]
-        )
-        assert row["seconds"]["n"] == 2 and row["seconds"]["mean"] > 0
-    # MCE trains with the area lam, which does not depend on the network:
-    # its fidelity is the same for every seed, and no paired difference.
-    baseline = results["methods"]["MCE (MixupModel)"]
-    assert baseline["top1_vs_mce"]["values"] == [0.0, 0.0]
-    assert baseline["pearson"]["std"] == pytest.approx(0.0, abs=1e-12)
-    assert baseline["mean_lam"]["mean"] == pytest.approx(
-        mce[0]["fidelity"]["mean_area_lam"]
-    )
-    assert results["total_seconds"] >= sum(r["total_seconds"] for r in runs)
-    assert (tmp_path / "mixes.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_demo_config_is_the_study_setting_with_fewer_epochs():
-    from keras_sumix import demo
-    from keras_sumix.study import FULL
-    from keras_sumix.study.runner import evaluation_epochs
-
-    config = demo.demo_config()
-    assert config.epochs == demo.EPOCHS and config.seeds == demo.SEEDS == (0, 1, 2)
-    # The data, model and optimiser are the study's; top-1 is measured once.
-    for field in ("embedded_train", "embedded_test", "min_scale", "max_scale"):
-        assert getattr(config, field) == getattr(FULL, field)
-    assert (config.clutter, config.widths) == (FULL.clutter, FULL.widths)
-    assert evaluation_epochs(config) == {demo.EPOCHS - 1}
-    assert evaluation_epochs(demo.demo_config(7, [3, 5])) == {6}
-    assert demo.demo_config(7, [3, 5]).seeds == (3, 5)
-    quick = demo.demo_config(quick=True)
-    assert quick.embedded_train < config.embedded_train and quick.seeds == (0, 1)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"epochs": 0}, "epochs"),
-        ({"epochs": 2.5}, "epochs"),
-        ({"seeds": []}, "seeds"),
-        ({"seeds": [1, 1]}, "seeds"),
-    ],
-)
-def test_demo_config_rejects_bad_settings(kwargs, match):
-    from keras_sumix import demo
-
-    with pytest.raises(ValueError, match=match):
-        demo.demo_config(**kwargs)
-
-
-def test_demo_run_rejects_bad_arguments_before_training(tmp_path):
-    from keras_sumix import demo
-
-    with pytest.raises(TypeError, match="config"):
-        demo.run({"epochs": 1}, output_dir=tmp_path)
-    with pytest.raises(ValueError, match="verbose"):
-        demo.run(demo.demo_config(quick=True), output_dir=tmp_path, verbose=3)
-    assert not any(tmp_path.iterdir())
-
-
-def test_demo_cli_rejects_repeated_seeds(capsys):
-    assert cli.main(["demo", "--quick", "--seeds", "1", "1"]) == 2
+    assert cli.main(["show", "automix", "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "seeds" in err[0]
-
-
-def test_demo_table_of_the_committed_results():
-    """`format_table` (the README's demo block) reads the committed
-    `benchmarks/results/demo/results.json`; an older results dict is
-    refused with a ValueError."""
-    from keras_sumix import demo
-
-    results = json.loads(
-        (ROOT / "benchmarks" / "results" / "demo" / "results.json").read_text()
-    )
-    table = demo.format_table(results).splitlines()
-    header = "| method | test top-1 % | top-1 vs MCE (paired), points |"
-    assert table[2].startswith(header)
-    rows = table[4:]
-    assert [row.split(" | ")[0] for row in rows] == [
-        f"| {name}" for name in demo.METHODS
-    ]
-    assert rows[0].split(" | ")[2] == "—" and all(" ± " in row for row in rows)
-    assert f"seeds {', '.join(map(str, results['seeds']))}" in table[0]
-    old = {"backend": "tensorflow", "config": {}, "methods": {"MCE": {"top1": 1.0}}}
-    with pytest.raises(ValueError, match="results"):
-        demo.format_table(old)
-    with pytest.raises(ValueError, match="results"):
-        demo.format_table([])
+    assert len(err) == 1 and "automix is a learned mixer" in err[0]
+    assert "docs/" not in err[0]  # no file the user does not have
 
 
 def test_bad_arguments_give_one_line(capsys):
@@ -266,20 +120,55 @@ def test_mixer_names_in_any_case():
         parse(["train", "--mixer", "WarpMix"])
 
 
-@pytest.mark.parametrize(
-    "error",
-    [ImportError("needs `x`"), ValueError("bad `x`"), FileNotFoundError("no `x`")],
-)
-def test_user_errors_give_one_line_others_their_traceback(monkeypatch, capsys, error):
-    def fail(args):
+def _missing_package() -> ImportError:
+    """The ImportError `keras_sumix._optional.optional_import` raises: from
+    the failed import, naming the extra."""
+    error = ImportError("needs `x`: pip install 'keras-sumix[x]'")
+    error.__cause__ = ModuleNotFoundError("No module named 'x'")
+    return error
+
+
+def _raising(error: BaseException):
+    def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(cli, "_show", fail)
-    assert cli.main(["show"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"keras-sumix show: error: {error}"]
-    monkeypatch.setattr(cli, "_show", lambda args: 1 / 0)
-    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+    return fail
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _missing_package(),
+        FileNotFoundError("no `x`"),
+        FileExistsError("a run in the way"),
+        ConnectionError("offline"),
+    ],
+    ids=type,
+)
+def test_environment_errors_give_one_line_whenever_raised(monkeypatch, capsys, error):
+    # Raised while preparing, then while running.
+    for prepare in (_raising(error), lambda args: _raising(error)):
+        monkeypatch.setattr(cli, "_prepare_show", prepare)
+        assert cli.main(["show"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"keras-sumix show: error: {error}"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("bad `x` deep inside"),
+        TypeError("bad `x` deep inside"),
+        ImportError("cannot import name 'x' from 'keras_sumix.y'"),  # no cause
+        ZeroDivisionError("division by zero"),
+    ],
+    ids=type,
+)
+def test_a_bug_while_running_keeps_its_traceback(monkeypatch, error):
+    """Only preparing (validating what the user typed) turns a ValueError or
+    TypeError into a user error; raised by the work itself, it is a bug."""
+    monkeypatch.setattr(cli, "_prepare_show", lambda args: _raising(error))
+    with pytest.raises(type(error), match=re.escape(str(error))):
         cli.main(["show"])
 
 
@@ -293,6 +182,33 @@ def _python(code: str, backend: str, tmp_path) -> subprocess.CompletedProcess:
         env=env,
         timeout=300,
     )
+
+
+def test_a_bug_exits_1_with_its_traceback_a_user_error_2_with_one_line(tmp_path):
+    """As the console script runs: a bug's traceback and exit code 1, a bad
+    value's one line and exit code 2."""
+    code = """if True:
+        import sys
+        from keras_sumix import cli
+
+        def bug(*args):
+            raise ValueError("a bug")
+
+        cli._prepare_show = lambda args: bug
+        sys.exit(cli.main(ARGV))
+    """
+    backend = "jax" if BACKEND == "tensorflow" else BACKEND  # no TF logs
+    bug = _python(code.replace("ARGV", '["show"]'), backend, tmp_path)
+    assert bug.returncode == 1, bug.stderr
+    assert "Traceback" in bug.stderr and "ValueError: a bug" in bug.stderr
+    argv = '["train", "--epochs", "0", "--output-dir", "run"]'
+    user = _python(code.replace("ARGV", argv), backend, tmp_path)
+    assert user.returncode == 2, user.stderr
+    err = user.stderr.strip().splitlines()
+    assert err == [
+        "keras-sumix train: error: `epochs` must be >= 1. Received: epochs=0."
+    ]
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
 
 
 def test_cli_without_tensorflow_or_matplotlib_says_what_to_install(tmp_path):

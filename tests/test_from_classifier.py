@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import to_np
+from conftest import run_once, to_np
 from fixtures import tiny_resnet_backbone
 
 import keras_sumix as ks
@@ -29,6 +29,7 @@ def _fit(model, epochs=1):
     assert np.isfinite(history.history["loss"]).all()
 
 
+@run_once("torch", "a whole Keras application, trained end to end")
 def test_keras_application_with_its_top_trains_with_sumix(tmp_path):
     """MobileNetV3Small ends in a 1x1 Conv2D head, Flatten and a softmax
     Activation: the conv is the Dense, trained on its logits."""

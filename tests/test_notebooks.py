@@ -1,4 +1,4 @@
-"""The tutorial notebooks execute, in their smoke setting, under JAX."""
+"""The tutorial notebooks execute, in their smoke setting, under torch."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from conftest import BACKEND
 NOTEBOOKS = sorted(
     (Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")
 )
-# Run once: the kernels use JAX whatever the suite's backend; scheduled in the
-# JAX run, which `make test` runs alongside the TensorFlow then torch runs
-# (with the run-once tests of test_benchmarks and test_study there, the two
-# lanes take about as long).
-pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="run once, in the JAX run")
+# Run once, in the torch run (the kernels use torch whatever the suite's
+# backend): eager steps, no compilation, for a smoke setting of a few steps;
+# `make test` runs the TensorFlow then torch runs alongside the JAX one (with
+# its slow and wheel tests), and this keeps the two lanes about as long.
+pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="run once, in the torch run")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -22,7 +22,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("KERAS_SUMIX_SMOKE", "1")
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook,
@@ -42,6 +42,14 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert all(
         cell.execution_count for cell in notebook.cells if cell.cell_type == "code"
     )
+    figures = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+    assert figures  # every tutorial shows at least one picture
 
 
 def test_there_are_notebooks():

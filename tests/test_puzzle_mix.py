@@ -10,13 +10,14 @@ import pytest
 from conftest import BACKEND, source_of, tagged_images, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from keras.src.utils import backend_utils
+from puzzle_oracles import brute_force_np, energy_np
 
+from keras_sumix._keras_compat import DynamicBackend
 from keras_sumix.layers import puzzle_mix as pm
 from keras_sumix.layers.puzzle_mix import PuzzleMix
 from keras_sumix.layers.saliency_mix import spectral_residual
 
-OPS = backend_utils.DynamicBackend()
+OPS = DynamicBackend()
 N = 4  # one batch size throughout: each new shape compiles under JAX
 
 
@@ -172,7 +173,7 @@ def test_energy_matches_numpy():
     unary, w_v, w_h = _terms(rng, 4, 3)
     labels = rng.integers(0, 3, (N, 4, 4)).astype("int32")
     got = to_np(_run(pm.energy, unary, w_v, w_h, labels))
-    np.testing.assert_allclose(got, pm.energy_np(unary, w_v, w_h, labels), rtol=1e-6)
+    np.testing.assert_allclose(got, energy_np(unary, w_v, w_h, labels), rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- #
@@ -197,8 +198,8 @@ def test_exact_solver_matches_brute_force(seed, case, negative):
     labels = to_np(_run(pm.solve_exact, unary, w_v, w_h))
     assert labels.dtype == np.int32 and labels.shape == (N, side, side)
     for i in range(N):
-        _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
-        got = pm.energy_np(unary[i], w_v[i], w_h[i], labels[i])
+        _, best = brute_force_np(unary[i], w_v[i], w_h[i])
+        got = energy_np(unary[i], w_v[i], w_h[i], labels[i])
         assert got <= best + EXACT_TOL
 
 
@@ -218,8 +219,8 @@ def test_exact_solver_on_the_references_energy():
         unary, w_v, w_h = to_np(unary), to_np(w_v), to_np(w_h)
         labels = to_np(_run(pm.solve_exact, unary, w_v, w_h))
         for i in range(N):
-            _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
-            got = pm.energy_np(unary[i], w_v[i], w_h[i], labels[i])
+            _, best = brute_force_np(unary[i], w_v[i], w_h[i])
+            got = energy_np(unary[i], w_v[i], w_h[i], labels[i])
             assert got <= best + 1e-7
 
 
@@ -245,16 +246,14 @@ def test_local_search_never_raises_the_energy(seed, case):
     assert energies.shape == (5, N)
     # Recomputed in float64: each sweep keeps or lowers every sample's energy.
     assert np.all(np.diff(energies, axis=0) <= 1e-6 * np.abs(energies[:-1]) + 1e-7)
-    final = pm.energy_np(unary, w_v, w_h, to_np(labels))
+    final = energy_np(unary, w_v, w_h, to_np(labels))
     np.testing.assert_allclose(final, energies[-1], rtol=1e-5)
     if side**2 * np.log(n_labels) < 11:  # 2x2: compare with brute force
         for i in range(N):
-            _, best = pm.brute_force_np(unary[i], w_v[i], w_h[i])
+            _, best = brute_force_np(unary[i], w_v[i], w_h[i])
             assert best - 1e-6 <= final[i] <= best * (1 + LOCAL_MAX_GAP) + 1e-6
     elif n_labels**side <= pm.EXACT_STATES:
-        exact = pm.energy_np(
-            unary, w_v, w_h, to_np(_run(pm.solve_exact, unary, w_v, w_h))
-        )
+        exact = energy_np(unary, w_v, w_h, to_np(_run(pm.solve_exact, unary, w_v, w_h)))
         assert np.all(final >= exact - EXACT_TOL)
         assert np.all(final <= exact * (1 + LOCAL_MAX_GAP) + 1e-6)
 
@@ -430,6 +429,25 @@ def test_draw_then_apply_is_mix():
     again = mixer.apply(x, mixer.draw(x, saliency=sal))
     np.testing.assert_allclose(to_np(again.images), to_np(mixed.images), rtol=1e-6)
     np.testing.assert_array_equal(to_np(again.lam), to_np(mixed.lam))
+
+
+def test_compiled_draws_are_bounded_and_hold_no_layer():
+    """Layers of the same settings share the compiled draw (eager JAX), from
+    a cache of bounded size that keeps no user layer alive."""
+    import gc
+    import weakref
+
+    from keras_sumix.layers.puzzle_mix import layer
+
+    x, sal = _pair(4)
+    mixer = PuzzleMix(seed=0)
+    mixer.mix(x, saliency=sal)
+    alive = weakref.ref(mixer)
+    del mixer
+    gc.collect()
+    assert alive() is None
+    for cache in (layer._compiled_draw, layer._compiled_apply):
+        assert cache.cache_info().maxsize is not None
 
 
 def test_saliency_fallback_is_the_spectral_residual():
@@ -728,7 +746,7 @@ def _sumix(saliency_pass="raw", mixer=None):
 
 
 def test_raw_saliency_pass_mixes_by_the_raw_pass_and_trains(monkeypatch, tmp_path):
-    from keras_sumix.models.train_step import input_gradient
+    from keras_sumix.models.backend import gradient_wrt_inputs
 
     x = _smooth_images(np.random.default_rng(0), N, 7, 7)
     y = np.arange(N, dtype="int32") % 3
@@ -743,7 +761,7 @@ def test_raw_saliency_pass_mixes_by_the_raw_pass_and_trains(monkeypatch, tmp_pat
         return -ops.sum(dense * ops.log_softmax(model(images, training=True)))
 
     with keras.StatelessScope():  # batch norm's statistics stay as they are
-        expected = np.sqrt((to_np(input_gradient(loss, x)) ** 2).mean(axis=-1))
+        expected = np.sqrt((to_np(gradient_wrt_inputs(loss, x)) ** 2).mean(axis=-1))
     given_maps = []
     mix = model.mixer.mix
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from conftest import BACKEND, to_np
 
 import keras_sumix as ks
-from keras_sumix import cli, training
+from keras_sumix import _keras_compat, cli, training
 from keras_sumix.data import make_pipeline, occluded_objects
 from keras_sumix.layers import CutMix
 from keras_sumix.training import TrainConfig, TrainingDiverged, train
@@ -394,11 +394,11 @@ def test_stop_on_nan_adds_no_sync_to_the_training_loop():
     does not wait for each batch's loss; Keras's own TerminateOnNaN (what
     StopOnNaN used to be) turns that off."""
     assert ks.callbacks.StopOnNaN.async_safe is True
-    thread_safe = keras.src.backend.IS_THREAD_SAFE  # False on TensorFlow
+    thread_safe = _keras_compat.backend_is_thread_safe()  # False on TensorFlow
     with_check = keras.callbacks.CallbackList([ks.callbacks.StopOnNaN()])
-    assert with_check._async_train is thread_safe
+    assert _keras_compat.callbacks_run_async(with_check) is thread_safe
     per_step = keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN()])
-    assert per_step._async_train is False
+    assert _keras_compat.callbacks_run_async(per_step) is False
 
 
 class _EpochEnds(keras.callbacks.Callback):

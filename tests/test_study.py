@@ -1,5 +1,5 @@
-"""The study (`keras_sumix.study`, `benchmarks/study.py`, `keras-sumix
-study`) and the digits loader it trains on.
+"""The study (`study/`, `python -m study`), the demo (`study.demo`,
+`make demo`) and the digits loader the study trains on.
 
 The quick grid is trained once, under TensorFlow only (the fastest backend
 for it here; the study is a script, not a property of a backend). The
@@ -8,8 +8,10 @@ loader, the grid's structure and the argument checks run on every backend.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,9 @@ from conftest import BACKEND, load_script
 
 from keras_sumix.data import DIGITS_NUM_CLASSES, load_digits_split
 from keras_sumix.models.pooling import token_pooling_of
-from keras_sumix.models.variants import VARIANTS
-from keras_sumix.study import (
+from keras_sumix.models.variants import resolve_options
+from study import (
+    DEFAULT_OUTPUT,
     FULL,
     METHODS,
     PARTS,
@@ -29,15 +32,16 @@ from keras_sumix.study import (
     RunSpec,
     StudyConfig,
     build_grid,
+    demo,
     read_records,
     run_study,
     summarise,
 )
-from keras_sumix.study.config import STUDY_VIT, ViTSettings
-from keras_sumix.study.grid import P_VARIANT, V_EPOCHS, part_entries
-from keras_sumix.study.runner import cell_of, make_mixer, matching
+from study.command import QUICK_OUTPUT, main
+from study.config import ROOT, STUDY_VIT, ViTSettings
+from study.grid import P_VARIANT, V_EPOCHS, part_entries
+from study.runner import cell_of, evaluation_epochs, make_mixer, matching
 
-ROOT = Path(__file__).resolve().parent.parent
 only_tensorflow = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="the quick study is trained once, under TF"
 )
@@ -86,6 +90,16 @@ def test_digits_split_rejects_bad_arguments():
         load_digits_split("train", test_fraction=1.0)
 
 
+def test_digits_without_scikit_learn_names_the_package(monkeypatch):
+    """No `study` extra: the library's digits loader asks for scikit-learn
+    itself."""
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="`pip install scikit-learn`") as error:
+        load_digits_split("train")
+    assert "keras-sumix[" not in str(error.value)
+
+
 # ---------------------------------------------------------------------- #
 # The grid (every backend; no training)
 # ---------------------------------------------------------------------- #
@@ -115,7 +129,7 @@ def test_part_g_is_automix_beside_cutmix_and_puzzlemix():
     assert [(e.cell.mixer, e.cell.method) for e in entries] == [
         (x, m) for x in ("cutmix", "puzzlemix", "automix") for m in methods
     ] + [("cutmix", "recommended"), ("automix", "recommended")]
-    assert {e.cell.dataset for e in entries} == {"embedded"}
+    assert {e.cell.dataset for e in entries} == {"occluded"}
     mixer = make_mixer("automix", FULL, seed=0, steps=500)
     assert (mixer.feature_layer, mixer.momentum_steps) == ("stage2", 500)
     assert mixer.alpha == 1.0  # the paper's, for PuzzleMix and AutoMix
@@ -141,14 +155,14 @@ def test_part_f_is_puzzlemix_beside_cutmix_with_either_saliency():
     assert {r.key for r in runs if r.part == "F"}.isdisjoint(part_a)
     assert all(r.cell.mixer == "puzzlemix" for r in runs if r.part == "F")
     with pytest.raises(ValueError, match="saliency of a mixer"):
-        Cell("embedded", "cutmix", "sumix_rs")
+        Cell("occluded", "cutmix", "sumix_rs")
 
 
 def test_part_s_is_the_cheap_step_beside_the_faithful_one():
     entries = part_entries("S", FULL)
     assert len(entries) == 2 * 3 * 6
     assert {e.cell.mixer for e in entries} == {"cutmix", "fmix", "saliencymix"}
-    assert {e.cell.dataset for e in entries} == {"embedded", "digits"}
+    assert {e.cell.dataset for e in entries} == {"occluded", "digits"}
     options = {e.cell.method: e.cell.model_options() for e in entries}
     assert options["sumix_fast"] == {"raw_pass_gradient": False}
     assert options["distance_ps_fast"] == {
@@ -161,7 +175,7 @@ def test_part_s_is_the_cheap_step_beside_the_faithful_one():
     earlier = {run.key for run in build_grid(FULL, parts=list("ABC"))}
     new = [run for run in build_grid(FULL, parts=list("ABCS")) if run.part == "S"]
     assert len(new) == 66 and not earlier & {run.key for run in new}
-    assert {run.cell.method for run in new if run.cell.dataset == "embedded"} == {
+    assert {run.cell.method for run in new if run.cell.dataset == "occluded"} == {
         "mce_clean",
         "sumix_fast",
         "distance_ps_fast",
@@ -205,14 +219,15 @@ def test_part_p_trains_the_recommended_variant_as_the_library_sets_it():
     options = {e.cell.method: e.cell.model_options() for e in entries}
     assert options["recommended"] == {"variant": "recommended"}
     assert options["sumix"] == {}  # the paper variant
-    # Its runs were made with these options: a changed variant is a new cell.
-    assert P_VARIANT == VARIANTS["recommended"]
+    # Its runs were made with these options (the others at their defaults):
+    # a changed variant is a new cell.
+    assert resolve_options("recommended") == {**resolve_options(), **P_VARIANT}
     new = [r for r in build_grid(FULL, parts=list("ABCSP")) if r.part == "P"]
     assert len(new) == 18 and {r.cell.method for r in new} == {"recommended"}
     assert all(r.cell.distance_scale is None for r in new)  # the variant's t
 
 
-def _row(method, seeds, top1, dataset="embedded", pearson=0.5):
+def _row(method, seeds, top1, dataset="occluded", pearson=0.5):
     stat = {"mean": sum(top1) / len(top1), "std": 0.0, "values": top1}
     return {
         "dataset": dataset,
@@ -245,9 +260,9 @@ def test_variants_table_pairs_runs_by_seed():
         },
     }
     table = _script("readme_tables.py").study_variants_table(report)
-    (line,) = [row for row in table.splitlines() if row.startswith("| embedded")]
+    (line,) = [row for row in table.splitlines() if row.startswith("| occluded")]
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[0] == "embedded, CutMix"
+    assert cells[0] == "occluded, CutMix"
     assert cells[2] == "not run"  # no clean-pass control recorded
     assert cells[4] == "77.0 ± 0.0"
     # (0.85 - 0.80, 0.69 - 0.70) -> +2.0 mean, one seed of two positive.
@@ -262,7 +277,7 @@ def test_part_v_is_three_methods_on_the_vit_with_every_seed():
     assert [e.cell.method for e in entries] == ["mce", "sumix", "distance_ps"]
     for entry in entries:
         cell = entry.cell
-        assert (cell.dataset, cell.mixer) == ("embedded", "cutmix")
+        assert (cell.dataset, cell.mixer) == ("occluded", "cutmix")
         assert cell.backbone == "vit"
         assert cell.batch_size == FULL.batch_size and cell.semantic_scale is None
         assert cell.run_epochs(FULL) == (V_EPOCHS or FULL.epochs)
@@ -277,24 +292,24 @@ def test_part_v_is_three_methods_on_the_vit_with_every_seed():
     runs = build_grid(FULL, parts=["V"])
     assert len(runs) == 9 and {r.seed for r in runs} == set(FULL.seeds)
     assert all("|vit" in r.key for r in runs)
-    assert "embedded|cutmix|sumix|b64|vit|seed1" in {r.key for r in runs}
+    assert "occluded|cutmix|sumix|b64|vit|seed1" in {r.key for r in runs}
     assert [e.cell.method for e in part_entries("V", QUICK)] == ["mce", "distance_ps"]
     assert all(e.cell.backbone == "vit" for e in part_entries("V", QUICK))
 
 
 def test_cnn_keys_and_records_are_those_stored_before_the_backbone():
     # The default backbone and the study's epochs add nothing to a key.
-    cell = Cell("embedded", "cutmix", "distance_ps").resolved(FULL)
-    assert cell.key == "embedded|cutmix|distance_ps|b64|t2"
-    same = Cell("embedded", "cutmix", "distance_ps", epochs=FULL.epochs)
+    cell = Cell("occluded", "cutmix", "distance_ps").resolved(FULL)
+    assert cell.key == "occluded|cutmix|distance_ps|b64|t2"
+    same = Cell("occluded", "cutmix", "distance_ps", epochs=FULL.epochs)
     assert same.resolved(FULL) == cell
-    vit = Cell("embedded", "cutmix", "mce", backbone="vit", epochs=7).resolved(FULL)
-    assert vit.key == "embedded|cutmix|mce|b64|vit|e7"
+    vit = Cell("occluded", "cutmix", "mce", backbone="vit", epochs=7).resolved(FULL)
+    assert vit.key == "occluded|cutmix|mce|b64|vit|e7"
     assert vit.run_epochs(FULL) == 7 and cell.run_epochs(FULL) == FULL.epochs
     with pytest.raises(ValueError, match="backbone"):
-        Cell("embedded", "cutmix", "mce", backbone="resnet")
+        Cell("occluded", "cutmix", "mce", backbone="resnet")
     with pytest.raises(ValueError, match="epochs"):
-        Cell("embedded", "cutmix", "mce", epochs=0)
+        Cell("occluded", "cutmix", "mce", epochs=0)
     # The stored study: every CNN run still matches a cell of the grid, key
     # by key, and parts A-F are complete.
     records = read_records(ROOT / "benchmarks" / "results" / "study" / RUNS_FILE)
@@ -333,7 +348,7 @@ def test_vit_records_match_only_their_own_settings():
 
 def test_study_vit_builds_with_its_pinned_size():
     pytest.importorskip("keras_hub")
-    from keras_sumix.study.runner import study_vit, vit_optimizer
+    from study.runner import study_vit, vit_optimizer
 
     vit = STUDY_VIT
     shape = (vit.patch_size, vit.num_layers, vit.num_heads, vit.hidden_dim)
@@ -359,11 +374,11 @@ def test_study_vit_builds_with_its_pinned_size():
 @only_tensorflow  # 3 s; the eager SUMix step of a ViT takes 30 s on JAX
 def test_one_tiny_vit_run_trains_and_measures():
     pytest.importorskip("keras_hub")
-    from keras_sumix.study.runner import StudyData, train_run
+    from study.runner import StudyData, train_run
 
     tiny = StudyConfig(
-        embedded_train=32,
-        embedded_test=16,
+        occluded_train=32,
+        occluded_test=16,
         fidelity_samples=16,
         epochs=1,
         batch_size=16,
@@ -372,9 +387,9 @@ def test_one_tiny_vit_run_trains_and_measures():
         quick=True,
         run_eagerly=True,
     )
-    cell = Cell("embedded", "cutmix", "distance_ps", backbone="vit").resolved(tiny)
+    cell = Cell("occluded", "cutmix", "distance_ps", backbone="vit").resolved(tiny)
     record = train_run(RunSpec("V", "tiny", cell, 0), tiny, StudyData(tiny))
-    assert record["key"] == "embedded|cutmix|distance_ps|b16|t2|vit|seed0"
+    assert record["key"] == "occluded|cutmix|distance_ps|b16|t2|vit|seed0"
     assert record["backbone"] == "vit" and record["epochs"] is None
     assert record["backbone_settings"] == STUDY_VIT.to_dict()
     assert record["epochs_run"] == 1 and not record["diverged"]
@@ -400,20 +415,43 @@ def test_bad_study_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="min_scale"):
         StudyConfig(min_scale=0.3, max_scale=0.2)
     with pytest.raises(ValueError, match="method"):
-        Cell("embedded", "cutmix", "unknown")
+        Cell("occluded", "cutmix", "unknown")
     with pytest.raises(ValueError, match="distance_scale"):
-        Cell("embedded", "cutmix", "mce", distance_scale=1.0)
+        Cell("occluded", "cutmix", "mce", distance_scale=1.0)
     with pytest.raises(ValueError, match="semantic_scale"):
-        Cell("embedded", "cutmix", "mce", semantic_scale=1.0)
+        Cell("occluded", "cutmix", "mce", semantic_scale=1.0)
     assert not (tmp_path / RUNS_FILE).exists()
 
 
 def test_cli_rejects_unknown_part():
-    from keras_sumix.cli import main
-
     with pytest.raises(SystemExit) as exit_info:
-        main(["study", "--parts", "Z"])
+        main(["--parts", "Z"])
     assert exit_info.value.code == 2
+
+
+def test_default_outputs_are_in_the_repository_wherever_run_from():
+    """The study and the demo run from a clone: their default folders are
+    under the repository root, not the working directory."""
+    assert ROOT == Path(__file__).resolve().parents[1]
+    assert DEFAULT_OUTPUT == ROOT / "benchmarks" / "results" / "study"
+    assert QUICK_OUTPUT == ROOT / "benchmarks" / "results" / "study_quick"
+    assert demo.DEFAULT_OUTPUT == ROOT / "outputs" / "demo"
+    assert all(p.is_absolute() for p in (DEFAULT_OUTPUT, demo.DEFAULT_OUTPUT))
+
+
+def test_library_does_not_import_the_study():
+    """`study/` is not in the wheel: nothing in `keras_sumix` imports it."""
+    for path in (ROOT / "keras_sumix").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] != "study", (path, name)
+                assert not name.startswith(("keras_sumix.study", "keras_sumix.demo"))
 
 
 # ---------------------------------------------------------------------- #
@@ -438,7 +476,7 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
     assert {r["key"] for r in records} == expected
     assert len(records) == len(expected)
     datasets = {r["dataset"] for r in records}
-    assert datasets == {"embedded", "digits"}
+    assert datasets == {"occluded", "digits"}
     assert {r["part"] for r in records} == set(PARTS)
     for record in records:
         assert record["backend"] == "tensorflow"
@@ -449,7 +487,7 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
         assert set(record["occlusion"]) == {"0.25", "0.5"}
         assert all(_finite(v) for v in record["occlusion"].values())
         # The mixers that keep the partner's pixels as they are.
-        measurable = record["dataset"] == "embedded" and record["mixer"] in (
+        measurable = record["dataset"] == "occluded" and record["mixer"] in (
             "automix",
             "cutmix",
             "fmix",
@@ -527,18 +565,15 @@ def test_quick_study_report_files(quick_study):
 
 
 @only_tensorflow
-def test_quick_study_cli_script_and_readme_block(quick_study):
-    from keras_sumix.cli import main
-
+def test_quick_study_cli_and_readme_block(quick_study, capsys):
     output, _ = quick_study
-    assert main(["study", "--quick", "--output", str(output), "--quiet"]) == 0
+    assert main(["--quick", "--output", str(output), "--quiet"]) == 0
     written = json.loads((output / "summary.json").read_text())
-    assert written["command"].endswith(f"keras-sumix study --quick --output {output}")
-    script = _script("study.py")
-    assert script.main(["--quick", "--summary-only", "--output", str(output)]) == 0
-    written = json.loads((output / "summary.json").read_text())
-    assert "python benchmarks/study.py --quick" in written["command"]
-    assert script.main(["--quick", "--seeds", "0", "0", "--output", str(output)]) == 2
+    assert written["command"].endswith(f"python -m study --quick --output {output}")
+    assert main(["--quick", "--summary-only", "--output", str(output)]) == 0
+    assert main(["--quick", "--seeds", "0", "0", "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m study: error:")
     tables = _script("readme_tables.py")
     filename, render = tables.TABLES["study"]
     assert filename == "study/summary.json"
@@ -552,7 +587,7 @@ def test_quick_study_cli_script_and_readme_block(quick_study):
 
 @only_tensorflow
 def test_quick_study_time_estimate(quick_study):
-    from keras_sumix.study.runner import StudyData, estimate_seconds, matching
+    from study.runner import StudyData, estimate_seconds
 
     output, _ = quick_study
     records = matching(read_records(output / RUNS_FILE), QUICK, "tensorflow")
@@ -577,7 +612,7 @@ def test_quick_study_time_estimate(quick_study):
 
     measured = estimate_seconds(runs, QUICK, data, {}, measure=measure)
     assert asked == ["cnn", "vit"]
-    images = {"embedded": QUICK.embedded_train, "digits": QUICK.digits_limit}
+    images = {"occluded": QUICK.occluded_train, "digits": QUICK.digits_limit}
     expected = sum(
         (3.0 if r.cell.backbone == "vit" else 1.0)
         * (20.0 if METHODS[r.cell.method].sumix else 10.0)
@@ -596,3 +631,138 @@ def test_quick_study_time_estimate(quick_study):
         pytest.approx(3 * estimate_seconds(vit, QUICK, data, {}, measure=measure))
     )
     assert estimate_seconds([], QUICK, data, {}) == 0.0
+
+
+# ---------------------------------------------------------------------- #
+# The demo (`make demo`)
+# ---------------------------------------------------------------------- #
+@only_tensorflow
+def test_demo_quick_trains_and_reports(tmp_path, capsys):
+    assert demo.main(["--quick", "--quiet", "--output", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    # The printed table is `format_table` of what was written.
+    assert demo.format_table(results) in printed
+    assert results["seeds"] == list(demo.QUICK_SEEDS) and results["mixer"] == "cutmix"
+    names = list(demo.METHODS)
+    assert (
+        list(results["methods"])
+        == names
+        == [
+            "MCE (MixupModel)",
+            "SUMix, authors' formula",
+            'SUMix, variant="recommended"',
+        ]
+    )
+    for name in names:
+        assert f"| {name} | " in printed
+    # One study record per method and seed, all with the demo's settings.
+    runs = results["runs"]
+    assert len(runs) == len(names) * len(results["seeds"])
+    assert len({r["key"] for r in runs}) == len(runs)
+    assert {r["signature"] for r in runs} == {demo.demo_config(quick=True).signature()}
+    assert all(r["epochs_run"] == results["config"]["epochs"] == 2 for r in runs)
+    # The last method is the recommended variant, through its name.
+    recommended = results["methods"]['SUMix, variant="recommended"']
+    assert recommended["cell"].startswith("occluded|cutmix|recommended|b")
+    by_method = {
+        name: {r["seed"]: r for r in runs if r["cell"] == row["cell"]}
+        for name, row in results["methods"].items()
+    }
+    mce = by_method["MCE (MixupModel)"]
+    for name, row in results["methods"].items():
+        top1 = [by_method[name][s]["final_top1"] for s in results["seeds"]]
+        assert row["top1"]["values"] == pytest.approx(top1)
+        assert row["top1"]["n"] == 2 and all(0.0 <= v <= 1.0 for v in top1)
+        assert row["top1"]["mean"] == pytest.approx(np.mean(top1))
+        assert row["top1"]["std"] == pytest.approx(np.std(top1, ddof=1))
+        # Paired with MCE seed by seed.
+        paired = [
+            by_method[name][s]["final_top1"] - mce[s]["final_top1"]
+            for s in results["seeds"]
+        ]
+        assert row["top1_vs_mce"]["values"] == pytest.approx(paired)
+        for key in ("pearson", "mae"):
+            assert row[key]["n"] == 2 and row[key]["std"] is not None
+        assert -1.0 <= row["pearson"]["mean"] <= 1.0
+        assert 0.0 <= row["mae"]["mean"] <= 1.0
+        # Every method is measured on the same held-out mixes.
+        assert row["mean_true_lam"]["values"] == pytest.approx(
+            results["methods"]["MCE (MixupModel)"]["mean_true_lam"]["values"]
+        )
+        assert row["seconds"]["n"] == 2 and row["seconds"]["mean"] > 0
+    # MCE trains with the area lam, which does not depend on the network:
+    # its fidelity is the same for every seed, and no paired difference.
+    baseline = results["methods"]["MCE (MixupModel)"]
+    assert baseline["top1_vs_mce"]["values"] == [0.0, 0.0]
+    assert baseline["pearson"]["std"] == pytest.approx(0.0, abs=1e-12)
+    assert baseline["mean_lam"]["mean"] == pytest.approx(
+        mce[0]["fidelity"]["mean_area_lam"]
+    )
+    assert results["total_seconds"] >= sum(r["total_seconds"] for r in runs)
+    assert (tmp_path / "mixes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_config_is_the_study_setting_with_fewer_epochs():
+    config = demo.demo_config()
+    assert config.epochs == demo.EPOCHS and config.seeds == demo.SEEDS == (0, 1, 2)
+    # The data, model and optimiser are the study's; top-1 is measured once.
+    for field in ("occluded_train", "occluded_test", "min_scale", "max_scale"):
+        assert getattr(config, field) == getattr(FULL, field)
+    assert (config.clutter, config.widths) == (FULL.clutter, FULL.widths)
+    assert evaluation_epochs(config) == {demo.EPOCHS - 1}
+    assert evaluation_epochs(demo.demo_config(7, [3, 5])) == {6}
+    assert demo.demo_config(7, [3, 5]).seeds == (3, 5)
+    quick = demo.demo_config(quick=True)
+    assert quick.occluded_train < config.occluded_train and quick.seeds == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [1, 1]}, "seeds"),
+    ],
+)
+def test_demo_config_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        demo.demo_config(**kwargs)
+
+
+def test_demo_run_rejects_bad_arguments_before_training(tmp_path):
+    with pytest.raises(TypeError, match="config"):
+        demo.run({"epochs": 1}, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="verbose"):
+        demo.run(demo.demo_config(quick=True), output_dir=tmp_path, verbose=3)
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_cli_rejects_repeated_seeds(capsys):
+    assert demo.main(["--quick", "--seeds", "1", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seeds" in err[0]
+
+
+def test_demo_table_of_the_committed_results():
+    """`format_table` (the README's demo block) reads the committed
+    `benchmarks/results/demo/results.json`; an older results dict is
+    refused with a ValueError."""
+    results = json.loads(
+        (ROOT / "benchmarks" / "results" / "demo" / "results.json").read_text()
+    )
+    table = demo.format_table(results).splitlines()
+    header = "| method | test top-1 % | top-1 vs MCE (paired), points |"
+    assert table[2].startswith(header)
+    rows = table[4:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        f"| {name}" for name in demo.METHODS
+    ]
+    assert rows[0].split(" | ")[2] == "—" and all(" ± " in row for row in rows)
+    assert f"seeds {', '.join(map(str, results['seeds']))}" in table[0]
+    old = {"backend": "tensorflow", "config": {}, "methods": {"MCE": {"top1": 1.0}}}
+    with pytest.raises(ValueError, match="results"):
+        demo.format_table(old)
+    with pytest.raises(ValueError, match="results"):
+        demo.format_table([])

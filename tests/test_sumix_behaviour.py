@@ -12,10 +12,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import to_np
+from conftest import run_once, to_np
 
 import keras_sumix as ks
-from keras_sumix.data import NUM_CLASSES, occluded_objects
+from keras_sumix.data import OCCLUDED_NUM_CLASSES, occluded_objects
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def trained_classifier():
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.MaxPooling2D()(x)
     backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
-    model = ks.models.classifier(backbone, NUM_CLASSES)
+    model = ks.models.classifier(backbone, OCCLUDED_NUM_CLASSES)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -41,6 +41,7 @@ def trained_classifier():
     return model
 
 
+@run_once("torch", "a property of the loss, after training a classifier")
 def test_constant_patch_lam_direction(trained_classifier, record_property):
     n = 64
     data = occluded_objects(n, seed=5)
@@ -50,7 +51,9 @@ def test_constant_patch_lam_direction(trained_classifier, record_property):
     # The grey images get labels other than their partners' (a patch from an
     # image of another class that shows none of its object).
     rng = np.random.default_rng(0)
-    other = (data.labels + rng.integers(1, NUM_CLASSES, n)) % NUM_CLASSES
+    other = (
+        data.labels + rng.integers(1, OCCLUDED_NUM_CLASSES, n)
+    ) % OCCLUDED_NUM_CLASSES
     labels = np.concatenate([data.labels, other]).astype("int32")
     permutation = np.concatenate([np.arange(n, 2 * n), np.arange(n)]).astype("int32")
     # Paste a grey box (side 16 at a random place) onto each real image.
@@ -65,7 +68,9 @@ def test_constant_patch_lam_direction(trained_classifier, record_property):
     mix_logits = trained_classifier.predict(mixed, verbose=0)
     accuracy = (to_np(raw_logits)[:n].argmax(-1) == data.labels).mean()
     assert accuracy > 0.6, f"the classifier did not train (top-1 {accuracy:.2f})"
-    uniform = np.full((2 * n, NUM_CLASSES), NUM_CLASSES**-0.5, "float32")
+    uniform = np.full(
+        (2 * n, OCCLUDED_NUM_CLASSES), OCCLUDED_NUM_CLASSES**-0.5, "float32"
+    )
 
     def corrected(mode):
         out = ks.sumix_loss(

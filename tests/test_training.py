@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import run_once
 from fixtures import aircraft_tree, cub_tree, image_folder, resnet_preset
 
 import keras_sumix as ks
@@ -185,6 +186,7 @@ def examples_on_path(monkeypatch):
         sys.modules.pop(name, None)
 
 
+@run_once("torch", "an example script over backend-agnostic models")
 def test_cifar100_example_smoke(tmp_path, examples_on_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     import cifar100_resnet18
@@ -197,6 +199,7 @@ def test_cifar100_example_smoke(tmp_path, examples_on_path):
     assert (tmp_path / "results.json").exists()
 
 
+@run_once("torch", "an example script over backend-agnostic models")
 def test_finetune_cub_example_smoke(tmp_path, examples_on_path):
     import finetune_cub
 
@@ -206,6 +209,7 @@ def test_finetune_cub_example_smoke(tmp_path, examples_on_path):
     assert results["config"]["dataset"] == "cub" and results["epochs_run"] == 1
 
 
+@run_once("torch", "an example script over backend-agnostic models")
 def test_finetune_aircraft_example_smoke(tmp_path, examples_on_path):
     import finetune_aircraft
 
@@ -329,6 +333,7 @@ def _tiny_transformer(monkeypatch, name):
     monkeypatch.setattr(ks.models, name, tiny)
 
 
+@run_once("torch", "an example script over backend-agnostic models")
 def test_transformer_recipe_smoke(tmp_path, monkeypatch):
     """The Swin-T recipe end to end through the CLI on the embedded data at
     32 px: AdamW with warm-up, RandAugment in the pipeline, the ViT alpha, a
@@ -349,6 +354,7 @@ def test_transformer_recipe_smoke(tmp_path, monkeypatch):
     assert len(history) == 2 and all(np.isfinite(row["loss"]) for row in history)
 
 
+@run_once("torch", "an example script over backend-agnostic models")
 def test_vit_example_smoke(tmp_path, examples_on_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     _tiny_transformer(monkeypatch, "deit_small")

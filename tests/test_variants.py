@@ -15,10 +15,10 @@ from keras_sumix import cli
 from keras_sumix.layers import CutMix
 from keras_sumix.models.variants import (
     DEFAULT_VARIANT,
-    VARIANT_OPTIONS,
     VARIANTS,
     resolve_options,
 )
+from keras_sumix.options import DEFAULTS, NAMES
 from keras_sumix.training import TrainConfig, build_model
 
 
@@ -36,29 +36,35 @@ def data(n=24, classes=4):
 
 
 def model_options(model) -> dict:
-    return {name: getattr(model, name) for name in VARIANT_OPTIONS}
+    return {name: getattr(model, name) for name in NAMES}
 
 
-def test_every_variant_sets_every_option_and_paper_is_the_default():
+def variant_options(variant: str) -> dict:
+    """Every option of a variant: the defaults, with its overrides."""
+    return {**DEFAULTS, **VARIANTS[variant]}
+
+
+def test_paper_is_the_default_and_overrides_nothing():
     assert DEFAULT_VARIANT == "paper"
-    for name, options in VARIANTS.items():
-        assert set(options) == set(VARIANT_OPTIONS), name
-    assert (
-        model_options(ks.SUMixModel(backbone(), 4, CutMix(seed=0)))
-        == (VARIANTS["paper"])
-    )
+    assert dict(VARIANTS["paper"]) == {}
+    assert model_options(ks.SUMixModel(backbone(), 4, CutMix(seed=0))) == dict(DEFAULTS)
     # The published method is what sumix_loss computes with no options.
-    paper = VARIANTS["paper"]
+    paper = variant_options("paper")
     assert (paper["lambda_mode"], paper["reduction"]) == ("reference", "reference")
     assert (paper["regularizer"], paper["regularizer_logits"]) == ("both", "exp")
     assert paper["raw_pass_gradient"] is True
+    assert dict(VARIANTS["recommended"]) == {
+        "lambda_mode": "distance",
+        "reduction": "per_sample",
+        "raw_pass_gradient": False,
+    }
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_variant_options_land_on_the_model(variant):
     model = ks.SUMixModel(backbone(), 4, CutMix(seed=0), variant=variant)
     assert model.variant == variant
-    assert model_options(model) == VARIANTS[variant]
+    assert model_options(model) == variant_options(variant)
     assert model.get_config()["variant"] == variant
 
 
@@ -104,7 +110,7 @@ def test_variant_survives_save_and_load(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.variant == "recommended" and loaded.gamma == 0.2
-    assert model_options(loaded) == VARIANTS["recommended"]
+    assert model_options(loaded) == {**variant_options("recommended"), "gamma": 0.2}
     np.testing.assert_array_equal(
         to_np(loaded.predict(x, verbose=0)), to_np(model.predict(x, verbose=0))
     )
@@ -118,7 +124,7 @@ def test_from_classifier_takes_the_variant():
         classifier, CutMix(seed=0), variant="recommended"
     )
     assert model.variant == "recommended"
-    assert model_options(model) == VARIANTS["recommended"]
+    assert model_options(model) == variant_options("recommended")
 
 
 def test_bad_variant_and_options_raise_naming_them():
@@ -132,8 +138,10 @@ def test_bad_variant_and_options_raise_naming_them():
         ks.SUMixModel(
             backbone(), 4, CutMix(seed=0), variant="recommended", lambda_mode="prose"
         )
-    with pytest.raises(TypeError, match="lamda_mode"):
+    with pytest.raises(ValueError, match="lamda_mode"):
         resolve_options("paper", lamda_mode="distance")
+    with pytest.raises(ValueError, match="lamda_mode"):
+        ks.SUMixModel(backbone(), 4, CutMix(seed=0), lamda_mode="distance")
 
 
 def test_train_config_carries_the_variant():

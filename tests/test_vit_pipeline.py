@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_sumix.data import CIFAR_MEAN, CIFAR_STD, make_pipeline
-from keras_sumix.data.pipelines import _rand_augment_layer
+from keras_sumix.data.transforms import rand_augment_layer
 
 tf = pytest.importorskip("tensorflow")
 
@@ -88,7 +88,7 @@ def test_rand_augment_equalization_matches_keras():
     """The pipeline's RandAugment replaces Keras's Equalization by one that
     uses bincount inside tf.data (Keras unrolls a 256-step loop there under
     JAX); the result must be Keras's."""
-    ours = _rand_augment_layer(seed=0).equalization
+    ours = rand_augment_layer(seed=0).equalization
     reference = keras.layers.Equalization(value_range=(0, 1))
     images = tf.data.Dataset.from_tensor_slices(
         RNG.random((2, 16, 16, 3)).astype("float32") ** 2

@@ -148,7 +148,7 @@ def test_class_activation_maps_writes_png(tmp_path):
 def _tiny(model_cls):
     keras.utils.set_random_seed(0)
     backbone = ks.models.small_cnn((16, 16, 3), widths=(4,))
-    model = model_cls(backbone, ks.data.NUM_CLASSES, ks.layers.CutMix(seed=0))
+    model = model_cls(backbone, ks.data.OCCLUDED_NUM_CLASSES, ks.layers.CutMix(seed=0))
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     return model
 

@@ -4,7 +4,7 @@ upsampled to RGB images of a CNN-friendly size.
 
 The images ship inside the scikit-learn wheel (`sklearn.datasets.load_digits`
 reads a file of the installed package), so nothing is downloaded. Install
-scikit-learn with the `study` extra: `pip install keras-sumix[study]`.
+scikit-learn first: `pip install scikit-learn`.
 """
 
 from __future__ import annotations

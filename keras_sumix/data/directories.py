@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keras_sumix._optional import tensorflow
 from keras_sumix._validation import (
     check_choice,
     check_class_indices,
     check_int,
     check_number,
 )
+from keras_sumix.data.common import check_bool, require_tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -116,13 +116,6 @@ CIFAR-100-C/
 # ---------------------------------------------------------------------- #
 # Shared helpers
 # ---------------------------------------------------------------------- #
-def _tensorflow() -> Any:
-    """TensorFlow, imported lazily, with the extra to install if missing."""
-    return tensorflow(
-        "keras_sumix.data builds `tf.data` pipelines (whatever the Keras backend) and"
-    )
-
-
 def _check_dir(name: str, value: Any) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(
@@ -130,15 +123,6 @@ def _check_dir(name: str, value: Any) -> str:
             f"{name}={value!r} of type {type(value).__name__}."
         )
     return os.path.abspath(os.path.expanduser(os.fspath(value)))
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"`{name}` must be a bool. Received: {name}={value!r} of type "
-            f"{type(value).__name__}."
-        )
-    return bool(value)
 
 
 def _missing(dataset: str, url: str, layout: str, root: str, missing: str) -> str:
@@ -217,7 +201,7 @@ def _image_dataset(
     crop_bottom: int = 0,
 ) -> tf.data.Dataset:
     """`(uint8 image, int32 label)` decoded lazily from `paths`."""
-    tf = _tensorflow()
+    tf = require_tensorflow()
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(list(paths), tf.string), tf.constant(labels, tf.int32))
     )
@@ -239,8 +223,8 @@ def _image_dataset(
 def _check_loader_args(shuffle: Any, seed: Any) -> bool:
     """The arguments every `tf.data` loader shares; TensorFlow is asked for
     first, so a missing install fails before any file is read."""
-    _tensorflow()
-    shuffle = _check_bool("shuffle", shuffle)
+    require_tensorflow()
+    shuffle = check_bool("shuffle", shuffle)
     check_int("seed", seed, 0, allow_none=True)
     return shuffle
 
@@ -300,7 +284,7 @@ def load_fgvc_aircraft(
     data_dir = _check_dir("data_dir", data_dir)
     check_choice("split", split, _AIRCRAFT_SPLITS)
     check_choice("annotation", annotation, tuple(_AIRCRAFT_ANNOTATIONS))
-    crop_banner = _check_bool("crop_banner", crop_banner)
+    crop_banner = check_bool("crop_banner", crop_banner)
     shuffle = _check_loader_args(shuffle, seed)
     info = ("FGVC-Aircraft", _AIRCRAFT_URL, _AIRCRAFT_LAYOUT)
     classes_file = os.path.join("data", _AIRCRAFT_ANNOTATIONS[annotation])
@@ -739,7 +723,7 @@ def load_cifar100_c(
     check_int("severity", severity, 1)
     if severity > 5:
         raise ValueError(f"`severity` must be in 1..5. Received: severity={severity}.")
-    as_dataset = _check_bool("as_dataset", as_dataset)
+    as_dataset = check_bool("as_dataset", as_dataset)
     info = ("CIFAR-100-C", _CIFAR_C_URL, _CIFAR_C_LAYOUT)
     root = _resolve_root(data_dir, "CIFAR-100-C", "labels.npy", *info)
     path = _require_file(os.path.join(root, f"{corruption}.npy"), *info, root)
@@ -771,5 +755,5 @@ def load_cifar100_c(
     check_class_indices("labels.npy", labels, 100, "CIFAR-100 has 100 classes")
     labels = labels.astype("int32")
     if as_dataset:
-        return _tensorflow().data.Dataset.from_tensor_slices((images, labels))
+        return require_tensorflow().data.Dataset.from_tensor_slices((images, labels))
     return images, labels

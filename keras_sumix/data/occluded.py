@@ -20,8 +20,8 @@ _FAMILIES = (
     np.array([[0.95, 0.25, 0.15], [0.95, 0.55, 0.1], [0.9, 0.2, 0.5]], "float32"),
     np.array([[0.15, 0.45, 0.95], [0.1, 0.75, 0.55], [0.4, 0.25, 0.9]], "float32"),
 )
-NUM_CLASSES = len(SHAPES) * len(_FAMILIES)
-CLASS_NAMES = tuple(
+OCCLUDED_NUM_CLASSES = len(SHAPES) * len(_FAMILIES)
+OCCLUDED_CLASS_NAMES = tuple(
     f"{'warm' if f == 0 else 'cool'}_{s}" for s in SHAPES for f in range(2)
 )
 
@@ -32,7 +32,7 @@ class OccludedObjects(NamedTuple):
     Attributes:
         images: float32 `(N, H, W, 3)` in [0, 1].
         labels: int32 `(N,)`, indices into the set's class names
-            (`CLASS_NAMES` here, `FINE_GRAINED_CLASS_NAMES` for
+            (`OCCLUDED_CLASS_NAMES` here, `FINE_GRAINED_CLASS_NAMES` for
             `fine_grained_objects`).
         masks: bool `(N, H, W)`, True on the object's pixels.
     """
@@ -138,7 +138,7 @@ def occluded_objects(
         )
     rng = np.random.default_rng(seed)
     n, size = num_images, image_size
-    labels = rng.integers(0, NUM_CLASSES, n).astype("int32")
+    labels = rng.integers(0, OCCLUDED_NUM_CLASSES, n).astype("int32")
     kind, family = labels // 2, labels % 2
 
     ys, xs = pixel_grid(size)

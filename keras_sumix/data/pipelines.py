@@ -1,7 +1,7 @@
 """Input pipelines reproducing the paper's training recipes with `tf.data`.
 
-The recipes are those of the reference toolbox (OpenMixup) the paper's
-numbers come from:
+The named pipelines (`PIPELINES`) are the augmentations of the reference
+toolbox (OpenMixup) the paper's numbers come from:
 
 - `"cifar"` (CIFAR-100, 32x32): training takes a random 32x32 crop of the
   image padded by 4 pixels (reflect padding) and flips it horizontally with
@@ -22,12 +22,17 @@ numbers come from:
   resizes to 224 (bicubic). CIFAR mean/std. The ViT recipes add RandAugment
   (`rand_augment=True`, below).
 
+The per-image operations and the two augmentations (`PadCropFlip`,
+`ResizedCropFlip`) are in `keras_sumix.data.transforms`; each pipeline's
+defaults are a `PipelineSpec` of `keras_sumix.data.pipeline_specs`; this
+module assembles them.
+
 RandAugment (`rand_augment=True`, or a configured `keras.layers.RandAugment`)
 applies `keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5,
 seed=seed)` (Keras's own operations and magnitudes; the reference toolbox
 uses the FixMatch policy at magnitude 7 or 9 of 10, which Keras does not
 reproduce op for op) to every training image at the size it is loaded
-(32 px for CIFAR), BEFORE the recipe's crop, resize and flip: at 224 px it
+(32 px for CIFAR), BEFORE the pipeline's crop, resize and flip: at 224 px it
 costs about ten times more (measured on a CPU core: ~4.5 ms per 32 px image,
 ~50 ms per 224 px image). It runs in a sequential `map` (the layer draws
 from its own seeded random state, which parallel calls would consume in a
@@ -50,7 +55,7 @@ raise a TypeError. Images that look channels-first (`(C, H, W)` with `C`
 in (1, 3, 4) and `H`, `W` > 4), batched datasets, padding larger than
 static images allow and integer labels without a mixer's `num_classes`
 raise a ValueError when the pipeline is built. Tiny images (down to 1x1)
-work with the resize recipes and with `padding_mode="constant"`. Label
+work with the resize pipelines and with `padding_mode="constant"`. Label
 values are not read by the pipeline; a mixer checks them (see
 `keras_sumix.layers.MixingLayer`). An empty dataset gives an empty
 pipeline.
@@ -65,230 +70,33 @@ and its output feeds `model.fit` on any backend.
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from keras_sumix._validation import (
-    check_choice,
-    check_int,
-    check_number,
-    misplaced_channels,
+from keras_sumix._validation import check_choice, check_int, misplaced_channels
+from keras_sumix.data.common import check_bool, require_tensorflow
+from keras_sumix.data.pipeline_specs import PipelineSpec, pipeline_spec
+from keras_sumix.data.transforms import (
+    NORMALIZATIONS,
+    normalize,
+    rand_augment_layer,
+    to_unit_float,
 )
-from keras_sumix.data.directories import _check_bool, _tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
 __all__ = [
-    "CIFAR_MEAN",
-    "CIFAR_STD",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "RECIPES",
     "cifar_pipeline",
     "fine_grained_pipeline",
     "make_pipeline",
     "tiny_imagenet_pipeline",
 ]
 
-RECIPES: tuple[str, ...] = ("cifar", "tiny_imagenet", "fine_grained", "cifar_vit")
-#: Per-channel mean and std of the reference toolbox's CIFAR configs.
-CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR_STD: tuple[float, float, float] = (0.2023, 0.1994, 0.201)
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-_NORMALIZATIONS = {
-    "cifar": (CIFAR_MEAN, CIFAR_STD),
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-    "unit": None,
-}
-_INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
-_PADDING_MODES = {
-    "reflect": "REFLECT",
-    "constant": "CONSTANT",
-    "symmetric": "SYMMETRIC",
-}
-_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
-# Float input images may overshoot [0, 1] by this much (rounding, resizing).
-_UNIT_TOLERANCE = 1e-3
-_RRC_ATTEMPTS = 10
-
-# Recipe defaults (None: the input's own size).
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cifar": {
-        "image_size": None,
-        "padding": 4,
-        "padding_mode": "reflect",
-        "normalization": "cifar",
-        "batch_size": 100,
-        "shuffle_buffer": 50_000,
-    },
-    "tiny_imagenet": {
-        "image_size": 64,
-        "resize_size": 64,
-        "crop_scale": (0.08, 1.0),
-        "interpolation": "bicubic",
-        "normalization": "imagenet",
-        "batch_size": 100,
-        "shuffle_buffer": 10_000,
-    },
-    "fine_grained": {
-        "image_size": 224,
-        "resize_size": 256,
-        "crop_scale": (0.5, 1.0),
-        "interpolation": "bilinear",
-        "normalization": "imagenet",
-        "batch_size": 16,
-        "shuffle_buffer": 1_000,
-    },
-    "cifar_vit": {
-        "image_size": 224,
-        "resize_size": 224,
-        "crop_scale": (0.8, 1.0),
-        "interpolation": "bicubic",
-        "normalization": "cifar",
-        "batch_size": 100,
-        "shuffle_buffer": 50_000,
-    },
-}
-#: `keras.layers.RandAugment` arguments of `rand_augment=True`.
-RAND_AUGMENT = {"num_ops": 2, "factor": 0.5}
-_CIFAR_ONLY = ("padding", "padding_mode")
-_RESIZE_ONLY = ("resize_size", "crop_scale", "interpolation")
-
-
-# ---------------------------------------------------------------------- #
-# Per-image operations (TensorFlow, float32 images in [0, 1])
-# ---------------------------------------------------------------------- #
-def _to_unit_float(tf: Any, image: Any) -> Any:
-    if image.dtype == tf.uint8:
-        return tf.cast(image, tf.float32) / 255.0
-    if image.dtype.is_integer:
-        raise TypeError(
-            f"Images must be uint8 (0..255) or float (in [0, 1]). Received "
-            f"dtype {image.dtype.name}."
-        )
-    image = tf.cast(image, tf.float32)
-    # Float images are taken as they are: 0..255 floats, already-normalised
-    # or NaN images would come out silently wrong (the resize recipes clip
-    # to [0, 1]), so they fail here, when the element is produced.
-    low, high = -_UNIT_TOLERANCE, 1.0 + _UNIT_TOLERANCE
-    in_range = tf.reduce_all((image >= low) & (image <= high))
-    check = tf.debugging.Assert(
-        in_range,
-        [
-            "Float images must be finite and in [0, 1] (uint8 images are "
-            "divided by 255; divide 0..255 float images by 255). Received "
-            "an image with min, max:",
-            tf.reduce_min(image),
-            tf.reduce_max(image),
-        ],
-    )
-    with tf.control_dependencies([check] if check is not None else []):
-        return tf.identity(image)
-
-
-def _resize(tf: Any, image: Any, size: Any, method: str) -> Any:
-    """Resize to `size` (h, w), skipped when the image already has it."""
-    size = tf.cast(size, tf.int32)
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
-    return tf.cond(
-        same,
-        lambda: image,
-        lambda: tf.image.resize(image, size, method=method, antialias=True),
-    )
-
-
-def _resize_shorter(tf: Any, image: Any, size: int, method: str) -> Any:
-    """torchvision's `Resize(size)`: shorter side to `size`, longer side
-    `int(size * long / short)`, aspect ratio kept."""
-    shape = tf.shape(image)
-    h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
-    short = tf.minimum(h, w)
-    side = tf.constant(size, tf.float64)
-    new_h = tf.where(h <= w, side, tf.floor(side * h / short))
-    new_w = tf.where(h <= w, tf.floor(side * w / short), side)
-    return _resize(tf, image, tf.stack([new_h, new_w]), method)
-
-
-def _centre_crop(tf: Any, image: Any, size: int) -> Any:
-    """torchvision's `CenterCrop(size)` (top = round((h - size) / 2))."""
-    shape = tf.shape(image)
-    top = tf.cast(tf.round(tf.cast(shape[0] - size, tf.float32) / 2.0), tf.int32)
-    left = tf.cast(tf.round(tf.cast(shape[1] - size, tf.float32) / 2.0), tf.int32)
-    return image[top : top + size, left : left + size]
-
-
-def _random_resized_crop(
-    tf: Any, image: Any, size: int, scale: tuple[float, float], method: str, seed: Any
-) -> Any:
-    """torchvision's `RandomResizedCrop(size, scale, ratio=(3/4, 4/3))`.
-
-    Up to 10 boxes of area `U(scale) * H * W` and log-uniform aspect ratio
-    are drawn; the first that fits is used, placed uniformly at random;
-    if none fits, the centre crop of the largest box within the ratio range.
-    """
-    seeds = tf.random.experimental.stateless_split(seed, num=4)
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    area = h * w
-    target = area * tf.random.stateless_uniform(
-        [_RRC_ATTEMPTS], seeds[0], minval=scale[0], maxval=scale[1]
-    )
-    log_ratio = tf.random.stateless_uniform(
-        [_RRC_ATTEMPTS],
-        seeds[1],
-        minval=math.log(_CROP_RATIO[0]),
-        maxval=math.log(_CROP_RATIO[1]),
-    )
-    ratio = tf.exp(log_ratio)
-    crop_w = tf.cast(tf.round(tf.sqrt(target * ratio)), tf.int32)
-    crop_h = tf.cast(tf.round(tf.sqrt(target / ratio)), tf.int32)
-    fits = (crop_w > 0) & (crop_h > 0) & (crop_w <= width) & (crop_h <= height)
-    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
-
-    # Fallback: the whole image, clamped to the ratio range.
-    in_ratio = w / h
-    fb_w = tf.where(
-        in_ratio < _CROP_RATIO[0],
-        w,
-        tf.where(in_ratio > _CROP_RATIO[1], tf.round(h * _CROP_RATIO[1]), w),
-    )
-    fb_h = tf.where(
-        in_ratio < _CROP_RATIO[0],
-        tf.round(w / _CROP_RATIO[0]),
-        tf.where(in_ratio > _CROP_RATIO[1], h, h),
-    )
-    found = tf.reduce_any(fits)
-    box_h = tf.where(found, crop_h[first], tf.cast(fb_h, tf.int32))
-    box_w = tf.where(found, crop_w[first], tf.cast(fb_w, tf.int32))
-    top = tf.where(
-        found,
-        tf.random.stateless_uniform(
-            [], seeds[2], minval=0, maxval=height - box_h + 1, dtype=tf.int32
-        ),
-        (height - box_h) // 2,
-    )
-    left = tf.where(
-        found,
-        tf.random.stateless_uniform(
-            [], seeds[3], minval=0, maxval=width - box_w + 1, dtype=tf.int32
-        ),
-        (width - box_w) // 2,
-    )
-    crop = image[top : top + box_h, left : left + box_w]
-    return _resize(tf, crop, tf.constant([size, size]), method)
-
-
-def _normalize(tf: Any, image: Any, normalization: str) -> Any:
-    stats = _NORMALIZATIONS[normalization]
-    if stats is None:
-        return image
-    mean, std = stats
-    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+#: Graph-level seed of the per-epoch randomness (`make_pipeline(epoch=...)`)
+#: and second word of every per-image seed.
+_SEED_WORD = 0x5EED
 
 
 # ---------------------------------------------------------------------- #
@@ -335,31 +143,32 @@ def _element_layout(tf: Any, dataset: Any) -> tuple[Any, Any]:
     return image, label
 
 
-def _to_pair(tf: Any, dataset: Any) -> Any:
-    spec = dataset.element_spec
-    if not isinstance(spec, dict):
-        return dataset
-    image_key = "image" if "image" in spec else "images"
-    label_key = "label" if "label" in spec else "labels"
-    return dataset.map(
-        lambda e: (e[image_key], e[label_key]),
-        num_parallel_calls=tf.data.AUTOTUNE,
+def _check_applicable(spec: PipelineSpec, options: dict[str, Any]) -> None:
+    """Augmentation options of the other pipelines must be left as None."""
+    for name, value in options.items():
+        if value is not None and name not in spec.options():
+            raise ValueError(
+                f"`{name}` does not apply to pipeline={spec.name!r}. Received: "
+                f"{name}={value!r}."
+            )
+
+
+def _check_normalization(
+    spec: PipelineSpec, normalization: str | None, image_spec: Any
+) -> str:
+    normalization = check_choice(
+        "normalization",
+        spec.normalization if normalization is None else normalization,
+        tuple(NORMALIZATIONS),
     )
-
-
-def _check_scale(value: Any) -> tuple[float, float]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(
-            "`crop_scale` must be a pair (low, high) of area fractions. "
-            f"Received: crop_scale={value!r}."
-        )
-    low = check_number("crop_scale[0]", value[0], low=0.0)
-    high = check_number("crop_scale[1]", value[1], low=0.0, high=1.0)
-    if low > high:
+    channels = image_spec.shape[-1] if image_spec.shape.rank else None
+    if normalization != "unit" and channels not in (None, 3):
         raise ValueError(
-            f"`crop_scale` must have low <= high. Received: crop_scale={value!r}."
+            f"normalization={normalization!r} needs RGB images (3 channels). "
+            f"Received images with {channels} channels; convert them or pass "
+            "normalization='unit'."
         )
-    return low, high
+    return normalization
 
 
 def _check_epoch(tf: Any, epoch: Any, seed: int | None) -> Any:
@@ -380,74 +189,6 @@ def _check_epoch(tf: Any, epoch: Any, seed: int | None) -> Any:
     return check_int("epoch", epoch, 0)
 
 
-#: Graph-level seed of the per-epoch randomness (`make_pipeline(epoch=...)`).
-_EPOCH_SEED = 0x5EED
-
-
-def _for_epoch(tf: Any, ds: Any, seed: int, epoch: Any, randomize: Callable) -> Any:
-    """`randomize(ds, epoch_seed, False)`, with `epoch_seed` a hash of
-    `(seed, epoch)` computed when an iteration begins (so a `tf.Variable`
-    epoch is read then)."""
-
-    def one_epoch(_):
-        # tf.data pairs an op seed with the graph-level seed. Setting the
-        # latter inside this traced function affects this function only: the
-        # order then depends on (seed, epoch) alone, not on the global seed
-        # (a global seed of 0 would also reject a tensor op seed).
-        tf.random.set_seed(_EPOCH_SEED)
-        key = tf.random.experimental.stateless_fold_in(
-            tf.constant([seed, _EPOCH_SEED], tf.int64), tf.cast(epoch, tf.int64)
-        )
-        epoch_seed = tf.random.stateless_uniform(
-            [], key, minval=0, maxval=2**31 - 1, dtype=tf.int64
-        )
-        return randomize(ds, epoch_seed, False)
-
-    out = tf.data.Dataset.range(1).flat_map(one_epoch)
-    cardinality = int(ds.cardinality())  # flat_map loses it: restore it
-    if cardinality != tf.data.UNKNOWN_CARDINALITY:
-        out = out.apply(tf.data.experimental.assert_cardinality(cardinality))
-    return out
-
-
-def _rand_augment_layer(seed: int | None) -> Any:
-    """`keras.layers.RandAugment(value_range=(0, 1), **RAND_AUGMENT)`, with
-    its equalisation made fast inside `tf.data` under the JAX backend.
-
-    Keras's `Equalization` chooses its histogram by the *global* backend:
-    under JAX it unrolls a 256-step Python loop (JAX cannot jit `bincount`)
-    even inside a `tf.data` graph, where the layer runs TensorFlow ops. That
-    makes the pipeline's graph take ~20 s to build and ~0.3 s per image to
-    run (measured on a CPU). The replacement uses `bincount` whenever the
-    layer runs TensorFlow ops, with the same result.
-    """
-    import keras
-
-    class _Equalization(keras.layers.Equalization):
-        def _custom_histogram_fixed_width(self, values, value_range, nbins):
-            if getattr(self.backend, "_backend", None) != "tensorflow":
-                return super()._custom_histogram_fixed_width(values, value_range, nbins)
-            values = self.backend.cast(values, "float32")
-            low, high = (float(v) for v in value_range)
-            indices = self.backend.cast(
-                (values - low) * (nbins - 1) / (high - low), "int32"
-            )
-            indices = self.backend.numpy.clip(indices, 0, nbins - 1)
-            flat = self.backend.numpy.reshape(indices, [-1])
-            return self.backend.numpy.bincount(flat, minlength=nbins)
-
-    layer = keras.layers.RandAugment(value_range=(0, 1), seed=seed, **RAND_AUGMENT)
-    if hasattr(layer, "equalization"):
-        original = layer.equalization
-        layer.equalization = _Equalization(
-            value_range=original.value_range,
-            bins=original.bins,
-            data_format=original.data_format,
-            name=original.name,
-        )
-    return layer
-
-
 def _check_rand_augment(
     rand_augment: Any, training: bool, seed: int | None, image_spec: Any
 ) -> Any:
@@ -457,7 +198,7 @@ def _check_rand_augment(
     if rand_augment is False or rand_augment is None:
         return None
     if rand_augment is True:
-        layer = _rand_augment_layer(seed)
+        layer = rand_augment_layer(seed)
     elif isinstance(rand_augment, keras.layers.RandAugment):
         layer = rand_augment
         if tuple(layer.value_range) != (0, 1):
@@ -519,11 +260,124 @@ def _check_mixer(mixer: Any, training: bool, label_spec: Any) -> None:
 
 
 # ---------------------------------------------------------------------- #
+# Assembly: pairs -> (cache, RandAugment) -> shuffle and per-image seeds ->
+# augmentation and normalisation -> batch -> (mixer) -> prefetch
+# ---------------------------------------------------------------------- #
+def _to_pair(tf: Any, dataset: Any) -> Any:
+    spec = dataset.element_spec
+    if not isinstance(spec, dict):
+        return dataset
+    image_key = "image" if "image" in spec else "images"
+    label_key = "label" if "label" in spec else "labels"
+    return dataset.map(
+        lambda e: (e[image_key], e[label_key]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def _rand_augmented(tf: Any, ds: Any, layer: Any) -> Any:
+    def augment(image, label):
+        image = layer(to_unit_float(image), training=True)
+        return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0), label
+
+    # Sequential, before the shuffle: the layer's random state is then
+    # consumed in one fixed order (the shuffle permutes the results).
+    return ds.map(augment)
+
+
+def _randomize(
+    tf: Any,
+    ds: Any,
+    seed: Any,
+    every_iteration: bool,
+    *,
+    training: bool,
+    shuffle: bool,
+    shuffle_buffer: int,
+) -> Any:
+    """Shuffle (if asked) and pair every example with the int64 its
+    augmentation seeds come from (0 at test time)."""
+    if shuffle:
+        ds = ds.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=every_iteration
+        )
+    if not training:
+        return ds.map(lambda *pair: (pair, tf.constant(0, tf.int64)))
+    # One random int64 per example, from a seeded stream that differs
+    # every epoch: the seeds of the stateless augmentation ops.
+    randoms = tf.data.Dataset.random(
+        seed=seed, rerandomize_each_iteration=every_iteration
+    )
+    return tf.data.Dataset.zip((ds, randoms))
+
+
+def _for_epoch(tf: Any, ds: Any, seed: int, epoch: Any, randomize: Callable) -> Any:
+    """`randomize(ds, epoch_seed, False)`, with `epoch_seed` a hash of
+    `(seed, epoch)` computed when an iteration begins (so a `tf.Variable`
+    epoch is read then)."""
+
+    def one_epoch(_):
+        # tf.data pairs an op seed with the graph-level seed. Setting the
+        # latter inside this traced function affects this function only: the
+        # order then depends on (seed, epoch) alone, not on the global seed
+        # (a global seed of 0 would also reject a tensor op seed).
+        tf.random.set_seed(_SEED_WORD)
+        key = tf.random.experimental.stateless_fold_in(
+            tf.constant([seed, _SEED_WORD], tf.int64), tf.cast(epoch, tf.int64)
+        )
+        epoch_seed = tf.random.stateless_uniform(
+            [], key, minval=0, maxval=2**31 - 1, dtype=tf.int64
+        )
+        return randomize(ds, epoch_seed, False)
+
+    out = tf.data.Dataset.range(1).flat_map(one_epoch)
+    cardinality = int(ds.cardinality())  # flat_map loses it: restore it
+    if cardinality != tf.data.UNKNOWN_CARDINALITY:
+        out = out.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return out
+
+
+def _preprocessor(
+    tf: Any, augmentation: Callable, normalization: str, training: bool
+) -> Callable:
+    """The per-example map: unit float, augmentation, normalisation; int32
+    labels."""
+
+    def preprocess(pair, random_value):
+        image, label = pair
+        if label.dtype.is_integer:
+            label = tf.cast(label, tf.int32)
+        image_seed = tf.stack([random_value, tf.constant(_SEED_WORD, tf.int64)])
+        image = augmentation(to_unit_float(image), image_seed, training)
+        return normalize(image, normalization), label
+
+    return preprocess
+
+
+def _batched(
+    tf: Any, ds: Any, batch_size: int, drop_remainder: bool, mixer: Any
+) -> Any:
+    ds = ds.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if mixer is not None:
+        # Sequential: the mixer draws from a stateful seed generator, and
+        # parallel calls would take its draws in a nondeterministic order.
+        ds = ds.map(
+            lambda images, labels: tuple(mixer((images, labels), training=True))
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------- #
 # Public API
 # ---------------------------------------------------------------------- #
 def make_pipeline(
     dataset: tf.data.Dataset,
-    recipe: str = "cifar",
+    pipeline: str = "cifar",
     training: bool = True,
     batch_size: int | None = None,
     seed: int | None = None,
@@ -543,32 +397,33 @@ def make_pipeline(
     epoch: Any = None,
     rand_augment: Any = False,
 ) -> tf.data.Dataset:
-    """Batched training or evaluation pipeline following a paper recipe.
+    """Batched training or evaluation pipeline, one of the named `PIPELINES`.
 
     Args:
         dataset: unbatched `tf.data.Dataset` of `(image, label)` (or dicts
             with `"image"`/`"label"` keys), images `(H, W, C)` uint8 or float
             in [0, 1]; e.g. the output of `load_cifar100` or
             `load_fgvc_aircraft(...)[0]`.
-        recipe: `"cifar"`, `"tiny_imagenet"`, `"fine_grained"` or
+        pipeline: the named pipeline whose defaults apply, one of
+            `PIPELINES`: `"cifar"`, `"tiny_imagenet"`, `"fine_grained"` or
             `"cifar_vit"` (see the module docstring).
         training: augment, shuffle and drop the last partial batch (True), or
             the deterministic test transform (False).
-        batch_size: batch size. Defaults to the recipe's (100, 100, 16,
+        batch_size: batch size. Defaults to the pipeline's (100, 100, 16,
             100).
         seed: seed of the shuffle and of the augmentation; the same seed gives
             the same batches, epoch after epoch (each epoch differs).
         image_size: output side. Defaults: `"cifar"` keeps the input size
             (resizing first when given), 64 for `"tiny_imagenet"`, 224 for
-            `"fine_grained"`.
-        resize_size: (resize recipes) the shorter side is resized to this
+            `"fine_grained"` and `"cifar_vit"`.
+        resize_size: (resize pipelines) the shorter side is resized to this
             before cropping; must be >= `image_size`. Defaults to 64 /
-            256, or `image_size` scaled by the recipe's ratio when only
+            256 / 224, or `image_size` scaled by the pipeline's ratio when only
             `image_size` is given.
-        crop_scale: (resize recipes) area range of `RandomResizedCrop`.
+        crop_scale: (resize pipelines) area range of `RandomResizedCrop`.
             Defaults to (0.08, 1.0) for `"tiny_imagenet"`, (0.5, 1.0) for
-            `"fine_grained"`.
-        interpolation: (resize recipes) `"bilinear"`, `"bicubic"`,
+            `"fine_grained"`, (0.8, 1.0) for `"cifar_vit"`.
+        interpolation: (resize pipelines) `"bilinear"`, `"bicubic"`,
             `"nearest"` or `"area"`. Defaults to bicubic / bilinear.
         padding: (`"cifar"`) pixels of padding before the random crop.
             Defaults to 4.
@@ -576,7 +431,8 @@ def make_pipeline(
             `"constant"` (zeros) or `"symmetric"`.
         normalization: `"cifar"` (CIFAR mean/std), `"imagenet"` (ImageNet
             mean/std) or `"unit"` (float32 in [0, 1]). Defaults to the
-            recipe's (`"cifar"`, `"imagenet"`, `"imagenet"`).
+            pipeline's (`"cifar"`, `"imagenet"`, `"imagenet"`,
+            `"cifar"`).
         mixer: a keras_sumix mixing layer (e.g. `CutMix(num_classes=100,
             seed=0)`) applied to every batch, which then carries mixed
             one-hot labels `(N, C)`. Integer labels need the mixer's
@@ -604,7 +460,7 @@ def make_pipeline(
             `keras.layers.RandAugment(value_range=(0, 1), num_ops=2,
             factor=0.5, seed=seed)`, or a `keras.layers.RandAugment` of your
             own (its `value_range` must be `(0, 1)`). Training only; applied
-            to each image as loaded, before the recipe's augmentation (see
+            to each image as loaded, before the pipeline's augmentation (see
             the module docstring).
 
     Returns:
@@ -623,191 +479,64 @@ def make_pipeline(
     >>> tuple(images.shape), images.dtype.name, tuple(labels.shape)
     ((4, 32, 32, 3), 'float32', (4,))
     """
-    tf = _tensorflow()
-    recipe = check_choice("recipe", recipe, RECIPES)
-    training = _check_bool("training", training)
+    tf = require_tensorflow()
+    spec = pipeline_spec(pipeline)
+    training = check_bool("training", training)
     image_spec, label_spec = _element_layout(tf, dataset)
-    given = {
+    options = {
         "padding": padding,
         "padding_mode": padding_mode,
         "resize_size": resize_size,
         "crop_scale": crop_scale,
         "interpolation": interpolation,
     }
-    foreign = _RESIZE_ONLY if recipe == "cifar" else _CIFAR_ONLY
-    for name in foreign:
-        if given[name] is not None:
-            raise ValueError(
-                f"`{name}` does not apply to recipe={recipe!r}. Received: "
-                f"{name}={given[name]!r}."
-            )
-    defaults = _DEFAULTS[recipe]
+    _check_applicable(spec, options)
     batch_size = check_int(
-        "batch_size", defaults["batch_size"] if batch_size is None else batch_size, 1
+        "batch_size", spec.batch_size if batch_size is None else batch_size, 1
     )
     seed = check_int("seed", seed, 0, allow_none=True)
     image_size = check_int("image_size", image_size, 1, allow_none=True)
-    normalization = check_choice(
-        "normalization",
-        defaults["normalization"] if normalization is None else normalization,
-        tuple(_NORMALIZATIONS),
-    )
-    shuffle = _check_bool("shuffle", training if shuffle is None else shuffle)
+    normalization = _check_normalization(spec, normalization, image_spec)
+    shuffle = check_bool("shuffle", training if shuffle is None else shuffle)
     shuffle_buffer = check_int(
         "shuffle_buffer",
-        defaults["shuffle_buffer"] if shuffle_buffer is None else shuffle_buffer,
+        spec.shuffle_buffer if shuffle_buffer is None else shuffle_buffer,
         1,
     )
-    drop_remainder = _check_bool(
+    drop_remainder = check_bool(
         "drop_remainder", training if drop_remainder is None else drop_remainder
     )
-    cache = _check_bool("cache", cache)
+    cache = check_bool("cache", cache)
     epoch = _check_epoch(tf, epoch, seed)
     rand_augment = _check_rand_augment(rand_augment, training, seed, image_spec)
-    channels = image_spec.shape[-1] if image_spec.shape.rank else None
-    if normalization != "unit" and channels not in (None, 3):
-        raise ValueError(
-            f"normalization={normalization!r} needs RGB images (3 channels). "
-            f"Received images with {channels} channels; convert them or pass "
-            "normalization='unit'."
-        )
     _check_mixer(mixer, training, label_spec)
-
-    if recipe == "cifar":
-        pad = check_int(
-            "padding", defaults["padding"] if padding is None else padding, 0
-        )
-        pad_mode = _PADDING_MODES[
-            check_choice(
-                "padding_mode",
-                defaults["padding_mode"] if padding_mode is None else padding_mode,
-                tuple(_PADDING_MODES),
-            )
-        ]
-        # Reflect padding needs a side larger than the padding (symmetric at
-        # least as large): checked where the side is static, else tf.pad
-        # fails when the element is produced.
-        dims = [image_size] * 2 if image_size else []
-        if not dims and image_spec.shape.rank == 3:
-            dims = [d for d in image_spec.shape[:2] if d is not None]
-        need = {"REFLECT": pad + 1, "SYMMETRIC": pad}.get(pad_mode, 0)
-        if training and dims and min(dims) < need:
-            raise ValueError(
-                f"padding={pad} with padding_mode="
-                f"{pad_mode.lower()!r} needs images of at least {need} pixels a "
-                f"side. Received images of side {min(dims)}; lower `padding` or "
-                "use padding_mode='constant'."
-            )
-
-        def transform(image, image_seed):
-            image = _to_unit_float(tf, image)
-            if image_size is not None:
-                image = _resize(
-                    tf, image, tf.constant([image_size, image_size]), "bilinear"
-                )
-                image.set_shape((image_size, image_size, image.shape[-1]))
-            if training:
-                static = image.shape
-                dynamic = tf.shape(image)
-                size = [
-                    static[i] if static[i] is not None else dynamic[i] for i in range(3)
-                ]
-                seeds = tf.random.experimental.stateless_split(image_seed, num=2)
-                if pad:
-                    image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], pad_mode)
-                image = tf.image.stateless_random_crop(image, size, seed=seeds[0])
-                image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-                image.set_shape(static)
-            return image
-
-    else:
-        size = defaults["image_size"] if image_size is None else image_size
-        if resize_size is None:
-            ratio = defaults["resize_size"] / defaults["image_size"]
-            resize_size = round(size * ratio)
-        resize_size = check_int("resize_size", resize_size, 1)
-        if resize_size < size:
-            raise ValueError(
-                "`resize_size` must be >= `image_size` (the crop is taken from "
-                f"the resized image). Received: resize_size={resize_size}, "
-                f"image_size={size}."
-            )
-        scale = _check_scale(
-            defaults["crop_scale"] if crop_scale is None else crop_scale
-        )
-        method = check_choice(
-            "interpolation",
-            defaults["interpolation"] if interpolation is None else interpolation,
-            _INTERPOLATIONS,
-        )
-
-        def transform(image, image_seed):
-            channels = image.shape[-1]
-            image = _to_unit_float(tf, image)
-            image = _resize_shorter(tf, image, resize_size, method)
-            if training:
-                seeds = tf.random.experimental.stateless_split(image_seed, num=2)
-                image = _random_resized_crop(tf, image, size, scale, method, seeds[0])
-                image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-            else:
-                image = _centre_crop(tf, image, size)
-            image = tf.clip_by_value(image, 0.0, 1.0)
-            image.set_shape((size, size, channels))
-            return image
-
-    def preprocess(pair, random_value):
-        image, label = pair
-        if label.dtype.is_integer:
-            label = tf.cast(label, tf.int32)
-        image_seed = tf.stack([random_value, tf.constant(0x5EED, tf.int64)])
-        image = _normalize(tf, transform(image, image_seed), normalization)
-        return image, label
+    augmentation = spec.augmentation.with_options(
+        image_size=image_size, **{name: options[name] for name in spec.options()}
+    )
+    augmentation.check_input(image_spec.shape, training)
 
     ds = _to_pair(tf, dataset)
     if cache:
         ds = ds.cache()
     if rand_augment is not None:
-
-        def augment(image, label):
-            image = rand_augment(_to_unit_float(tf, image), training=True)
-            return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0), label
-
-        # Sequential, before the shuffle: the layer's random state is then
-        # consumed in one fixed order (the shuffle permutes the results).
-        ds = ds.map(augment)
-
-    def randomize(ds, seed, every_iteration):
-        if shuffle:
-            ds = ds.shuffle(
-                shuffle_buffer, seed=seed, reshuffle_each_iteration=every_iteration
-            )
-        if not training:
-            return ds.map(lambda *pair: (pair, tf.constant(0, tf.int64)))
-        # One random int64 per example, from a seeded stream that differs
-        # every epoch: the seeds of the stateless augmentation ops.
-        randoms = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=every_iteration
-        )
-        return tf.data.Dataset.zip((ds, randoms))
-
+        ds = _rand_augmented(tf, ds, rand_augment)
+    randomize = functools.partial(
+        _randomize,
+        tf,
+        training=training,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+    )
     if epoch is None:
         ds = randomize(ds, seed, True)
     else:
         ds = _for_epoch(tf, ds, seed, epoch, randomize)
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(
-        batch_size,
-        drop_remainder=drop_remainder,
+    ds = ds.map(
+        _preprocessor(tf, augmentation, normalization, training),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if mixer is not None:
-        # Sequential: the mixer draws from a stateful seed generator, and
-        # parallel calls would take its draws in a nondeterministic order.
-        ds = ds.map(
-            lambda images, labels: tuple(mixer((images, labels), training=True))
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _batched(tf, ds, batch_size, drop_remainder, mixer)
 
 
 def cifar_pipeline(
@@ -817,7 +546,7 @@ def cifar_pipeline(
     seed: int | None = None,
     **kwargs: Any,
 ) -> tf.data.Dataset:
-    """The CIFAR-100 recipe: pad-4 (reflect) random crop + horizontal flip
+    """The `"cifar"` pipeline (CIFAR-100): pad-4 (reflect) random crop + horizontal flip
     for training, CIFAR mean/std normalisation.
 
     Args:
@@ -847,7 +576,7 @@ def tiny_imagenet_pipeline(
     seed: int | None = None,
     **kwargs: Any,
 ) -> tf.data.Dataset:
-    """The Tiny-ImageNet recipe: `RandomResizedCrop(64)` (bicubic, scale
+    """The `"tiny_imagenet"` pipeline: `RandomResizedCrop(64)` (bicubic, scale
     (0.08, 1)) + flip for training, native 64x64 for test, ImageNet
     mean/std normalisation.
 
@@ -885,7 +614,7 @@ def fine_grained_pipeline(
     seed: int | None = None,
     **kwargs: Any,
 ) -> tf.data.Dataset:
-    """The fine-grained (CUB-200, FGVC-Aircraft) recipe: resize 256,
+    """The `"fine_grained"` pipeline (CUB-200, FGVC-Aircraft): resize 256,
     `RandomResizedCrop(224, scale=(0.5, 1))` + flip for training; resize 256
     and centre crop 224 for test; ImageNet mean/std normalisation.
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from keras_sumix._optional import optional_import
 from keras_sumix._validation import check_int
-from keras_sumix.data.directories import _check_bool, _tensorflow
+from keras_sumix.data.common import check_bool, require_tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -65,10 +65,10 @@ def _load(
                 f"Received: data_dir={data_dir!r} of type {type(data_dir).__name__}."
             )
         data_dir = os.path.expanduser(os.fspath(data_dir))
-    download = _check_bool("download", download)
-    shuffle_files = _check_bool("shuffle_files", shuffle_files)
+    download = check_bool("download", download)
+    shuffle_files = check_bool("shuffle_files", shuffle_files)
     check_int("seed", seed, 0, allow_none=True)
-    tf = _tensorflow()
+    tf = require_tensorflow()
     tfds = optional_import("tensorflow_datasets", f"Loading {pretty} through TFDS")
     read_config = tfds.ReadConfig(shuffle_seed=seed) if seed is not None else None
     try:

@@ -2,8 +2,9 @@
 `x_adv = clip(x + epsilon * sign(grad_x CE(model(x), y)))`.
 
 The gradient with respect to the input is the backend-specific piece:
-`keras_sumix.models.train_step.input_gradient`, which this module's
-`input_gradient` calls (on JAX inside a function jit-compiled per model).
+`keras_sumix.models.backend.gradient_wrt_inputs(fn, x)`, the primitive this
+module's `input_gradient(model, images, labels)` is built on (on JAX inside
+a function jit-compiled per model).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from keras_sumix.evaluation.reporting import (
     _count_correct,
     top1_accuracy,
 )
-from keras_sumix.models import train_step as _train_step
+from keras_sumix.models.backend import gradient_wrt_inputs
 
 __all__ = ["fgsm_error", "input_gradient"]
 
@@ -68,7 +69,7 @@ def input_gradient(
     `-log softmax(model(x, training=False))[y]`, so row `i` of the result is
     the gradient of sample `i`'s own loss. Inference mode: batch norm uses
     its moving statistics and nothing is updated. The gradient is
-    `keras_sumix.models.train_step.input_gradient` (a `tf.GradientTape`,
+    `keras_sumix.models.backend.gradient_wrt_inputs` (a `tf.GradientTape`,
     `jax.grad` of `model.stateless_call` jit-compiled once per model, or
     `torch.autograd.grad`, which leaves the parameters' `.grad` untouched).
 
@@ -102,7 +103,7 @@ def input_gradient(
         return _cross_entropy_sum(model(x, training=False), labels, from_logits)
 
     return np.asarray(
-        keras.ops.convert_to_numpy(_train_step.input_gradient(loss, images)),
+        keras.ops.convert_to_numpy(gradient_wrt_inputs(loss, images)),
         dtype="float32",
     )
 
@@ -113,7 +114,7 @@ _JAX_GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _jax_gradient(model, images, labels, from_logits):
-    """JAX: `input_gradient` of a `stateless_call`, jit-compiled once per
+    """JAX: `gradient_wrt_inputs` of a `stateless_call`, jit-compiled once per
     model (eager JAX would retrace the model every batch)."""
     import jax
 
@@ -128,7 +129,7 @@ def _jax_gradient(model, images, labels, from_logits):
                 )
                 return _cross_entropy_sum(outputs, y, from_logits)
 
-            return _train_step.input_gradient(loss, x)
+            return gradient_wrt_inputs(loss, x)
 
         functions[from_logits] = jax.jit(gradient)
     trainable = [v.value for v in model.trainable_variables]

@@ -5,9 +5,13 @@ mask per pair.
 The model that trains with it (`MixupModel`, `SUMixModel`) keeps the
 momentum (EMA) copy of its backbone and classifier the features come from,
 runs the mix block's loss through that frozen copy and updates it after
-every optimizer step (`keras_sumix.models.momentum`); the layer holds what is
-AutoMix's own: the mix block, its mask loss, the lam margin and the momentum
-schedule.
+every optimizer step: the learned-mixer step,
+`keras_sumix.models.learned_mixer`. The layer holds what is AutoMix's own:
+the mix block, its mask loss and the lam margin; and, as the user gives them
+to `AutoMix(...)` and its config saves them, the hyperparameters of that
+step (the loss weights `mix_block_weight`, `clean_weight` and the momentum
+schedule, `momentum_at`), which the step reads through the contract
+`keras_sumix.models.learned_mixer.LearnedMixer`.
 """
 
 from __future__ import annotations
@@ -186,7 +190,8 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
     The mask the network trains with falls back to the constant `lam` when
     `lam < lam_margin` or `lam > 1 - lam_margin`; its lam is the mask's
     mean, the exact share of each image kept (`MixResult.lam`). How this
-    differs from the reference (OpenMixup's `AutoMixup`): docs/layers.md.
+    differs from the reference (OpenMixup's `AutoMixup`): the
+    documentation's Layers page, section AutoMix.
 
     The features come from the model; called by hand, `mix(images,
     features=...)` mixes with the block as it stands (a channels-last
@@ -211,7 +216,7 @@ class AutoMix(BaseMixer, name="automix", true_share=True, needs_features=True):
             the reference's CIFAR setting: with the channel, a block whose
             features are still weak can meet the mask loss through the lam
             channel's value weight alone, a uniform mask at the drawn share
-            (docs/layers.md, docs/study.md part G).
+            (the documentation's Layers page, section AutoMix).
         mix_block_weight: weight of the mix block's mixed cross-entropy.
             Defaults to 1.0.
         mask_loss_weight: weight of the mask loss. Defaults to 0.1.

@@ -14,10 +14,16 @@ import contextlib
 from typing import Any, NamedTuple
 
 import keras
-from keras.src.backend.common import global_state
-from keras.src.backend.common.stateless_scope import in_stateless_scope
-from keras.src.utils import backend_utils, jax_utils, tracking
 
+from keras_sumix._keras_compat import (
+    DynamicBackend,
+    current_call_context,
+    in_stateless_scope,
+    in_tf_graph,
+    inputs_not_converted,
+    is_in_jax_tracing_scope,
+    no_automatic_dependency_tracking,
+)
 from keras_sumix._validation import (
     check_choice,
     check_class_indices,
@@ -240,7 +246,7 @@ class MixingLayer(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
         # Every draw compiles (the Beta sampler is built from normal and
         # uniform draws, `sampling.beta`), XLA on TensorFlow included.
-        self.backend = backend_utils.DynamicBackend()
+        self.backend = DynamicBackend()
         self._allow_non_tensor_positional_args = True
         self._set_seed_stream(None)
 
@@ -253,8 +259,8 @@ class MixingLayer(keras.layers.Layer):
     def _in_tf_data(sample: Any) -> bool:
         return (
             not isinstance(sample, keras.KerasTensor)
-            and backend_utils.in_tf_graph()
-            and not jax_utils.is_in_jax_tracing_scope(sample)
+            and in_tf_graph()
+            and not is_in_jax_tracing_scope(sample)
         )
 
     @contextlib.contextmanager
@@ -272,7 +278,7 @@ class MixingLayer(keras.layers.Layer):
         """Whether `value` is known now (eager), not traced."""
         name = self.backend.name
         if name == "jax":
-            return not jax_utils.is_in_jax_tracing_scope(value)
+            return not is_in_jax_tracing_scope(value)
         if name == "tensorflow":
             import tensorflow as tf
 
@@ -280,7 +286,7 @@ class MixingLayer(keras.layers.Layer):
         # torch: Python control flow (torch.compile breaks the graph there).
         return True
 
-    @tracking.no_automatic_dependency_tracking
+    @no_automatic_dependency_tracking
     def _set_seed_stream(self, stream: _SeedStream | None) -> None:
         # Untracked: a stream is no part of the layer's state.
         self._seed_stream = stream
@@ -326,7 +332,7 @@ class MixingLayer(keras.layers.Layer):
             )
         return ops.cast(tensor, dtype)
 
-    @tracking.no_automatic_dependency_tracking
+    @no_automatic_dependency_tracking
     def _seed(self) -> keras.random.SeedGenerator:
         if self._seed_stream is not None:
             return self._seed_stream
@@ -334,11 +340,7 @@ class MixingLayer(keras.layers.Layer):
         # untracked (it is not part of the model's state).
         name = self.backend.name
         if name == keras.backend.backend():
-            if (
-                name == "jax"
-                and not in_stateless_scope()
-                and jax_utils.is_in_jax_tracing_scope()
-            ):
+            if name == "jax" and not in_stateless_scope() and is_in_jax_tracing_scope():
                 raise RuntimeError(
                     f"{type(self).__name__} was called inside a compiled JAX "
                     "function (`jax.jit`) without `seed`: its random state would "
@@ -381,12 +383,8 @@ class MixingLayer(keras.layers.Layer):
         with self._backend_scope(sample) as switched:
             if not switched:
                 return super().__call__(inputs, **kwargs)
-            convert = self._convert_input_args
-            self._convert_input_args = False
-            try:
+            with inputs_not_converted(self):
                 return super().__call__(inputs, **kwargs)
-            finally:
-                self._convert_input_args = convert
 
     # ------------------------------------------------------------------ #
     # Public API
@@ -411,7 +409,7 @@ class MixingLayer(keras.layers.Layer):
 
     def _check_not_in_model(self, images: Any) -> None:
         """Images alone inside a model are mixed without their labels."""
-        context = global_state.get_global_attribute("current_call_ctx")
+        context = current_call_context()
         caller = getattr(context, "entry_layer", None)
         if isinstance(images, keras.KerasTensor):
             where = "on a symbolic input (a layer of a Sequential or functional model)"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras.src.utils import backend_utils
 
+from keras_sumix._keras_compat import DynamicBackend
 from keras_sumix._validation import check_int
 from keras_sumix.layers.base import BaseMixer
 
@@ -142,7 +142,7 @@ def spectral_residual(images: Any, size: int = 64, backend: Any = None) -> Any:
     Returns:
         float32 `(M, min(H, size), min(W, size))`.
     """
-    ops = backend if backend is not None else backend_utils.DynamicBackend()
+    ops = backend if backend is not None else DynamicBackend()
     images = ops.cast(images, "float32")
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None or height > size or width > size:

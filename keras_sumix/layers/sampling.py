@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from keras.src.utils import backend_utils
+from keras_sumix._keras_compat import DynamicBackend
 
 # Marsaglia-Tsang accepts a round with probability
 # p(a) = e^d sqrt(d) Gamma(a) / (sqrt(2 pi) d^a), d = a - 1/3, for a >= 1:
@@ -100,7 +100,7 @@ def log_gamma(
         raise ValueError(f"`alpha` must be > 0. Received: alpha={alpha!r}.")
     if not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"`rounds` must be an int >= 0. Received: rounds={rounds!r}.")
-    ops = backend if backend is not None else backend_utils.DynamicBackend()
+    ops = backend if backend is not None else DynamicBackend()
     shape = tuple(shape)
     boosted = alpha < 1.0
     a = alpha + 1.0 if boosted else float(alpha)
@@ -169,7 +169,7 @@ def beta(
     >>> bool(lam.min() >= 0.0 and lam.max() <= 1.0)
     True
     """
-    ops = backend if backend is not None else backend_utils.DynamicBackend()
+    ops = backend if backend is not None else DynamicBackend()
     shape = tuple(shape)
     if alpha == beta:  # both gammas in one draw
         logs = log_gamma((2, *shape), alpha, seed, backend=ops, rounds=rounds)

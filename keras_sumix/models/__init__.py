@@ -1,4 +1,10 @@
-"""Networks of the SUMix paper (feature extractors) and a classifier head."""
+"""Networks of the SUMix paper (feature extractors), a classifier head, and
+the mixing models that train them.
+
+The mixing models (`sumix_model.py`) hold what every one needs; a mixer that
+needs the model gets it from `saliency.py` (PuzzleMix) or `learned_mixer.py`
+(AutoMix); every piece of backend-specific code is in `backend/`.
+"""
 
 from keras_sumix.models.backbones import (
     classifier,
@@ -11,6 +17,7 @@ from keras_sumix.models.backbones import (
 from keras_sumix.models.from_classifier import LogitHead
 from keras_sumix.models.hub import from_hub
 from keras_sumix.models.pooling import TokenPooling
+from keras_sumix.models.pretrained import PretrainedBackbone, pretrain_backbone
 from keras_sumix.models.small import small_cnn
 from keras_sumix.models.sumix_model import (
     MixingModel,
@@ -24,12 +31,14 @@ __all__ = [
     "LogitHead",
     "MixingModel",
     "MixupModel",
+    "PretrainedBackbone",
     "SUMixModel",
     "TokenPooling",
     "UncertaintyHead",
     "classifier",
     "deit_small",
     "from_hub",
+    "pretrain_backbone",
     "resnet18",
     "resnet18_cifar",
     "resnext50_32x4d",

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras.src.utils import tracking
 
+from keras_sumix._keras_compat import no_automatic_dependency_tracking
 from keras_sumix.models.pooling import pool_features, token_pooling_of
 
 
@@ -127,7 +127,7 @@ class MomentumEncoder(keras.layers.Layer):
             if id(variable) not in parameters:
                 self._statistics.add(id(variable))
 
-    @tracking.no_automatic_dependency_tracking
+    @no_automatic_dependency_tracking
     def _remember(self, features: keras.Model) -> None:
         # The copy up to the feature map: its layers are `encoder`'s,
         # tracked (and saved) once, through `encoder`.

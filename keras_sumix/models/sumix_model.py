@@ -2,9 +2,12 @@
 their own batches inside `fit`, and the `UncertaintyHead` SUMix trains with.
 
 Both share one training loop (`MixingModel`): mix with the mixer, run the
-forward pass(es), compute the loss, apply the gradient (the backend-specific
-part, in `train_step.py`). Evaluation and prediction use the plain classifier
-on clean images.
+forward pass(es), compute the loss terms, apply the gradient (the
+backend-specific part, `keras_sumix.models.backend`). A mixer that needs the
+model gets it from a module of its own: a saliency (`saliency.py`,
+PuzzleMix) or a momentum copy's features and a loss (`learned_mixer.py`,
+AutoMix). Evaluation and prediction use the plain classifier on clean
+images.
 """
 
 from __future__ import annotations
@@ -13,95 +16,22 @@ import inspect
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
-from keras_sumix._validation import (
-    check_class_indices,
-    check_int,
-    check_number,
-    host_array,
-)
+from keras_sumix._validation import check_int, check_number
 from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
 from keras_sumix.losses import _reduce, sumix_loss
-from keras_sumix.models import replicas
-from keras_sumix.models import train_step as _train_step
-from keras_sumix.models.momentum import MomentumEncoder
+from keras_sumix.models import backend, cross_entropy, host_data, learned_mixer
+from keras_sumix.models import saliency as saliency_step
+from keras_sumix.models.backend import replicas
 from keras_sumix.models.pooling import pool_features, token_pooling_of
 from keras_sumix.models.variants import DEFAULT_VARIANT, resolve_options
+from keras_sumix.options import LOSS_OPTIONS, NAMES
 
 
 def _check_num_classes(num_classes: Any) -> int:
     return check_int("num_classes", num_classes, 2)
-
-
-def _summed_cross_entropy(dense: Any, logits: Any) -> Any:
-    """The loss a saliency is the input gradient of: the cross-entropy
-    summed over the batch, so that row `i` of its gradient is sample `i`'s."""
-    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    return -ops.sum(dense * log_p)
-
-
-def _per_sample_cross_entropy(logits: Any, target: Any) -> Any:
-    """Cross-entropy of each row of `logits` against soft targets, `(N,)`."""
-    log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    return -ops.sum(target * log_p, axis=-1)
-
-
-def _weighted_mean(values: Any, weight: Any | None) -> Any:
-    """`mean(weight * values)` (all weights 1 when None): Keras's
-    `"sum_over_batch_size"` reduction of a weighted loss."""
-    return ops.mean(values if weight is None else weight * values)
-
-
-def _mixed_weight(weight: Any | None, permutation: Any, lam: Any) -> Any | None:
-    """A mixed sample's weight, `lam * w + (1 - lam) * w[permutation]`,
-    float32 `(N,)` (None when `weight` is None)."""
-    if weight is None:
-        return None
-    lam = ops.reshape(ops.cast(lam, "float32"), (-1,))
-    return lam * weight + (1.0 - lam) * ops.take(weight, permutation, axis=0)
-
-
-def _mixed_cross_entropy(
-    logits: Any, dense: Any, permutation: Any, lam: Any, weight: Any | None = None
-) -> Any:
-    """MCE: the cross-entropy against `lam * y + (1 - lam) * y[permutation]`,
-    each mixed sample weighted by `_mixed_weight` of `weight` (if given)."""
-    lam = ops.reshape(ops.cast(lam, "float32"), (-1, 1))
-    target = lam * dense + (1.0 - lam) * ops.take(dense, permutation, axis=0)
-    return _weighted_mean(
-        _per_sample_cross_entropy(logits, target),
-        _mixed_weight(weight, permutation, lam),
-    )
-
-
-def _is_one_hot(dense: Any) -> Any:
-    """Whether every row of `dense` `(N, C)` is one-hot: entries 0 or 1
-    summing to 1 (a scalar bool tensor; False for NaN entries)."""
-    binary = ops.all(ops.logical_or(ops.equal(dense, 0.0), ops.equal(dense, 1.0)))
-    return ops.logical_and(binary, ops.all(ops.equal(ops.sum(dense, axis=-1), 1.0)))
-
-
-def _check_sample_weight(sample_weight: Any) -> None:
-    """Raise if host (NumPy) `sample_weight` holds a negative or non-finite
-    weight (a tensor is not read back)."""
-    weights = host_array(sample_weight)
-    if weights is None or weights.dtype.kind not in "fiub":
-        return
-    bad = ~np.isfinite(weights) | (weights < 0)
-    if bad.any():
-        raise ValueError(
-            "`sample_weight` must hold finite weights >= 0. Received "
-            f"{weights.reshape(-1)[np.argmax(bad.reshape(-1))]!r} at flat index "
-            f"{int(np.argmax(bad.reshape(-1)))}."
-        )
-
-
-def _gather_weight(weight: Any | None) -> Any | None:
-    """The global batch's sample weights (see `replicas.gather`), or None."""
-    return None if weight is None else replicas.gather(weight)
 
 
 def _check_label_smoothing(value: Any) -> float:
@@ -113,6 +43,11 @@ def _check_label_smoothing(value: Any) -> float:
         include_low=True,
         include_high=False,
     )
+
+
+def _means(*names: str) -> list[keras.metrics.Metric]:
+    """A `keras.metrics.Mean` of each name (`_term_metrics`)."""
+    return [keras.metrics.Mean(name=name) for name in names]
 
 
 @keras.saving.register_keras_serializable(package="keras_sumix")
@@ -162,7 +97,11 @@ class MixingModel(keras.Model):
     """Shared base: a backbone, a linear classifier and a mixer, trained on
     mixed batches by `fit`, evaluated as a plain classifier.
 
-    Subclasses implement `_terms(images, labels_int, labels_dense)`.
+    Subclasses implement `_terms(images, labels, dense, weight)`, which
+    returns the loss terms as a mapping: `"loss"` (what is differentiated)
+    and the terms declared once, each with the metric that logs it in
+    training, by `_term_metrics` (a term a model computes but does not
+    declare, or declares but does not compute, raises).
 
     Hostile inputs:
 
@@ -244,19 +183,25 @@ class MixingModel(keras.Model):
                 f"{num_classes} logits. Received: classifier={classifier!r}."
             )
         self.classifier = classifier
-        # Training-only trackers (the total loss goes to Keras's own "loss").
-        self.lam_area_tracker = keras.metrics.Mean(name="lam_area")
         # A learned mixer (AutoMix) reads a momentum copy of the network.
         self.momentum_encoder = None
         if mixer.needs_features:
-            self.momentum_encoder = MomentumEncoder(
-                backbone,
-                classifier,
-                mixer.feature_layer,
-                mixer.data_format,
-                name="momentum_encoder",
+            self.momentum_encoder = learned_mixer.momentum_encoder(
+                backbone, classifier, mixer
             )
-            self.mix_block_loss_tracker = keras.metrics.Mean(name="mix_block_loss")
+        # The loss terms besides "loss", keyed by the name of the metric
+        # that logs each (training only; the total goes to Keras's "loss").
+        self._term_trackers = {m.name: m for m in self._term_metrics()}
+
+    def _term_metrics(self) -> list[keras.metrics.Metric]:
+        """The metrics of the loss terms `_terms` returns besides `"loss"`:
+        the metric named `k` logs `terms[k]`, in training only. Every mixing
+        model logs `lam_area` (the mean area lam), and with a learned mixer
+        its block loss (`learned_mixer.BLOCK_LOSS`)."""
+        names = ["lam_area"]
+        if self.momentum_encoder is not None:
+            names.append(learned_mixer.BLOCK_LOSS)
+        return _means(*names)
 
     # ------------------------------------------------------------------ #
     # Inference: the plain classifier
@@ -285,11 +230,15 @@ class MixingModel(keras.Model):
         for head in self._heads():
             if not head.built:
                 head.build((shape[0], dim))
-        encoder = self.momentum_encoder
-        if encoder is not None:
-            encoder.classifier.build((shape[0], dim))
-            self.mixer.build_mix_block(encoder.feature_shape(shape))
-            encoder.reset(self.backbone, self.classifier)
+        if self.momentum_encoder is not None:
+            learned_mixer.build(
+                self.momentum_encoder,
+                self.mixer,
+                shape,
+                dim,
+                self.backbone,
+                self.classifier,
+            )
         self.built = True
 
     def _heads(self) -> list[keras.layers.Layer]:
@@ -352,8 +301,8 @@ class MixingModel(keras.Model):
         """
         bound = inspect.signature(keras.Model.fit).bind_partial(self, *args, **kwargs)
         given = bound.arguments
-        self._check_host_data(given.get("x"), given.get("y"), finite=True)
-        _check_sample_weight(given.get("sample_weight"))
+        self._check_host_data(given.get("x"), given.get("y"), training=True)
+        host_data.check_sample_weight(given.get("sample_weight"))
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) == 2:
             names = ("validation_data[0]", "validation_data[1]")
@@ -372,80 +321,22 @@ class MixingModel(keras.Model):
         """`keras.Model.train_on_batch`, with NumPy `x` and `y` checked first
         (see the class docstring). Tensors are not read back: a bad batch
         then shows as a NaN loss in the returned value."""
-        self._check_host_data(x, y, finite=True)
+        self._check_host_data(x, y, training=True)
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
         """`keras.Model.evaluate`, with NumPy `y` checked first (class indices
         in range, batch sizes agreeing); images are not required finite."""
-        self._check_host_data(x, y, finite=False)
+        self._check_host_data(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def _check_host_data(
-        self, x: Any, y: Any, finite: bool = False, names: tuple = ("x", "y")
+        self, x: Any, y: Any, training: bool = False, names: tuple = ("x", "y")
     ) -> None:
-        """Checks on NumPy (host) inputs; tensors and datasets pass through."""
-        name_x, name_y = names
-        images, labels = host_array(x), host_array(y)
-        if images is not None and images.ndim >= 1:
-            if len(images) == 0:
-                raise ValueError(
-                    f"`{name_x}` holds no samples (shape {images.shape}): there "
-                    "is nothing to train on."
-                )
-            if finite and images.dtype.kind in "fc":
-                bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
-                if bad.any():
-                    raise ValueError(
-                        f"`{name_x}` holds non-finite values (NaN or Inf) in "
-                        f"{int(bad.sum())} sample(s), e.g. {name_x}"
-                        f"[{int(np.argmax(bad))}]. Training on them would make "
-                        "every weight NaN; clean or drop those samples."
-                    )
-        if labels is None:
-            return
-        if labels.ndim == 2 and labels.shape[-1] == 1:
-            labels = labels.reshape(-1)
-        if images is not None and images.ndim >= 1 and labels.ndim >= 1:
-            if len(images) != len(labels):
-                raise ValueError(
-                    f"`{name_x}` and `{name_y}` must hold as many samples. "
-                    f"Received {len(images)} images and {len(labels)} labels."
-                )
-        if labels.ndim == 1:
-            if labels.dtype.kind not in "iu":
-                raise TypeError(
-                    f"`{name_y}` of shape (N,) must be integer class indices. "
-                    f"Received dtype {labels.dtype}; cast them (e.g. "
-                    f"`{name_y}.astype('int32')`) or pass one-hot labels "
-                    f"(N, {self.num_classes})."
-                )
-            check_class_indices(name_y, labels, self.num_classes)
-        elif labels.dtype.kind in "fc" and not np.isfinite(labels).all():
-            raise ValueError(
-                f"`{name_y}` (one-hot/soft labels) holds non-finite values."
-            )
-        elif finite and labels.ndim == 2 and labels.shape[-1] == self.num_classes:
-            self._check_one_hot(labels, name_y)
-
-    def _check_one_hot(self, labels: np.ndarray, name: str) -> None:
-        """Raise if host training labels `(N, C)` have a row that is not
-        one-hot (a soft row: already mixed, or smoothed)."""
-        rows = labels.reshape(len(labels), -1)
-        binary = ((rows == 0) | (rows == 1)).all(axis=1)
-        bad = ~(binary & (rows.sum(axis=1) == 1))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(
-                f"`{name}` must be integer class indices or one-hot rows, but "
-                f"{int(bad.sum())} row(s) are soft, e.g. {name}[{i}] = "
-                f"{np.round(rows[i], 4).tolist()}. {type(self).__name__} mixes "
-                "the labels itself: labels already mixed (by a mixer in the "
-                "data pipeline) would be mixed twice. Give the integer or "
-                "one-hot labels and let the model mix (smoothing them with "
-                "`label_smoothing=`), or train a plain `keras.Model` on the "
-                "mixer's output."
-            )
+        """`host_data.check_batch` for this model's classes."""
+        host_data.check_batch(
+            x, y, self.num_classes, type(self).__name__, training, names
+        )
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Restore the compile state saved with the model (`.keras` files)."""
@@ -458,12 +349,9 @@ class MixingModel(keras.Model):
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
     ) -> dict[str, Any]:
         """Evaluation logs: the clean loss and compiled metrics (the
-        training-only trackers such as `lam_area` are left out)."""
+        training-only loss terms such as `lam_area` are left out)."""
         logs = super().compute_metrics(x, y, y_pred, sample_weight)
-        return {k: v for k, v in logs.items() if k not in self._training_only()}
-
-    def _training_only(self) -> set[str]:
-        return {"lam_area", "mix_block_loss"}
+        return {k: v for k, v in logs.items() if k not in self._term_trackers}
 
     def compute_loss(
         self,
@@ -479,13 +367,15 @@ class MixingModel(keras.Model):
         _, dense = self._labels(y)
         if sample_weight is not None:
             sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-        return _weighted_mean(_per_sample_cross_entropy(y_pred, dense), sample_weight)
+        return cross_entropy.weighted_mean(
+            cross_entropy.per_sample(y_pred, dense), sample_weight
+        )
 
     # ------------------------------------------------------------------ #
     # Training
     # ------------------------------------------------------------------ #
     def train_step(self, *args: Any) -> Any:
-        return _train_step.train_step(self, *args)
+        return backend.train_step(self, *args)
 
     def _labels(self, y: Any) -> tuple[Any, Any]:
         """Integer `(N,)` and one-hot/soft float32 `(N, C)` forms of `y`."""
@@ -526,8 +416,9 @@ class MixingModel(keras.Model):
                 sample is weighted by `lam * w_a + (1 - lam) * w_b`.
 
         Returns:
-            `(terms, y_pred)`: the loss terms (scalars, the ones logged) and
-            the logits compiled metrics are computed on.
+            `(terms, y_pred)`: the loss terms (scalars: `"loss"` and those
+            of `_term_metrics`, the ones logged) and the logits compiled
+            metrics are computed on.
         """
         if not self.built:  # TF and torch build lazily, in the first step
             self.build(tuple(x.shape))
@@ -541,13 +432,20 @@ class MixingModel(keras.Model):
         if sample_weight is not None:
             weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
         terms, y_pred = self._terms(x, labels, dense, weight)
+        declared = {"loss", *self._term_trackers}
+        if set(terms) != declared:
+            raise ValueError(
+                f"{type(self).__name__}._terms returned the terms "
+                f"{sorted(terms)}, but the model declares {sorted(declared)} "
+                "(`loss` and those of `_term_metrics`)."
+            )
         # Label values cannot raise inside a traced step: an out-of-range
         # index (an all-zero one-hot row) or a row that is not one-hot
         # (non-finite, or soft: labels already mixed would be mixed twice)
         # makes the loss NaN rather than silently wrong, and `fit` stops on it.
         valid = ops.logical_and(
             ops.all((labels >= 0) & (labels < self.num_classes)),
-            _is_one_hot(dense),
+            cross_entropy.is_one_hot(dense),
         )
         terms = {**terms, "loss": ops.where(valid, terms["loss"], float("nan"))}
         return terms, y_pred
@@ -555,14 +453,13 @@ class MixingModel(keras.Model):
     def update_training_metrics(
         self, terms: dict[str, Any], y: Any, y_pred: Any, sample_weight: Any = None
     ) -> dict[str, Any]:
-        """Update the trackers and compiled metrics (weighted by each
-        sample's own `sample_weight`, if given); return the logs."""
-        for metric in self.metrics:
-            if metric.name in terms:
-                metric.update_state(terms[metric.name])
-            elif metric.name == "compile_metrics":
-                metric.update_state(y, y_pred, sample_weight)
-        return self.get_metrics_result()
+        """Update Keras's loss tracker with `terms["loss"]`, each declared
+        term's metric, and the compiled metrics (weighted by each sample's
+        own `sample_weight`, if given); return the logs."""
+        self._loss_tracker.update_state(terms["loss"])
+        for name, metric in self._term_trackers.items():
+            metric.update_state(terms[name])
+        return super().compute_metrics(None, y, y_pred, sample_weight)
 
     def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
         """The loss terms and the logits compiled metrics see.
@@ -573,6 +470,10 @@ class MixingModel(keras.Model):
             dense: one-hot labels `(N, C)` (hard: the saliency and a learned
                 mixer's block use them; `_smoothed` gives the targets).
             weight: None or each clean sample's weight, float32 `(N,)`.
+
+        Returns:
+            `(terms, y_pred)`: `terms` maps `"loss"` and each name of
+            `_term_metrics` to a scalar.
         """
         raise NotImplementedError
 
@@ -598,11 +499,11 @@ class MixingModel(keras.Model):
 
         Returns:
             `(mix, mixer_loss)`: the `MixResult`, and for a learned mixer
-            (`needs_features`: AutoMix) its own loss (see `_learned_mix`),
-            else None.
+            (`needs_features`: AutoMix) its block loss
+            (`learned_mixer.mix`), else None.
         """
-        if self.mixer.needs_features:
-            return self._learned_mix(images, dense)
+        if self.momentum_encoder is not None:
+            return learned_mixer.mix(self.momentum_encoder, self.mixer, images, dense)
         context = {}
         if self.mixer.needs_saliency:
             if saliency is None:
@@ -610,46 +511,21 @@ class MixingModel(keras.Model):
             context["saliency"] = replicas.gather(saliency)
         return self.mixer.mix(replicas.gather(images), **context), None
 
-    def _learned_mix(self, images: Any, dense: Any) -> tuple[Any, Any]:
-        """AutoMix's two draws on the momentum encoder's features: the mix
-        block's loss on the first (the frozen encoder's mixed cross-entropy
-        with the drawn lam, and the mask loss; gradient to the block only),
-        and the second, detached, as the mix the network trains on."""
-        mixer, encoder = self.mixer, self.momentum_encoder
-        features = replicas.gather(encoder.features(images))
-        global_images, global_dense = replicas.gather(images), replicas.gather(dense)
-        block = mixer.draw(global_images, features=features)
-        block_images = mixer.apply(global_images, mixer.block_params(block)).images
-        logits = encoder(replicas.local_rows(block_images, images))
-        block_loss = mixer.mix_block_weight * _mixed_cross_entropy(
-            replicas.gather(logits), global_dense, block["permutation"], block["lam"]
-        )
-        block_loss = block_loss + mixer.mask_loss(block)
-        params = mixer.draw(global_images, features=features)
-        return mixer.apply(global_images, params), block_loss
-
     def _with_mixer_loss(
         self,
         terms: dict[str, Any],
         mixer_loss: Any,
         clean_logits: Any,
-        dense: Any,
+        targets: Any,
         weight: Any | None = None,
     ) -> dict[str, Any]:
-        """Add a learned mixer's terms: its own loss (logged as
-        `mix_block_loss`) and `clean_weight` times the clean cross-entropy
-        of the network's clean pass, each clean sample weighted by its own
-        `weight` (if given)."""
+        """`terms` with a learned mixer's (`learned_mixer.add_losses`), or
+        as they are when `mixer_loss` is None (any other mixer)."""
         if mixer_loss is None:
             return terms
-        clean = _weighted_mean(
-            _per_sample_cross_entropy(
-                replicas.gather(clean_logits), replicas.gather(dense)
-            ),
-            _gather_weight(weight),
+        return learned_mixer.add_losses(
+            terms, self.mixer, mixer_loss, clean_logits, targets, weight
         )
-        loss = terms["loss"] + self.mixer.clean_weight * clean + mixer_loss
-        return {**terms, "loss": loss, "mix_block_loss": mixer_loss}
 
     def mix_features(self, images: Any) -> Any:
         """The feature map a mixer with `needs_features` (AutoMix) mixes
@@ -675,8 +551,7 @@ class MixingModel(keras.Model):
         images = ops.convert_to_tensor(images)
         if not self.built:
             self.build(tuple(images.shape))
-        with keras.StatelessScope():  # drops the training-mode assignments
-            return self.momentum_encoder.features(images)
+        return learned_mixer.features(self.momentum_encoder, images)
 
     def after_optimizer_step(self) -> None:
         """What follows each optimizer step (the backend steps call it): a
@@ -684,9 +559,12 @@ class MixingModel(keras.Model):
         mixer's momentum for the step just taken."""
         if self.momentum_encoder is None:
             return
-        step = self.optimizer.iterations - 1
-        self.momentum_encoder.update(
-            self.backbone, self.classifier, self.mixer.momentum_at(step)
+        learned_mixer.follow(
+            self.momentum_encoder,
+            self.mixer,
+            self.backbone,
+            self.classifier,
+            self.optimizer.iterations - 1,
         )
 
     def saliency(self, images: Any, labels: Any) -> Any:
@@ -707,17 +585,9 @@ class MixingModel(keras.Model):
         return self._saliency(ops.convert_to_tensor(images), self._labels(labels)[1])
 
     def _saliency(self, images: Any, dense: Any) -> Any:
-        def loss(x):
-            return _summed_cross_entropy(dense, self(x, training=False))
-
-        gradient = _train_step.input_gradient(loss, ops.cast(images, "float32"))
-        return self._saliency_of(gradient)
-
-    def _saliency_of(self, gradient: Any) -> Any:
-        """The saliency map of an input gradient: `sqrt(mean over channels
-        of gradient^2)`, `(N, H, W)`."""
-        axis = 1 if self.mixer.data_format == "channels_first" else -1
-        return ops.sqrt(ops.mean(ops.square(gradient), axis=axis))
+        return saliency_step.separate(
+            lambda x: self(x, training=False), images, dense, self.mixer.data_format
+        )
 
     def training_lam(
         self, images: Any, labels: Any, mix: Any, training: bool = False
@@ -878,12 +748,12 @@ class MixupModel(MixingModel):
         # A learned mixer (AutoMix) adds the clean cross-entropy.
         clean = None if mixer_loss is None else self(images, training=True)
         logits = self(replicas.local_rows(mix.images, images), training=True)
-        loss = _mixed_cross_entropy(
+        loss = cross_entropy.mixed(
             replicas.gather(logits),
             self._smoothed(replicas.gather(dense)),
             mix.permutation,
             mix.lam,
-            _gather_weight(weight),
+            replicas.gather(weight),
         )
         terms = {"loss": loss, "lam_area": ops.mean(mix.lam)}
         targets = self._smoothed(dense)
@@ -898,10 +768,10 @@ class SUMixModel(MixingModel):
 
     Each training step mixes the batch with `mixer.mix`, runs the network on
     the clean batch (raw pass) and on the mixed batch (mixed pass), both in
-    training mode, and minimises `keras_sumix.sumix_loss` (see
-    `docs/sumix.md`). The defaults (`variant="paper"`) reproduce the
-    authors' code; `variant="recommended"` is the reading this project's
-    study supports (`docs/study.md`). Evaluation and
+    training mode, and minimises `keras_sumix.sumix_loss` (the
+    documentation's SUMix page). The defaults (`variant="paper"`) reproduce
+    the authors' code; `variant="recommended"` is the reading this project's
+    study supports (the SUMix page, section Variants). Evaluation and
     prediction use the plain classifier on clean images; the uncertainty
     head is a training-time device. Compiled metrics run on the raw pass.
     Bad data (NaN images, out-of-range or float labels, empty or mismatched
@@ -912,7 +782,7 @@ class SUMixModel(MixingModel):
     History reports `loss`, `mix_loss`, `reg_loss` (before gamma),
     `lam_area` (mean area lam) and `lam_sumix` (mean corrected lam); with
     `mixer=AutoMix(...)` also `mix_block_loss`, and the raw pass is
-    AutoMix's clean pass (docs/sumix.md, "SUMix on AutoMix").
+    AutoMix's clean pass (the SUMix page, section "SUMix on AutoMix").
 
     Mixed precision: under `keras.mixed_precision.set_global_policy(
     "mixed_float16")` or `"mixed_bfloat16"` the networks run in half
@@ -936,27 +806,44 @@ class SUMixModel(MixingModel):
             `keras_sumix.models.pooling` says).
         num_classes: number of classes.
         mixer: a keras_sumix mixing layer.
-        gamma: weight of the uncertainty regulariser. Defaults to 0.5.
-        lambda_mode: `"reference"` (the authors' formula), `"distance"`
-            (the paper's prose) or `"area"` (no correction). None (default):
-            the variant's (`"reference"` in `"paper"`, `"distance"` in
-            `"recommended"`). So are the options below marked "variant".
+        variant: the named set of SUMix options (`"paper"`, the default:
+            the published method, every option at its default; or
+            `"recommended"`, `keras_sumix.models.variants.VARIANTS`); an
+            option given explicitly wins over its variant's value.
+        label_smoothing: share `e` in [0, 1) of each label spread over the
+            classes, as in `keras.losses.CategoricalCrossentropy`: the
+            one-hot labels are smoothed, `y * (1 - e) + e / C`, then mixed.
+            It applies to the targets the classifier is trained on: the two
+            terms of the mixed cross-entropy (`mix_loss`, with the corrected
+            lam) and AutoMix's clean cross-entropy. The corrected lam and the
+            uncertainty regulariser (which trains the uncertainty head on the
+            class indices) keep the hard labels. Defaults to 0 (none).
+        **kwargs: SUMix's options by name (`keras_sumix.options.OPTIONS`
+            describes each, with its default and validation; not given or
+            None: the variant's value, else the default), then
+            `keras.Model` keyword arguments (`name`, `dtype`: a dtype policy
+            such as `"mixed_bfloat16"` for the heads, saved with the model)
+            and `classifier` (see `MixupModel`). The options follow.
+        gamma: weight of the uncertainty regulariser (paper: 0.5).
+        lambda_mode: `"reference"` (the authors' formula; paper),
+            `"distance"` (the paper's prose; recommended) or `"area"` (no
+            correction).
         regularizer: which terms the regulariser's logits are made of:
-            `"both"` (variant: both, `beta + alpha`), `"uncertainty"` (`beta`),
+            `"both"` (`beta + alpha`), `"uncertainty"` (`beta`),
             `"semantic"` (`alpha`, no gradient) or `"none"` (no regulariser);
             their form is `regularizer_logits`.
         semantic_scale: the scale `s` of the semantic term; None (default)
             uses the batch size, as the reference does: the *global* batch
-            under data parallelism (see `docs/scaling.md`).
+            under data parallelism (the documentation's Scaling out page).
         distance_scale: the temperature `t` of `lambda_mode="distance"`
-            (variant: both, `keras_sumix.losses.DEFAULT_DISTANCE_SCALE`).
-        reduction: `"reference"` (batch-mean weights; variant: paper) or
+            (4.0, `keras_sumix.losses.DEFAULT_DISTANCE_SCALE`).
+        reduction: `"reference"` (batch-mean weights; paper) or
             `"per_sample"` (each sample its own ratio, as the paper says;
-            variant: recommended).
+            recommended).
         raw_pass_gradient: if False, no gradient flows through the raw pass
             (its outputs are treated as constants), which makes the step
             cheaper; the uncertainty head then learns from the mixed pass
-            only. Variant: True in paper (faithful to the spec), False in
+            only. True in paper (faithful to the spec), False in
             recommended.
         saliency_pass: where a mixer with `needs_saliency` (PuzzleMix) gets
             its saliency, `sqrt(mean over channels of (dL/dx)^2)` with `L`
@@ -971,27 +858,12 @@ class SUMixModel(MixingModel):
             `"raw"` needs a mixer with `needs_saliency`.
         regularizer_logits: the form of the regulariser's logits, made of
             `x = beta + alpha` (`regularizer="both"`), `beta`
-            (`"uncertainty"`) or `alpha` (`"semantic"`): `"exp"` (variant: both,
-            the authors' code, `z = exp(-x) / T`) or `"negative"` (the
+            (`"uncertainty"`) or `alpha` (`"semantic"`): `"exp"` (the
+            authors' code, `z = exp(-x) / T`) or `"negative"` (the
             SUMix-JAX port, `z = -x / T`). `"semantic"` sends no gradient
             in either form.
         regularizer_temperature: the `T` dividing the regulariser's
-            logits, `> 0`. Defaults to 1.0 (no scaling).
-        variant: the named set of the options marked "variant":
-            `"paper"` (default, the published method) or `"recommended"`
-            (`keras_sumix.models.variants.VARIANTS`); an option given
-            explicitly wins over its variant's value.
-        label_smoothing: share `e` in [0, 1) of each label spread over the
-            classes, as in `keras.losses.CategoricalCrossentropy`: the
-            one-hot labels are smoothed, `y * (1 - e) + e / C`, then mixed.
-            It applies to the targets the classifier is trained on: the two
-            terms of the mixed cross-entropy (`mix_loss`, with the corrected
-            lam) and AutoMix's clean cross-entropy. The corrected lam and the
-            uncertainty regulariser (which trains the uncertainty head on the
-            class indices) keep the hard labels. Defaults to 0 (none).
-        **kwargs: `keras.Model` keyword arguments (`name`, `dtype`: a dtype
-            policy such as `"mixed_bfloat16"` for the heads, saved with the
-            model), and `classifier` (see `MixupModel`).
+            logits, `> 0` (paper: 1.0, no scaling).
 
     Example:
 
@@ -1010,47 +882,18 @@ class SUMixModel(MixingModel):
         backbone: keras.Model,
         num_classes: int,
         mixer: MixingLayer,
-        gamma: float = 0.5,
-        lambda_mode: str | None = None,
-        regularizer: str | None = None,
-        semantic_scale: float | None = None,
-        distance_scale: float | None = None,
-        reduction: str | None = None,
-        raw_pass_gradient: bool | None = None,
-        saliency_pass: str = "separate",
-        regularizer_logits: str | None = None,
-        regularizer_temperature: float = 1.0,
         variant: str = DEFAULT_VARIANT,
         label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        given = {name: kwargs.pop(name) for name in NAMES if name in kwargs}
         super().__init__(
             backbone, num_classes, mixer, label_smoothing=label_smoothing, **kwargs
         )
-        options = resolve_options(
-            variant,
-            gamma=gamma,
-            lambda_mode=lambda_mode,
-            regularizer=regularizer,
-            semantic_scale=semantic_scale,
-            distance_scale=distance_scale,
-            reduction=reduction,
-            raw_pass_gradient=raw_pass_gradient,
-            saliency_pass=saliency_pass,
-            regularizer_logits=regularizer_logits,
-            regularizer_temperature=regularizer_temperature,
-        )
+        # Every SUMix option becomes an attribute of the same name.
+        for name, value in resolve_options(variant, **given).items():
+            setattr(self, name, value)
         self.variant = variant
-        self.gamma = options["gamma"]
-        self.lambda_mode = options["lambda_mode"]
-        self.regularizer = options["regularizer"]
-        self.semantic_scale = options["semantic_scale"]
-        self.distance_scale = options["distance_scale"]
-        self.reduction = options["reduction"]
-        self.regularizer_logits = options["regularizer_logits"]
-        self.regularizer_temperature = options["regularizer_temperature"]
-        self.raw_pass_gradient = options["raw_pass_gradient"]
-        self.saliency_pass = options["saliency_pass"]
         if self.saliency_pass == "raw" and not self.mixer.needs_saliency:
             raise ValueError(
                 "`saliency_pass='raw'` takes the saliency of a mixer with "
@@ -1065,15 +908,14 @@ class SUMixModel(MixingModel):
         # Only these regularisers send gradient to the head; otherwise it is
         # frozen (rather than handed empty gradients every step).
         self.uncertainty_head.trainable = self.regularizer in ("both", "uncertainty")
-        self.mix_loss_tracker = keras.metrics.Mean(name="mix_loss")
-        self.reg_loss_tracker = keras.metrics.Mean(name="reg_loss")
-        self.lam_sumix_tracker = keras.metrics.Mean(name="lam_sumix")
 
     def _heads(self) -> list[keras.layers.Layer]:
         return [self.classifier, self.uncertainty_head]
 
-    def _training_only(self) -> set[str]:
-        return {*super()._training_only(), "lam_sumix", "mix_loss", "reg_loss"}
+    def _term_metrics(self) -> list[keras.metrics.Metric]:
+        """`MixingModel`'s terms, and `mix_loss`, `reg_loss` (before gamma)
+        and `lam_sumix` (the mean corrected lam)."""
+        return [*super()._term_metrics(), *_means("mix_loss", "reg_loss", "lam_sumix")]
 
     def _outputs(self, images: Any, training: bool = True) -> tuple[Any, Any]:
         features = self.features(images, training=training)
@@ -1085,16 +927,7 @@ class SUMixModel(MixingModel):
         )
 
     def _loss_options(self) -> dict[str, Any]:
-        return {
-            "gamma": self.gamma,
-            "lambda_mode": self.lambda_mode,
-            "regularizer": self.regularizer,
-            "semantic_scale": self.semantic_scale,
-            "distance_scale": self.distance_scale,
-            "reduction": self.reduction,
-            "regularizer_logits": self.regularizer_logits,
-            "regularizer_temperature": self.regularizer_temperature,
-        }
+        return {name: getattr(self, name) for name in LOSS_OPTIONS}
 
     def _targets_loss(
         self, out: dict[str, Any], mix_logits: Any, dense: Any, mix: Any, weight: Any
@@ -1102,15 +935,17 @@ class SUMixModel(MixingModel):
         """`sumix_loss`'s output with its mixed cross-entropy recomputed on
         smoothed targets and weighted samples (`label_smoothing`,
         `sample_weight`): `CE_a`, `CE_b` against `smooth(y_a)`,
-        `smooth(y_b)`, each mixed sample's times its `_mixed_weight`, then
+        `smooth(y_b)`, each mixed sample's times its `mixed_weight`, then
         reduced with the corrected lam as `reduction` says. The corrected lam
         and the regulariser stay on the hard labels, unweighted."""
         targets = self._smoothed(dense)
-        ce_a = _per_sample_cross_entropy(mix_logits, targets)
-        ce_b = _per_sample_cross_entropy(
+        ce_a = cross_entropy.per_sample(mix_logits, targets)
+        ce_b = cross_entropy.per_sample(
             mix_logits, ops.take(targets, mix.permutation, axis=0)
         )
-        mixed_weight = _mixed_weight(_gather_weight(weight), mix.permutation, mix.lam)
+        mixed_weight = cross_entropy.mixed_weight(
+            replicas.gather(weight), mix.permutation, mix.lam
+        )
         if mixed_weight is not None:
             ce_a, ce_b = mixed_weight * ce_a, mixed_weight * ce_b
         mix_loss = _reduce(self.reduction, out["lam"], ce_a, ce_b)
@@ -1128,24 +963,11 @@ class SUMixModel(MixingModel):
         mixed = self._outputs(mix.images, training=training)
         return self._loss(labels, raw, mixed, mix)["lam"]
 
-    def _raw_pass_and_saliency(
-        self, images: Any, dense: Any
-    ) -> tuple[tuple[Any, Any], Any]:
-        """The raw pass's outputs (with gradient) and the saliency of its
-        summed cross-entropy, from one forward pass (`saliency_pass="raw"`)."""
-
-        def loss(x):
-            outputs = self._outputs(x)
-            return _summed_cross_entropy(dense, outputs[0]), outputs
-
-        gradient, outputs = _train_step.input_gradient(
-            loss, ops.cast(images, "float32"), has_aux=True
-        )
-        return outputs, self._saliency_of(gradient)
-
     def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
         if self.saliency_pass == "raw":
-            raw, saliency = self._raw_pass_and_saliency(images, dense)
+            raw, saliency = saliency_step.from_raw_pass(
+                self._outputs, images, dense, self.mixer.data_format
+            )
             mix, mixer_loss = self._mix_global_batch(images, dense, saliency)
         else:  # the saliency pass (if any) runs before the raw pass
             mix, mixer_loss = self._mix_global_batch(images, dense)
@@ -1179,8 +1001,6 @@ class SUMixModel(MixingModel):
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
-            **self._loss_options(),
-            "raw_pass_gradient": self.raw_pass_gradient,
-            "saliency_pass": self.saliency_pass,
+            **{name: getattr(self, name) for name in NAMES},
             "variant": self.variant,
         }

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 
 from keras_sumix.layers import registry
-from keras_sumix.study.config import STUDY_VIT, StudyConfig, ViTSettings
-from keras_sumix.study.grid import Cell, RunSpec
+from study.config import STUDY_VIT, StudyConfig, ViTSettings
+from study.grid import Cell, RunSpec
 
 #: Name of the JSON-lines file of finished runs in the output folder.
 RUNS_FILE = "runs.jsonl"
@@ -58,9 +58,9 @@ class StudyData:
         name = f"{dataset}/{split}"
         if name not in self._cache:
             config, seed = self.config, self.config.data_seed
-            if dataset == "embedded":
+            if dataset == "occluded":
                 size = (
-                    config.embedded_train if split == "train" else config.embedded_test
+                    config.occluded_train if split == "train" else config.occluded_test
                 )
                 data = self._occluded(size, seed + (split == "test"))
                 value = (data.images, data.labels)
@@ -85,9 +85,9 @@ class StudyData:
 
 def num_classes(dataset: str) -> int:
     """Classes of a study dataset (10 for both)."""
-    from keras_sumix.data import DIGITS_NUM_CLASSES, NUM_CLASSES
+    from keras_sumix.data import DIGITS_NUM_CLASSES, OCCLUDED_NUM_CLASSES
 
-    return NUM_CLASSES if dataset == "embedded" else DIGITS_NUM_CLASSES
+    return OCCLUDED_NUM_CLASSES if dataset == "occluded" else DIGITS_NUM_CLASSES
 
 
 # ---------------------------------------------------------------------- #
@@ -236,7 +236,7 @@ def build_model(
     network (not compiled: `compile_model`); `steps`, the run's optimizer
     steps, sets AutoMix's momentum schedule."""
     from keras_sumix.models import MixupModel, SUMixModel
-    from keras_sumix.study.grid import METHODS
+    from study.grid import METHODS
 
     mixer = make_mixer(cell.mixer, config, seed, steps)
     backbone = build_backbone(cell, config, input_shape)
@@ -451,7 +451,7 @@ def train_and_measure(
         recorder.top1.append(top1_accuracy(model, *test))
 
     fidelity: dict[str, Any]
-    if cell.dataset != "embedded":
+    if cell.dataset != "occluded":
         fidelity = {"skipped": "no object masks on this dataset"}
     elif not registry.mixer_class(cell.mixer).true_share:
         fidelity = {
@@ -605,7 +605,7 @@ def matching(
 # ---------------------------------------------------------------------- #
 def _heavy(run: RunSpec) -> bool:
     """Whether a run makes two passes a step (every SUMix method)."""
-    from keras_sumix.study.grid import METHODS
+    from study.grid import METHODS
 
     return METHODS[run.cell.method].sumix
 
@@ -646,13 +646,13 @@ def measure_run_seconds(
     Returns:
         `{"mce": seconds, "sumix": seconds}`.
     """
-    from keras_sumix.study.grid import Cell
+    from study.grid import Cell
 
     out = {}
     short = StudyConfig(**{**config.__dict__, "epochs": epochs})
     evaluations = len(evaluation_epochs(config))
     for method in ("mce", "sumix"):
-        cell = Cell("embedded", "cutmix", method, backbone=backbone).resolved(short)
+        cell = Cell("occluded", "cutmix", method, backbone=backbone).resolved(short)
         record = train_run(RunSpec("?", method, cell, 0), short, data)
         per_eval = record["eval_seconds"] / len(record["top1_history"])
         out[method] = (
@@ -695,7 +695,7 @@ def estimate_seconds(
             measured = measure_run_seconds(config, data, backbone=backbone)
         else:
             measured = measure(backbone)
-        units = config.embedded_train * config.epochs
+        units = config.occluded_train * config.epochs
         per_unit[(backbone, True)] = [measured["sumix"] / units]
         per_unit[(backbone, False)] = [measured["mce"] / units]
     rate = {kind: statistics.median(values) for kind, values in per_unit.items()}

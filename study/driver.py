@@ -10,10 +10,10 @@ from typing import Any
 
 import keras
 
-from keras_sumix.study.config import FULL, StudyConfig, check_seeds
-from keras_sumix.study.grid import MIXER_LABELS, build_grid, check_parts
-from keras_sumix.study.report import write_report
-from keras_sumix.study.runner import (
+from study.config import FULL, RESULTS, StudyConfig, check_seeds
+from study.grid import MIXER_LABELS, build_grid, check_parts
+from study.report import write_report
+from study.runner import (
     RUNS_FILE,
     StudyData,
     append_record,
@@ -22,10 +22,10 @@ from keras_sumix.study.runner import (
     read_records,
     train_run,
 )
-from keras_sumix.study.summary import summarise
+from study.summary import summarise
 
-#: Default output folder (relative to the working directory).
-DEFAULT_OUTPUT = Path("benchmarks/results/study")
+#: Default output folder (in the repository, wherever the study is run from).
+DEFAULT_OUTPUT = RESULTS / "study"
 
 
 def _minutes(seconds: float) -> str:
@@ -92,7 +92,7 @@ def run_study(
 
     Args:
         config: the study's settings (`FULL`, or `QUICK` for the quick grid).
-        parts: the parts to run (None: all of `keras_sumix.study.PARTS`).
+        parts: the parts to run (None: all of `study.PARTS`).
         seeds: the seeds (None: `config.seeds`).
         output_dir: where the record and the report go.
         command: the command line, cited in the report.
@@ -101,7 +101,7 @@ def run_study(
         verbose: 0 silent, 1 one line per run, 2 also Keras progress.
 
     Returns:
-        The summary (see `keras_sumix.study.summarise`).
+        The summary (see `study.summarise`).
     """
     if not isinstance(config, StudyConfig):
         raise TypeError(f"`config` must be a StudyConfig. Received: config={config!r}.")

@@ -8,9 +8,16 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from keras_sumix._validation import check_choice, check_int, check_number
+
+#: The repository root: the study runs from a clone (it is not installed), and
+#: its default output folders are under it, wherever it is run from.
+ROOT = Path(__file__).resolve().parents[1]
+#: Where the study and the demo write by default.
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,8 @@ class StudyConfig:
     is the spread of training, not of the data.
 
     Attributes:
-        embedded_train: training images of the embedded occluded-objects
-            data. embedded_test: its test images (top-1, occlusion).
+        occluded_train: training images of the embedded occluded-objects
+            data. occluded_test: its test images (top-1, occlusion).
         min_scale, max_scale, clutter: `occluded_objects` settings (object
             half-size range as a share of the side; distractor blobs).
         fidelity_samples: held-out embedded images mixed to measure lambda
@@ -52,8 +59,8 @@ class StudyConfig:
             the models' own tests' business).
     """
 
-    embedded_train: int = 800
-    embedded_test: int = 1000
+    occluded_train: int = 800
+    occluded_test: int = 1000
     min_scale: float = 0.08
     max_scale: float = 0.16
     clutter: int = 12
@@ -84,8 +91,8 @@ class StudyConfig:
         Returns:
             The config itself.
         """
-        check_int("embedded_train", self.embedded_train, 4)
-        check_int("embedded_test", self.embedded_test, 2)
+        check_int("occluded_train", self.occluded_train, 4)
+        check_int("occluded_test", self.occluded_test, 2)
         check_int("fidelity_samples", self.fidelity_samples, 2)
         check_int("clutter", self.clutter, 0)
         if not 0 < self.min_scale <= self.max_scale < 0.5:
@@ -152,7 +159,7 @@ class ViTSettings:
 
     The network is keras-hub's `ViTBackbone`, the architecture of
     `keras_sumix.models.deit_small`, shrunk to the 32x32 embedded images
-    (`keras_sumix.study.runner.study_vit`). It is trained as the paper trains
+    (`study.runner.study_vit`). It is trained as the paper trains
     its transformers (Table 3, `keras_sumix.training`'s `cifar100-deit-s`
     recipe): AdamW, a linear warm-up, cosine decay to 0 and global gradient
     clipping, not the CNN's SGD.
@@ -239,8 +246,8 @@ FULL = StudyConfig()
 
 #: The quick grid the tests run: tiny data, two epochs, one seed.
 QUICK = StudyConfig(
-    embedded_train=96,
-    embedded_test=64,
+    occluded_train=96,
+    occluded_test=64,
     fidelity_samples=64,
     digits_limit=96,
     epochs=2,

@@ -50,8 +50,8 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{summary['runs_expected']} runs recorded; mean ± std over seeds "
         f"{summary['seeds']} (n per row).",
         "",
-        f"- Embedded occluded objects: {config['embedded_train']} training / "
-        f"{config['embedded_test']} test images, 32x32, object half-size "
+        f"- Embedded occluded objects: {config['occluded_train']} training / "
+        f"{config['occluded_test']} test images, 32x32, object half-size "
         f"{config['min_scale']}-{config['max_scale']} of the side, "
         f"{config['clutter']} distractor blobs; lambda fidelity on "
         f"{config['fidelity_samples']} held-out images (Pearson r and MAE of "
@@ -81,7 +81,7 @@ def _automix_settings(summary: dict[str, Any]) -> list[str]:
     """The settings line of part G (none for a summary without it)."""
     if "G" not in summary["parts"]:
         return []
-    from keras_sumix.study.runner import AUTOMIX_FEATURE_LAYER
+    from study.runner import AUTOMIX_FEATURE_LAYER
 
     return [
         f"- Part G: AutoMix reads `small_cnn`'s `{AUTOMIX_FEATURE_LAYER}` (8x8) "
@@ -139,7 +139,7 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     notes: dict[str, int] = {}
     for part in summary["parts"].values():
         rows = part["rows"]
-        fidelity = any(row["dataset"] == "embedded" for row in rows)
+        fidelity = any(row["dataset"] == "occluded" for row in rows)
         last = summary["config"]["median_last"]
         header = ["method", "n", "top-1 % (final)", f"top-1 % (median of last {last})"]
         if fidelity:

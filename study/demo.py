@@ -1,10 +1,11 @@
-"""The demo behind `make demo`: MCE vs SUMix as published
+"""The demo behind `make demo` (`python -m study.demo` from the repository
+root): MCE vs SUMix as published
 (`variant="paper"`, the authors' formula) vs `SUMixModel(variant=
 "recommended")` (the distance mode, per-sample reduction, the cheap step) with
-CutMix, on the study's embedded setting (`keras_sumix.study`: the harder
+CutMix, on the study's embedded setting (`study`: the harder
 occluded-objects data, where the methods differ), over a few seeds.
 
-Each run is a study run (`keras_sumix.study.train_and_measure`); the demo
+Each run is a study run (`study.train_and_measure`); the demo
 reports, per method, test top-1 (mean ± std over seeds), its paired
 difference to MCE (seed by seed: the same network initialisation and mixer
 seed), lambda fidelity (how well the lam each trains with tracks the true
@@ -13,8 +14,10 @@ label share, known here from the object masks) and seconds per run.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +27,12 @@ import keras
 import numpy as np
 
 from keras_sumix.data.occluded import OccludedObjects
-from keras_sumix.study.config import FULL, StudyConfig, check_seeds
-from keras_sumix.study.config import QUICK as STUDY_QUICK
-from keras_sumix.study.grid import MIXER_LABELS, Cell, RunSpec
-from keras_sumix.study.runner import StudyData, make_mixer, train_and_measure
-from keras_sumix.study.summary import stats
+from study.command import positive_int, run_command
+from study.config import FULL, ROOT, StudyConfig, check_seeds
+from study.config import QUICK as STUDY_QUICK
+from study.grid import MIXER_LABELS, Cell, RunSpec
+from study.runner import StudyData, make_mixer, train_and_measure
+from study.summary import stats
 
 #: The demo's mixer (a cutting mixer: the masks give the true label share).
 MIXER = "cutmix"
@@ -41,13 +45,15 @@ SEEDS = (0, 1, 2)
 QUICK_SEEDS = (0, 1)
 #: Seed of the mixes drawn in `mixes.png`.
 PICTURE_MIX_SEED = 7
+#: Default output folder (in the repository, wherever the demo is run from).
+DEFAULT_OUTPUT = ROOT / "outputs" / "demo"
 
 #: The methods, by display name: study cells (CutMix, embedded data); the
 #: last is `SUMixModel(variant="recommended")` (the study's part P cell).
 METHODS: dict[str, Cell] = {
-    "MCE (MixupModel)": Cell("embedded", MIXER, "mce"),
-    "SUMix, authors' formula": Cell("embedded", MIXER, "sumix"),
-    'SUMix, variant="recommended"': Cell("embedded", MIXER, "recommended"),
+    "MCE (MixupModel)": Cell("occluded", MIXER, "mce"),
+    "SUMix, authors' formula": Cell("occluded", MIXER, "sumix"),
+    'SUMix, variant="recommended"': Cell("occluded", MIXER, "recommended"),
 }
 #: The method the others are compared with.
 BASELINE = "MCE (MixupModel)"
@@ -60,7 +66,7 @@ def demo_config(
     seeds: Sequence[int] | None = None,
     quick: bool = False,
 ) -> StudyConfig:
-    """The demo's settings: the study's (`keras_sumix.study.FULL`: 800 / 1000
+    """The demo's settings: the study's (`study.FULL`: 800 / 1000
     embedded images, `small_cnn` (16, 32, 64), SGD, cosine decay), `EPOCHS`
     epochs and `SEEDS`, or the study's quick ones (`--quick`); top-1 is
     measured once, after the last epoch.
@@ -135,7 +141,7 @@ def _aggregate(records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def run(
     config: StudyConfig | None = None,
-    output_dir: str | Path = "outputs/demo",
+    output_dir: str | Path = DEFAULT_OUTPUT,
     verbose: int = 2,
 ) -> dict[str, Any]:
     """Train every method with every seed, print the comparison table, write
@@ -256,7 +262,7 @@ def format_table(results: dict[str, Any]) -> str:
     """
     if not isinstance(results, dict):
         raise ValueError(
-            "`results` must be the dict `keras_sumix.demo.run` returns. "
+            "`results` must be the dict `study.demo.run` returns. "
             f"Received: {type(results).__name__}."
         )
     missing = [key for key in _REQUIRED if key not in results]
@@ -270,7 +276,7 @@ def format_table(results: dict[str, Any]) -> str:
         )
     ):
         raise ValueError(
-            "`results` must be the dict `keras_sumix.demo.run` returns (keys "
+            "`results` must be the dict `study.demo.run` returns (keys "
             f"{list(_REQUIRED)}, per method `stats` of each metric). Received: "
             f"keys {sorted(results)}"
             + (f", missing {missing}." if missing else ", methods of another form.")
@@ -281,8 +287,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [
         f"backend: {results['backend']}; "
         f"{MIXER_LABELS.get(mixer, mixer)} alpha="
-        f"{config['alpha']}; embedded occluded objects, {config['embedded_train']} "
-        f"training / {config['embedded_test']} test images (object half-size "
+        f"{config['alpha']}; embedded occluded objects, {config['occluded_train']} "
+        f"training / {config['occluded_test']} test images (object half-size "
         f"{config['min_scale']:g}-{config['max_scale']:g}, {config['clutter']} "
         f"distractors); small_cnn {tuple(config['widths'])}, {config['epochs']} "
         f"epochs, batch {config['batch_size']}; mean ± std over seeds "
@@ -301,3 +307,55 @@ def format_table(results: dict[str, Any]) -> str:
             f"{_cell(row['seconds'], '.0f')} |"
         )
     return "\n".join(lines)
+
+
+def _run_from_args(args: argparse.Namespace) -> int:
+    config = demo_config(args.epochs, args.seeds, quick=args.quick)
+    run(config, output_dir=args.output, verbose=0 if args.quiet else 2)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The demo's command line (`python -m study.demo`, `make demo`).
+
+    Args:
+        argv: the arguments (None: `sys.argv[1:]`).
+
+    Returns:
+        The exit status: 0, or 2 for an invalid setting.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m study.demo",
+        description="Train MCE and SUMix (authors' formula; "
+        "variant='recommended') with CutMix on the study's embedded setting "
+        "over 3 seeds (under 5 min); print test top-1 and lambda fidelity, "
+        "mean and spread. Run it from the repository root.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small run (< 1 min)")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"epochs per run (default: {EPOCHS})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"seeds of every method (default: {' '.join(map(str, SEEDS))}; "
+        f"--quick: {' '.join(map(str, QUICK_SEEDS))})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="folder for results.json and mixes.png (default: outputs/demo in "
+        "the repository)",
+    )
+    return run_command(parser, _run_from_args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,20 +1,32 @@
-"""The study's command line, shared by `keras-sumix study` and
-`benchmarks/study.py`."""
+"""The study's command line, `python -m study` from the repository root
+(`make study`), and what it shares with the demo's (`python -m study.demo`)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
 
-from keras_sumix.study.config import FULL, QUICK
-from keras_sumix.study.driver import DEFAULT_OUTPUT, run_study, summarise_study
-from keras_sumix.study.grid import PARTS
+from study.config import FULL, QUICK, RESULTS, ROOT
+from study.driver import DEFAULT_OUTPUT, run_study, summarise_study
+from study.grid import PARTS
 
-#: Default output folder of `--quick`.
-QUICK_OUTPUT = Path("benchmarks/results/study_quick")
+#: How the study is run (cited in its report).
+PROGRAM = "python -m study"
+#: Default output folder of `--quick` (in the repository).
+QUICK_OUTPUT = RESULTS / "study_quick"
+#: What the user can fix (an invalid setting, a missing optional package):
+#: the message alone and exit status 2; anything else keeps its traceback.
+USER_ERRORS = (ValueError, ImportError)
+
+
+def _shown(path: Path) -> str:
+    """A default path as the help shows it (relative to the repository)."""
+    return f"{path.relative_to(ROOT)} in the repository"
 
 
 def _part(text: str) -> str:
@@ -24,6 +36,21 @@ def _part(text: str) -> str:
             f"unknown part {text!r}; choose from {', '.join(PARTS)}"
         )
     return name
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer.
+
+    Args:
+        text: the argument as typed.
+
+    Returns:
+        Its value.
+    """
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -68,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help=f"output folder (default: {DEFAULT_OUTPUT}; quick: {QUICK_OUTPUT})",
+        help=f"output folder (default: {_shown(DEFAULT_OUTPUT)}; quick: "
+        f"{_shown(QUICK_OUTPUT)})",
     )
     parser.add_argument(
         "--summary-only",
@@ -94,7 +122,7 @@ def command_line(args: argparse.Namespace, program: str) -> str:
 
     Args:
         args: the parsed arguments.
-        program: how the study was invoked, e.g. `"keras-sumix study"`.
+        program: how the study was invoked, e.g. `PROGRAM`.
 
     Returns:
         A shell command line.
@@ -112,7 +140,7 @@ def command_line(args: argparse.Namespace, program: str) -> str:
     return f"KERAS_BACKEND={backend} " + " ".join(words)
 
 
-def run_from_args(args: argparse.Namespace, program: str = "keras-sumix study") -> int:
+def run_from_args(args: argparse.Namespace, program: str = PROGRAM) -> int:
     """Run (or summarise) the study as parsed by `add_arguments`.
 
     Args:
@@ -143,3 +171,47 @@ def run_from_args(args: argparse.Namespace, program: str = "keras-sumix study") 
         verbose=verbose,
     )
     return 0
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse `argv` with `parser` and call `run` on the arguments; a user
+    error (`USER_ERRORS`) prints `PROG: error: MESSAGE` and gives exit
+    status 2, as an invalid option does.
+
+    Args:
+        parser: the command's parser.
+        run: what the command does, from its parsed arguments to its exit
+            status.
+        argv: the arguments (None: `sys.argv[1:]`).
+
+    Returns:
+        The exit status.
+    """
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The study's command line (`python -m study`).
+
+    Args:
+        argv: the arguments (None: `sys.argv[1:]`).
+
+    Returns:
+        The exit status: 0, or 2 for an invalid setting.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="The SUMix study: MCE against SUMix's variants x mixers x "
+        "datasets x seeds (JSON-lines record, summary.json, study.md, "
+        "study.png); recorded runs are skipped. Run it from the repository root.",
+    )
+    return run_command(add_arguments(parser), run_from_args, argv)

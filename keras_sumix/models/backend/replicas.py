@@ -9,7 +9,8 @@ batch, so results do not depend on the number of devices.
 
 - JAX, `keras.distribution.DataParallel`: Keras jits one global program
   over batch-sharded arrays; XLA inserts the collectives. Nothing to do
-  here: every function below is the identity.
+  here: every function below is the identity (so it is on torch, and on
+  one TensorFlow device).
 - TensorFlow, `tf.distribute.MirroredStrategy` /
   `MultiWorkerMirroredStrategy`: the step runs once per replica on its
   shard. The images are all-gathered before mixing (every replica draws
@@ -59,9 +60,10 @@ def num_replicas() -> int:
 def gather(x: Any) -> Any:
     """The global batch of a per-replica tensor, concatenated in replica
     order along axis 0 (differentiable: the gradient of each replica's rows
-    is summed over replicas). Identity outside a multi-replica step."""
+    is summed over replicas). Identity outside a multi-replica step, and
+    for None (an absent optional tensor, such as sample weights)."""
     context = _replica_context()
-    if context is None:
+    if context is None or x is None:
         return x
     gathered = context.all_gather(x, axis=0)
     # all_gather keeps no static dimension; the others are the shard's (a

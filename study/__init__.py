@@ -6,29 +6,34 @@ lambda fidelity, occlusion robustness and wall-clock; plus sweeps of
 `distance_scale` and `semantic_scale`, and three of the methods on a small
 vision transformer instead of the CNN (part V; needs keras-hub).
 
-    keras-sumix study                 # the full grid (about 90 min on 2 CPU cores)
-    keras-sumix study --parts A       # one part; recorded runs are skipped
-    keras-sumix study --quick         # under a minute (what the tests run)
+This project's research harness, not part of the installed library: it runs
+from a clone, from the repository root (its default output folders are in
+the repository, wherever it is run from):
+
+    python -m study                   # the full grid (about 2 h 15 min on 2 CPU cores)
+    python -m study --parts A         # one part; recorded runs are skipped
+    python -m study --quick           # under a minute (what the tests run)
 
 Modules: `config` (the budget: `StudyConfig`, `FULL`, `QUICK`), `grid`
 (methods, parts, cells, runs), `runner` (the data, one run, the JSON-lines
 record), `summary` (mean/std per cell), `report` (Markdown and plot),
-`driver` (`run_study`), `command` (the command line). `keras_sumix.demo`
-(`make demo`) trains three of part A's cells with the same engine.
+`driver` (`run_study`), `command` (the command line). `study.demo`
+(`make demo`, `python -m study.demo`) trains three of part A's cells with the
+same engine.
 """
 
-from keras_sumix.study.config import FULL, QUICK, StudyConfig
-from keras_sumix.study.driver import DEFAULT_OUTPUT, run_study, summarise_study
-from keras_sumix.study.grid import METHODS, PARTS, Cell, Method, RunSpec, build_grid
-from keras_sumix.study.report import format_markdown, plot, write_report
-from keras_sumix.study.runner import (
+from study.config import FULL, QUICK, StudyConfig
+from study.driver import DEFAULT_OUTPUT, run_study, summarise_study
+from study.grid import METHODS, PARTS, Cell, Method, RunSpec, build_grid
+from study.report import format_markdown, plot, write_report
+from study.runner import (
     RUNS_FILE,
     StudyData,
     read_records,
     train_and_measure,
     train_run,
 )
-from keras_sumix.study.summary import stats, summarise
+from study.summary import stats, summarise
 
 __all__ = [
     "DEFAULT_OUTPUT",

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
-from keras_sumix.study.grid import METHODS, PARTS, RunSpec, part_entries
-from keras_sumix.study.runner import matching
+from study.config import STUDY_VIT, StudyConfig, check_seeds
+from study.grid import METHODS, PARTS, RunSpec, part_entries
+from study.runner import matching
 
 #: Per-run numbers aggregated for every cell (occlusion is added per ratio).
 METRICS = (

@@ -52,7 +52,7 @@ from typing import Any
 from keras_sumix._validation import check_choice, check_int
 from keras_sumix.layers import registry
 from keras_sumix.losses import DEFAULT_DISTANCE_SCALE
-from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
+from study.config import STUDY_VIT, StudyConfig, check_seeds
 
 #: The `distance_scale` of the distance-mode methods in parts A-C: the
 #: library's default when the study was run. Part D sweeps it, and moved the
@@ -60,10 +60,10 @@ from keras_sumix.study.config import STUDY_VIT, StudyConfig, check_seeds
 STUDY_DISTANCE_SCALE = 2.0
 
 #: The networks a cell can train: `small_cnn` (parts A-F) or the small ViT of
-#: part V (`keras_sumix.study.config.STUDY_VIT`).
+#: part V (`study.config.STUDY_VIT`).
 BACKBONES = ("cnn", "vit")
 
-DATASETS = ("embedded", "digits")
+DATASETS = ("occluded", "digits")
 #: The mixers a cell may use: every registered one (`layers.registry`).
 MIXER_NAMES = tuple(registry.names())
 #: Display names of the mixers.
@@ -175,7 +175,7 @@ class Cell:
     """One configuration trained with every seed.
 
     Attributes:
-        dataset: `"embedded"` or `"digits"`. mixer: one of `MIXER_NAMES`.
+        dataset: `"occluded"` or `"digits"`. mixer: one of `MIXER_NAMES`.
         method: a key of `METHODS`. batch_size: training batch (None: the
             study's default). distance_scale: `t` of the distance mode
             (distance methods only; None: `STUDY_DISTANCE_SCALE`).
@@ -426,12 +426,12 @@ def _across_datasets_and_mixers(methods: tuple[str, ...]) -> list[Entry]:
 
 def _full_part(part: str, config: StudyConfig) -> list[Entry]:
     if part == "A":
-        return [Entry(_label(m), Cell("embedded", "cutmix", m)) for m in _A_METHODS]
+        return [Entry(_label(m), Cell("occluded", "cutmix", m)) for m in _A_METHODS]
     if part == "B":
         return [Entry(_label(m), Cell("digits", "cutmix", m)) for m in _B_METHODS]
     if part == "C":
         return [
-            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("occluded", x, m))
             for x in _C_MIXERS
             for m in _C_METHODS
         ]
@@ -439,19 +439,19 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(
                 _label(m),
-                Cell("embedded", "cutmix", m, backbone="vit", epochs=V_EPOCHS),
+                Cell("occluded", "cutmix", m, backbone="vit", epochs=V_EPOCHS),
             )
             for m in _V_METHODS
         ]
     if part == "F":
         return [
-            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("occluded", x, m))
             for x in ("cutmix", "puzzlemix")
             for m in _F_METHODS
         ] + [
             Entry(
                 f"{MIXER_LABELS['puzzlemix']}: {_label(m)}",
-                Cell("embedded", "puzzlemix", m),
+                Cell("occluded", "puzzlemix", m),
             )
             for m in _F_RAW_SALIENCY
         ]
@@ -463,14 +463,14 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
         return _across_datasets_and_mixers(_P_METHODS)
     if part == "G":
         return [
-            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("embedded", x, m))
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("occluded", x, m))
             for x in _G_MIXERS
             for m in _G_METHODS
         ] + [
             # Part P's CutMix cell, and AutoMix with the recommended variant.
             Entry(
                 f"{MIXER_LABELS[x]}: {_label('recommended')}",
-                Cell("embedded", x, "recommended"),
+                Cell("occluded", x, "recommended"),
             )
             for x in ("cutmix", "automix")
         ]
@@ -491,7 +491,7 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
                 f"{name}, t={t:g}"
                 + (" (parts A-C)" if t == STUDY_DISTANCE_SCALE else "")
                 + (" (library default)" if t == DEFAULT_DISTANCE_SCALE else ""),
-                Cell("embedded", "cutmix", method, distance_scale=t),
+                Cell("occluded", "cutmix", method, distance_scale=t),
             )
             for method, name in (
                 ("distance", "distance"),
@@ -503,20 +503,20 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
     entries = [
         Entry(
             f"s = batch size ({batch}), the default",
-            Cell("embedded", "cutmix", "sumix", batch_size=batch),
+            Cell("occluded", "cutmix", "sumix", batch_size=batch),
         )
     ]
     entries += [
         Entry(
             f"s={s:g}, batch {batch}",
-            Cell("embedded", "cutmix", "sumix", batch, semantic_scale=s),
+            Cell("occluded", "cutmix", "sumix", batch, semantic_scale=s),
         )
         for s in _E_SCALES
     ]
     entries += [
         Entry(
             f"s = batch size ({b}), the default",
-            Cell("embedded", "cutmix", "sumix", batch_size=b),
+            Cell("occluded", "cutmix", "sumix", batch_size=b),
         )
         for b in _E_BATCHES
     ]
@@ -529,8 +529,8 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
     half = max(config.batch_size // 2, 2)
     if part == "A":
         return [
-            Entry(_label("mce"), Cell("embedded", cutmix, "mce")),
-            Entry(_label("distance_ps"), Cell("embedded", cutmix, "distance_ps")),
+            Entry(_label("mce"), Cell("occluded", cutmix, "mce")),
+            Entry(_label("distance_ps"), Cell("occluded", cutmix, "distance_ps")),
         ]
     if part == "B":
         return [Entry(_label("sumix"), Cell("digits", cutmix, "sumix"))]
@@ -538,12 +538,12 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(
                 "ResizeMix: " + _label("sumix"),
-                Cell("embedded", "resizemix", "sumix"),
+                Cell("occluded", "resizemix", "sumix"),
             )
         ]
     if part == "V":
         return [
-            Entry(_label(m), Cell("embedded", cutmix, m, backbone="vit"))
+            Entry(_label(m), Cell("occluded", cutmix, m, backbone="vit"))
             for m in ("mce", "distance_ps")
         ]
     if part == "S":
@@ -556,8 +556,8 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
     if part == "R":
         return [
             Entry(
-                "embedded, SaliencyMix: " + _label("distance_ps_neg"),
-                Cell("embedded", "saliencymix", "distance_ps_neg"),
+                "occluded, SaliencyMix: " + _label("distance_ps_neg"),
+                Cell("occluded", "saliencymix", "distance_ps_neg"),
             )
         ]
     if part == "P":
@@ -569,7 +569,7 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
         ]
     if part == "G":
         return [
-            Entry("AutoMix: " + _label("sumix"), Cell("embedded", "automix", "sumix"))
+            Entry("AutoMix: " + _label("sumix"), Cell("occluded", "automix", "sumix"))
         ]
     if part == "N":
         return [
@@ -582,21 +582,21 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
         return [
             Entry(
                 "PuzzleMix: " + _label("distance_ps_rs"),
-                Cell("embedded", "puzzlemix", "distance_ps_rs"),
+                Cell("occluded", "puzzlemix", "distance_ps_rs"),
             )
         ]
     if part == "D":
         return [
             Entry(
                 "distance, t=4",
-                Cell("embedded", cutmix, "distance", distance_scale=4.0),
+                Cell("occluded", cutmix, "distance", distance_scale=4.0),
             )
         ]
     half = max(config.batch_size // 2, 2)
     return [
         Entry(
             f"s=4, batch {half}",
-            Cell("embedded", cutmix, "sumix", batch_size=half, semantic_scale=4.0),
+            Cell("occluded", cutmix, "sumix", batch_size=half, semantic_scale=4.0),
         )
     ]
 
