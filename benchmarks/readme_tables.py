@@ -185,13 +185,15 @@ def study_table(report: dict) -> str:
 
 
 #: The README's study summary: rows (method key, label) and columns
-#: (dataset, mixer, backbone, header), looked up in parts A-C, F, P, G and V of
+#: (dataset, mixer, backbone, header), looked up in parts A-C, F, P, G, V and L of
 #: `study/summary.json`.
 _SUMMARY_METHODS = (
     ("mce", "MCE (MixupModel)"),
     ("sumix", "SUMix as published (the defaults)"),
     ("distance_ps", '`lambda_mode="distance", reduction="per_sample"` (t = 2)'),
     ("recommended", '`variant="recommended"` (the same, t = 4, the cheap step)'),
+    ("mce_decouple", "MCE + DecoupleMix (`decouple_weight=0.1`; part L)"),
+    ("recommended_decouple", '`variant="recommended"` + DecoupleMix (part L)'),
 )
 _SUMMARY_COLUMNS = (
     ("occluded", "cutmix", "cnn", "CutMix"),
@@ -203,8 +205,9 @@ _SUMMARY_COLUMNS = (
     ("occluded", "automix", "cnn", "AutoMix"),
     ("digits", "cutmix", "cnn", "digits, CutMix"),
     ("occluded", "cutmix", "vit", "small ViT, CutMix"),
+    ("fine_grained", "cutmix", "pretrained", "fine-grained, pretrained, CutMix"),
 )
-_SUMMARY_PARTS = ("A", "B", "C", "F", "P", "G", "V")
+_SUMMARY_PARTS = ("A", "B", "C", "F", "P", "G", "V", "L", "W")
 
 
 def study_summary_table(report: dict) -> str:
@@ -238,11 +241,11 @@ def study_summary_table(report: dict) -> str:
     )
     vit = report.get("vit")
     vit_text = (
-        f"the last a small ViT ({vit['num_layers']} layers, width "
+        f"a small ViT ({vit['num_layers']} layers, width "
         f"{vit['hidden_dim']}, patch {vit['patch_size']}, AdamW, "
         f"{'/'.join(map(str, vit_epochs))} epochs; part V) on the embedded data"
         if vit and vit_epochs
-        else "the last a small ViT on the embedded data (part V)"
+        else "a small ViT on the embedded data (part V)"
     )
     lines = [
         f"Test top-1 %, mean ± std over {seeds} seeds (backend "
@@ -250,7 +253,9 @@ def study_summary_table(report: dict) -> str:
         "the first seven columns on the embedded occluded objects (PuzzleMix: "
         "part F, saliency from a separate pass; AutoMix: part G), the eighth on "
         "scikit-learn's "
-        f"digits, {vit_text}; lam r: Pearson correlation of "
+        f"digits, the ninth {vit_text}, the last the pretrained start "
+        "fine-tuned on the synthetic fine-grained data (part W: the stand-in "
+        "for the paper's Table 2, other settings); lam r: Pearson correlation of "
         "the training lam with the true label share (CutMix, embedded, "
         "`small_cnn`).",
         "",
@@ -380,6 +385,7 @@ TABLES = {
         markdown_beside("step_overhead_swin_tiny.json"),
     ),
     "xla": ("xla_step.json", markdown_beside("xla_step.json")),
+    "method-step": ("method_step.json", markdown_beside("method_step.json")),
     "device": ("device_check.json", markdown_beside("device_check.json")),
     "demo": ("demo/results.json", demo_table),
     "study": ("study/summary.json", study_table),

@@ -201,7 +201,13 @@ class LamLogger(keras.callbacks.Callback):
 
     def lams(self) -> tuple[np.ndarray, np.ndarray]:
         """`(area lam, corrected lam)` of the model on the fixed mixes now."""
-        mix = self._mixer().mix(self.images)
+        mixer = self._mixer()
+        if mixer.mixes_features:  # ManifoldMix: a draw the model applies
+            from keras_sumix.models import stages
+
+            mix = stages.draw(mixer, self.images)
+        else:
+            mix = mixer.mix(self.images)
         corrected = self.model.training_lam(self.images, self.labels, mix)
         return (
             _numpy(mix.lam).astype("float32").reshape(-1),

@@ -52,6 +52,12 @@ def _prepare_show(args: argparse.Namespace) -> Callable[[], int]:
             f"{', '.join(learned)} is a learned mixer: it mixes by a trained "
             "model's features (the documentation's Layers page, AutoMix)."
         )
+    hidden = [n for n in args.mixers if registry.mixer_class(n).mixes_features]
+    if hidden:
+        raise ValueError(
+            f"{', '.join(hidden)} mixes a network's hidden feature maps, not "
+            f"images: train with it (`keras-sumix train --mixer {hidden[0]}`)."
+        )
     data = occluded_objects(args.batch, image_size=args.size, seed=args.seed)
     mixers = {}
     for offset, name in enumerate(args.mixers):
@@ -85,13 +91,14 @@ def _add_show(commands: Any) -> None:
         "show", help="PNG grid of mixers applied to a batch, with each lam."
     )
     # A learned mixer (AutoMix) mixes by a trained model's features: not here.
-    shown = registry.names(needs_features=False)
+    shown = registry.names(needs_features=False, mixes_features=False)
     show.add_argument(
         "mixers",
         nargs="*",
         default=shown,
         help=f"mixer names: {', '.join(shown)} (default: all; AutoMix, a "
-        "learned mixer, needs its trained model)",
+        "learned mixer, needs its trained model; ManifoldMix mixes hidden "
+        "features)",
     )
     show.add_argument("--alpha", type=float, default=None, help="Beta concentration")
     show.add_argument(

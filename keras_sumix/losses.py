@@ -1,4 +1,5 @@
-"""The SUMix loss (ECCV 2024), backend-agnostic (`keras.ops` only).
+"""The SUMix loss (ECCV 2024) and DecoupleMix's decoupled regulariser
+(NeurIPS 2023), backend-agnostic (`keras.ops` only).
 
 The code follows the equations of the documentation's SUMix page one by
 one; each private helper is one piece of it:
@@ -11,6 +12,8 @@ one; each private helper is one piece of it:
   `regularizer`, and the logits `z_a`, `z_b` made of them per
   `regularizer_logits` and `regularizer_temperature`.
 - `_reduce`: Eq. 3, the batch reduction per `reduction`.
+- `_decoupled_terms`, `_left_out_cross_entropy`: DecoupleMix's `D_a`, `D_b`
+  (the documentation's Models page, section "DecoupleMix").
 
 Notation: `N` batch size, `C` number of classes, `sg` stop-gradient,
 `y_a = labels`, `y_b = labels[permutation]`.
@@ -30,7 +33,7 @@ from keras_sumix._validation import (
 )
 from keras_sumix.options import DEFAULTS, LOSS_OPTIONS, check_options
 
-__all__ = ["DEFAULT_DISTANCE_SCALE", "sumix_loss"]
+__all__ = ["DEFAULT_DISTANCE_SCALE", "decoupled_regularizer", "sumix_loss"]
 
 #: The default `distance_scale`, the `t` of `lambda_mode="distance"`
 #: (`keras_sumix.options` describes every option and its default).
@@ -176,6 +179,45 @@ def _reduce(reduction, weight_a, ce_a, ce_b):
 
 
 # --------------------------------------------------------------------------
+# DecoupleMix: the decoupled regulariser.
+# --------------------------------------------------------------------------
+
+
+def _left_out_cross_entropy(z, target, left_out):
+    """Per sample `CE` of the softmax of `z` over the classes except the one
+    `left_out` marks (one-hot `(N, C)`) against `target` restricted to those
+    classes and renormalised (an all-zero restriction gives 0)."""
+    kept = target * (1.0 - left_out)
+    kept = kept / ops.maximum(ops.sum(kept, axis=-1, keepdims=True), _L2_EPSILON)
+    log_norm = ops.logsumexp(
+        ops.where(left_out > 0.0, float("-inf"), z), axis=-1, keepdims=True
+    )
+    return -ops.sum(kept * (z - log_norm), axis=-1)
+
+
+def _decoupled_terms(logits, targets, permutation):
+    """`D_a`, `D_b` (N,) of the decoupled regulariser, float32:
+
+        y_a = argmax(t),  y_b = y_a[perm],  t_b = t[perm]
+        D_a = CE(softmax over c != y_b of z, t   given c != y_b)
+        D_b = CE(softmax over c != y_a of z, t_b given c != y_a)
+
+    both 0 where `y_a == y_b` (a sample mixed with its own class has no
+    other class to leave out). `targets` `(N, C)` are one-hot or smoothed
+    one-hot rows; `z = logits`.
+    """
+    z = ops.cast(logits, "float32")
+    t_a = ops.cast(targets, "float32")
+    t_b = ops.take(t_a, permutation, axis=0)
+    y_a = ops.cast(ops.argmax(t_a, axis=-1), "int32")
+    y_b = ops.take(y_a, permutation, axis=0)
+    distinct = ops.cast(ops.not_equal(y_a, y_b), "float32")
+    d_a = _left_out_cross_entropy(z, t_a, _one_hot(y_b, z))
+    d_b = _left_out_cross_entropy(z, t_b, _one_hot(y_a, z))
+    return distinct * d_a, distinct * d_b
+
+
+# --------------------------------------------------------------------------
 # Validation.
 # --------------------------------------------------------------------------
 
@@ -188,8 +230,9 @@ def _dims_agree(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
 
 
-def _check_tensor(name, x, expected, ranks, n, c):
-    """Check the rank of `x` and that its static dims match `n`, `c`."""
+def _check_tensor(name, x, expected, ranks, n, c, source="raw_logits"):
+    """Check the rank of `x` and that its static dims match `n`, `c` (those
+    of the logits called `source`)."""
     shape = _static_shape(x)
     want = {0: (), 1: (n,), 2: (n, c)}
     if len(shape) not in ranks or not all(
@@ -197,7 +240,7 @@ def _check_tensor(name, x, expected, ranks, n, c):
     ):
         raise ValueError(
             f"`{name}` must have shape {expected}, with N={n} and C={c} taken "
-            f"from `raw_logits`. Received: {name} with shape {shape}."
+            f"from `{source}`. Received: {name} with shape {shape}."
         )
 
 
@@ -212,30 +255,53 @@ def _check_dtype(name, x, kind: str):
         )
 
 
-def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam):
-    """Validate shapes/dtypes; return float32 / int32 tensors, lam as (N,)."""
-    raw_logits = ops.convert_to_tensor(raw_logits)
-    shape = _static_shape(raw_logits)
+def _checked_logits(name, logits):
+    """`logits` as a tensor, checked to be `(N, C)` with `N, C >= 1`; and
+    its static `(N, C)`."""
+    logits = ops.convert_to_tensor(logits)
+    shape = _static_shape(logits)
     if len(shape) != 2:
         raise ValueError(
-            "`raw_logits` must have shape (N, C). "
-            f"Received: raw_logits with shape {shape}."
+            f"`{name}` must have shape (N, C). Received: {name} with shape {shape}."
         )
-    n, c = shape
     if 0 in shape:
         raise ValueError(
-            "`raw_logits` must hold at least one sample and one class (the loss "
-            f"of an empty batch is NaN). Received: raw_logits with shape {shape}."
+            f"`{name}` must hold at least one sample and one class (the loss "
+            f"of an empty batch is NaN). Received: {name} with shape {shape}."
         )
-    # Values are checked where they are on the host (NumPy / lists); tensors,
-    # maybe traced, are not read back.
+    return logits, shape
+
+
+def _check_host_values(labels, perm, lam, n, c, source):
+    """Check the values of the inputs that are on the host (NumPy / lists):
+    class indices in `[0, C)`, a permutation in `[0, N)`, `lam` in [0, 1].
+    Tensors, maybe traced, are not read back."""
     host_labels, host_perm, host_lam = (host_array(v) for v in (labels, perm, lam))
     if host_labels is not None and host_labels.ndim == 1 and c is not None:
-        check_class_indices("labels", host_labels, c, f"C={c} columns of raw_logits")
+        check_class_indices("labels", host_labels, c, f"C={c} columns of {source}")
     if host_perm is not None and n is not None:
-        check_class_indices("permutation", host_perm, n, f"N={n} rows of raw_logits")
+        check_class_indices("permutation", host_perm, n, f"N={n} rows of {source}")
     if host_lam is not None and host_lam.dtype.kind in "fiub":
         check_unit_interval("lam", host_lam)
+
+
+def _checked_pairing(labels, perm, n, c, source):
+    """`labels` (integer `(N,)`, or `(N, C)` as given) and the permutation
+    (int32 `(N,)`) as tensors, their shapes and dtypes checked."""
+    labels = ops.convert_to_tensor(labels)
+    _check_tensor("labels", labels, "(N,) or (N, C)", (1, 2), n, c, source)
+    if len(labels.shape) == 1:
+        _check_dtype("labels", labels, "int")
+    perm = ops.convert_to_tensor(perm)
+    _check_tensor("permutation", perm, "(N,)", (1,), n, c, source)
+    _check_dtype("permutation", perm, "int")
+    return labels, ops.cast(perm, "int32")
+
+
+def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam):
+    """Validate shapes/dtypes; return float32 / int32 tensors, lam as (N,)."""
+    raw_logits, (n, c) = _checked_logits("raw_logits", raw_logits)
+    _check_host_values(labels, perm, lam, n, c, "raw_logits")
     floats = {
         "raw_logits": raw_logits,
         "raw_uncertainty": ops.convert_to_tensor(raw_unc),
@@ -249,15 +315,9 @@ def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam)
         else:
             _check_tensor(name, x, "(N, C)", (2,), n, c)
             _check_dtype(name, x, "float")
-    labels = ops.convert_to_tensor(labels)
-    _check_tensor("labels", labels, "(N,) or (N, C)", (1, 2), n, c)
+    labels, perm = _checked_pairing(labels, perm, n, c, "raw_logits")
     if len(labels.shape) == 2:
         labels = ops.argmax(labels, axis=-1)
-    else:
-        _check_dtype("labels", labels, "int")
-    perm = ops.convert_to_tensor(perm)
-    _check_tensor("permutation", perm, "(N,)", (1,), n, c)
-    _check_dtype("permutation", perm, "int")
 
     raw_logits, raw_unc, mix_logits, mix_unc, lam = (
         ops.cast(x, "float32") for x in floats.values()
@@ -270,7 +330,7 @@ def _prepare_inputs(labels, raw_logits, raw_unc, mix_logits, mix_unc, perm, lam)
         raw_unc,
         mix_logits,
         mix_unc,
-        ops.cast(perm, "int32"),
+        perm,
         lam,
     )
 
@@ -503,3 +563,83 @@ def sumix_loss(
         "reg_loss": reg_loss,
         "lam": lam_a,
     }
+
+
+def decoupled_regularizer(logits: Any, labels: Any, permutation: Any, lam: Any) -> Any:
+    """DecoupleMix's decoupled regulariser of each mixed sample (Liu et al.,
+    NeurIPS 2023, "Harnessing Hard Mixed Samples with Decoupled
+    Regularizer").
+
+    Each of the two classes of a mixed sample also gets a softmax from which
+    the other mixed class is left out:
+
+        q_a = softmax of z over the classes c != y_b
+        q_b = softmax of z over the classes c != y_a
+        D_a = CE(q_a, y_a) = -log(p_a / (1 - p_b)),   p = softmax(z)
+        D_b = CE(q_b, y_b) = -log(p_b / (1 - p_a))
+        reg = lam * D_a + (1 - lam) * D_b
+
+    with `z` the mixed sample's logits, `y_a = labels`,
+    `y_b = labels[permutation]`, and `reg = 0` where `y_a == y_b`. In the
+    mixed cross-entropy the two classes compete: the gradient on `z_a` is
+    `p_a - lam`, which stops pushing once `p_a` reaches `lam`, and a hard
+    mixed sample whose prediction goes to `y_b` holds `p_a` down. In `D_a`,
+    `y_b` takes no share, so its gradient on `z_a`, `q_a[y_a] - 1`, keeps
+    pushing `y_a` up until it dominates every class but `y_b`; and likewise
+    for `y_b`. The training models add `weight * mean(reg)` to their mixed
+    loss (`decouple_weight`; the reference's `eta`, 0.1 in its base configs).
+
+    With smoothed targets `t` `(N, C)` (e.g. `y * (1 - e) + e / C`), `D_a`
+    is the cross-entropy of `q_a` against `t` given `c != y_b` (the row
+    without its `y_b` entry, renormalised), and likewise `D_b`: the
+    one-hot case above when `e = 0`.
+
+    Gradients: through `logits` only (the targets and the pairing carry
+    none); `D_a` sends none to class `y_b`'s logit, `D_b` none to `y_a`'s,
+    and a sample with `y_a == y_b` none at all. Everything is computed in
+    float32 whatever the input dtype.
+
+    Args:
+        logits: the classifier's logits on the mixed batch, `(N, C)`.
+        labels: the clean batch's labels: integer class indices `(N,)`, or
+            `(N, C)` one-hot or smoothed one-hot targets (the classes are
+            their argmax; the smoothed mass is kept, as above).
+        permutation: integer `(N,)`; mixed sample `i` was built from sample
+            `i` and sample `permutation[i]` of the clean batch.
+        lam: the share of mixed sample `i` taken from sample `i`, `(N,)` or
+            a scalar, in [0, 1] (a model passes the ratio its mixed
+            cross-entropy uses).
+
+    Returns:
+        float32 `(N,)`: `reg` of each mixed sample, unreduced (average it,
+        or weight it per sample).
+
+    Raises:
+        ValueError: shapes that do not agree (checked on static shapes where
+            known), an empty batch or no class; and, for NumPy/list inputs,
+            integer labels outside `[0, C)`, a permutation outside `[0, N)`,
+            or a `lam` not finite or outside [0, 1].
+        TypeError: floating `(N,)` labels or permutation, or integer logits.
+
+    Example:
+
+    >>> import numpy as np
+    >>> logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 0.0]], "float32")
+    >>> reg = decoupled_regularizer(
+    ...     logits, labels=np.array([0, 1]), permutation=np.array([1, 0]),
+    ...     lam=np.array([0.7, 0.3], "float32"),
+    ... )
+    >>> tuple(reg.shape)
+    (2,)
+    """
+    logits, (n, c) = _checked_logits("logits", logits)
+    _check_dtype("logits", logits, "float")
+    _check_host_values(labels, permutation, lam, n, c, "logits")
+    lam = ops.convert_to_tensor(lam)
+    _check_tensor("lam", lam, "(N,) or ()", (0, 1), n, c, "logits")
+    labels, perm = _checked_pairing(labels, permutation, n, c, "logits")
+    if len(labels.shape) == 1:
+        labels = _one_hot(ops.cast(labels, "int32"), logits)
+    d_a, d_b = _decoupled_terms(logits, labels, perm)
+    lam = ops.zeros_like(d_a) + ops.cast(lam, "float32")
+    return lam * d_a + (1.0 - lam) * d_b

@@ -17,6 +17,8 @@ PAPER_ALPHA = {
     # Section 5.2: PuzzleMix (and AutoMix) mix with alpha 1.0 for CNNs.
     "puzzlemix": 1.0,
     "automix": 1.0,
+    # Not in the paper: OpenMixup's CIFAR-100 ResNet configs (alpha 2).
+    "manifoldmix": 2.0,
 }
 # ... and for the vision transformers (DeiT-S, Swin-T; section 5 of the
 # paper): CutMix 2.0 and FMix 1.0, SaliencyMix and ResizeMix as for CNNs.
@@ -31,6 +33,7 @@ PAPER_ALPHA_VIT = {
     # Not in the paper (Table 4 is CNNs only): the CNN value.
     "puzzlemix": 1.0,
     "automix": 1.0,
+    "manifoldmix": 2.0,
 }
 
 # The SUMix regulariser weight gamma the paper reports per recipe and mixer

@@ -24,6 +24,9 @@ from keras_sumix.callbacks import StopOnNaN, TrainingDiverged
 from keras_sumix.data.common import require_tensorflow
 from keras_sumix.data.pipeline_specs import PIPELINES, pipeline_normalization
 from keras_sumix.layers import MIXERS, get_mixer
+from keras_sumix.layers.registry import mixer_class
+from keras_sumix.models import transmix
+from keras_sumix.models.transmix import LABEL_LAMS
 from keras_sumix.models.variants import DEFAULT_VARIANT, VARIANTS, resolve_options
 from keras_sumix.options import NAMES, config_fields
 from keras_sumix.recipes import RECIPES, paper_alpha, paper_gamma
@@ -106,6 +109,11 @@ class TrainConfig(_SUMixOptionFields):
             for CNNs or for transformers, `keras_sumix.recipes.paper_alpha`).
         sumix: SUMixModel (True) or the MixupModel baseline (False).
         variant: the SUMix variant (`keras_sumix.models.variants`).
+        label_lam: `"area"` or `"attention"` (TransMix), the models'
+            `label_lam`; `"attention"` needs `backbone="deit_small"` or a
+            keras-hub ViT/DeiT preset, and a mixer with a pixel mask.
+        decouple_weight: DecoupleMix's weight, the models'
+            `decouple_weight` (0: off).
         gamma, lambda_mode, ...: one field per SUMix option
             (`keras_sumix.options.OPTIONS`, which gives each its default);
             None: the variant's value, else the option's default.
@@ -169,6 +177,18 @@ class TrainConfig(_SUMixOptionFields):
         "supports (recommended); the SUMix options override it",
         choices=tuple(VARIANTS),
     )
+    label_lam: str = _flag(
+        "area",
+        "the lam the labels are mixed with: the pasted area, or attention "
+        "(TransMix: with the class token's attention; deit_small or a hub "
+        "ViT/DeiT, a mixer with a pixel mask)",
+        choices=LABEL_LAMS,
+    )
+    decouple_weight: float = _flag(
+        0.0,
+        "weight of DecoupleMix's decoupled regulariser, >= 0 (0: off; the "
+        "reference's configs: 0.1), for MixupModel and SUMixModel",
+    )
     pipeline: str = _flag(
         "cifar", "augmentation pipeline (make_pipeline)", choices=PIPELINES
     )
@@ -228,12 +248,23 @@ class TrainConfig(_SUMixOptionFields):
         check_choice("mixer", self.mixer, tuple(MIXERS))
         check_choice("pipeline", self.pipeline, PIPELINES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("label_lam", self.label_lam, LABEL_LAMS)
+        if self.label_lam == "attention":
+            if self.backbone != "deit_small" and not _is_hub(self):
+                raise ValueError(
+                    "`label_lam='attention'` (TransMix) reads a class token's "
+                    "attention: backbone='deit_small' or a keras-hub ViT/DeiT "
+                    f"preset (weights='hub:...'). Received: backbone="
+                    f"{self.backbone!r}."
+                )
+            transmix.check_mixer(mixer_class(self.mixer))
         if not isinstance(self.rand_augment, bool):
             raise TypeError(
                 "`rand_augment` must be a bool. Received: "
                 f"rand_augment={self.rand_augment!r}."
             )
         self.sumix_options()
+        check_number("decouple_weight", self.decouple_weight, low=0.0, include_low=True)
         check_number("learning_rate", self.learning_rate, low=0.0)
         check_number("momentum", self.momentum, low=0.0, high=1.0, include_low=True)
         check_number("weight_decay", self.weight_decay, low=0.0, include_low=True)
@@ -425,9 +456,21 @@ def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Mod
         transformer = config.backbone in TRANSFORMERS
     mixer = build_mixer(config, transformer)
     if not config.sumix:
-        return models.MixupModel(backbone, num_classes, mixer)
+        return models.MixupModel(
+            backbone,
+            num_classes,
+            mixer,
+            label_lam=config.label_lam,
+            decouple_weight=config.decouple_weight,
+        )
     return models.SUMixModel(
-        backbone, num_classes, mixer, variant=config.variant, **config.sumix_options()
+        backbone,
+        num_classes,
+        mixer,
+        variant=config.variant,
+        label_lam=config.label_lam,
+        decouple_weight=config.decouple_weight,
+        **config.sumix_options(),
     )
 
 

@@ -217,6 +217,101 @@ class ViTSettings:
 #: The ViT of part V.
 STUDY_VIT = ViTSettings()
 
+#: What `FineTuneSettings.pretrain` may set: `pretrain_backbone`'s settings.
+PRETRAIN_SETTINGS = (
+    "image_size",
+    "num_images",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """The fine-grained data of part W and the pretrained start fine-tuned on
+    it (the cells with `dataset="fine_grained"`, `backbone="pretrained"`).
+
+    Kept apart from `StudyConfig`, as `ViTSettings` is: each such run
+    records these settings, and a run recorded with other settings is
+    neither skipped nor summarised.
+
+    The data are `keras_sumix.data.fine_grained_objects` (64 classes that
+    differ in the body's pattern, the head's and the tail's colour, with the
+    object masks). The start is `keras_sumix.models.pretrain_backbone` (a
+    small keras-hub ResNet pretrained on `occluded_objects`, cached), loaded
+    with `from_hub` from its preset directory, and fine-tuned as notebook 03
+    fine-tunes it: the images fed in [0, 1], Adam at a constant learning
+    rate, batch 32 (the cells'), the mixers at the paper's alpha.
+
+    Attributes:
+        image_size: side of the fine-grained images.
+        train_images, test_images: training and test images (data seeds
+            `data_seed` and `data_seed + 1`).
+        fidelity_samples: held-out images mixed to measure lambda fidelity
+            (data seed `data_seed + 2`).
+        clutter: distractor blobs per image.
+        pretrain: `pretrain_backbone` keyword arguments, as `(name, value)`
+            pairs (names in `PRETRAIN_SETTINGS`; empty: its defaults, the
+            cached preset the notebook uses).
+        learning_rate: Adam's learning rate, constant.
+        alpha: Beta concentration of the mixers (None: the paper's per
+            mixer, `keras_sumix.recipes.PAPER_ALPHA`: 0.2 for CutMix and
+            FMix, the notebook's).
+    """
+
+    image_size: int = 64
+    train_images: int = 1024
+    test_images: int = 512
+    fidelity_samples: int = 512
+    clutter: int = 10
+    pretrain: tuple[tuple[str, Any], ...] = ()
+    learning_rate: float = 3e-4
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        check_int("image_size", self.image_size, 32)
+        check_int("train_images", self.train_images, 2)
+        check_int("test_images", self.test_images, 2)
+        check_int("fidelity_samples", self.fidelity_samples, 2)
+        check_int("clutter", self.clutter, 0)
+        for name, _ in self.pretrain:
+            check_choice("pretrain", name, PRETRAIN_SETTINGS)
+        check_number("learning_rate", self.learning_rate, low=0.0)
+        if self.alpha is not None:
+            check_number("alpha", self.alpha, low=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (what a fine-tuning run records)."""
+        return {**dataclasses.asdict(self), "pretrain": dict(self.pretrain)}
+
+
+#: Part W's data and start.
+STUDY_FINE_TUNE = FineTuneSettings()
+#: The quick grid's: a few images at 32 px, from a backbone pretrained on 16
+#: images for one epoch (a second, cached apart from the default preset).
+QUICK_FINE_TUNE = FineTuneSettings(
+    image_size=32,
+    train_images=16,
+    test_images=16,
+    fidelity_samples=16,
+    pretrain=(("image_size", 32), ("num_images", 16), ("epochs", 1), ("batch_size", 8)),
+)
+
+
+def fine_tune_settings(config: StudyConfig) -> FineTuneSettings:
+    """Part W's settings for a study config: `QUICK_FINE_TUNE` for the quick
+    grid, else `STUDY_FINE_TUNE`.
+
+    Args:
+        config: the study's config.
+
+    Returns:
+        The settings.
+    """
+    return QUICK_FINE_TUNE if config.quick else STUDY_FINE_TUNE
+
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
     """Validate a non-empty sequence of distinct non-negative integer seeds.

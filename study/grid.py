@@ -38,7 +38,22 @@ Parts (`PARTS`):
   masks' per-pixel std and object preference;
 - V: MCE, SUMix as published and the distance mode (per-sample reduction)
   with CutMix on the embedded data, trained with a small vision transformer
-  instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`).
+  instead of `small_cnn` (`STUDY_VIT`; its own optimizer and `V_EPOCHS`);
+- T: TransMix (`label_lam="attention"`: the class token's attention lam)
+  with MCE and with SUMix as published, beside part V's CutMix MCE, on the
+  same small ViT and data.
+- L: DecoupleMix's decoupled regulariser (`decouple_weight=0.1`, the
+  reference's) on MCE and on `variant="recommended"`, beside both without
+  it (part P's cells), with CutMix and FMix on the embedded data.
+- M: ManifoldMix (MixUp of hidden features at a drawn stage) x {MCE, SUMix
+  as published, `variant="recommended"`} on the embedded data (CNN); no
+  lambda fidelity (the mix has no pixel mask).
+- W: fine-tuning a pretrained start (`backbone="pretrained"`:
+  `keras_sumix.models.pretrain_backbone`'s keras-hub ResNet, loaded with
+  `from_hub`) on the fine-grained embedded data (`fine_grained_objects`, 64
+  classes, with masks) with CutMix and FMix x {MCE, the clean-pass control,
+  SUMix as published, `variant="recommended"`} (`STUDY_FINE_TUNE`,
+  `W_EPOCHS`): the stand-in for the paper's Table 2.
 
 A cell shared by two parts (e.g. SUMix's default in A and in E) is one set
 of runs, recorded once.
@@ -59,11 +74,17 @@ from study.config import STUDY_VIT, StudyConfig, check_seeds
 #: library's default (`DEFAULT_DISTANCE_SCALE`) to 4.
 STUDY_DISTANCE_SCALE = 2.0
 
+#: The `decouple_weight` of the DecoupleMix methods (part L): the eta of the
+#: reference's base configs.
+DECOUPLE_WEIGHT = 0.1
+
 #: The networks a cell can train: `small_cnn` (parts A-F) or the small ViT of
 #: part V (`study.config.STUDY_VIT`).
-BACKBONES = ("cnn", "vit")
+BACKBONES = ("cnn", "vit", "pretrained")
 
-DATASETS = ("occluded", "digits")
+#: The datasets; `"fine_grained"` (part W) is fine-tuned from the pretrained
+#: start only (`study.config.FineTuneSettings`).
+DATASETS = ("occluded", "digits", "fine_grained")
 #: The mixers a cell may use: every registered one (`layers.registry`).
 MIXER_NAMES = tuple(registry.names())
 #: Display names of the mixers.
@@ -77,7 +98,7 @@ class Method:
 
     Attributes:
         label: display name. sumix: SUMixModel or MixupModel.
-        options: `SUMixModel` keyword arguments, as `(name, value)` pairs.
+        options: the model's keyword arguments, as `(name, value)` pairs.
     """
 
     label: str
@@ -155,6 +176,25 @@ METHODS: dict[str, Method] = {
         'SUMixModel(variant="recommended")',
         options=(("variant", "recommended"),),
     ),
+    "transmix": Method(
+        "TransMix (MixupModel, label_lam='attention')",
+        sumix=False,
+        options=(("label_lam", "attention"),),
+    ),
+    "transmix_sumix": Method(
+        "TransMix + SUMix as published (the attention lam corrected)",
+        options=(("label_lam", "attention"),),
+    ),
+    "mce_decouple": Method(
+        f"MCE + DecoupleMix (decouple_weight={DECOUPLE_WEIGHT:g})",
+        sumix=False,
+        options=(("decouple_weight", DECOUPLE_WEIGHT),),
+    ),
+    "recommended_decouple": Method(
+        f'SUMixModel(variant="recommended") + DecoupleMix '
+        f"(decouple_weight={DECOUPLE_WEIGHT:g})",
+        options=(("variant", "recommended"), ("decouple_weight", DECOUPLE_WEIGHT)),
+    ),
     "sumix_rs": Method(
         "SUMix reference / reduction reference, saliency of the raw pass",
         options=(("saliency_pass", "raw"),),
@@ -175,12 +215,13 @@ class Cell:
     """One configuration trained with every seed.
 
     Attributes:
-        dataset: `"occluded"` or `"digits"`. mixer: one of `MIXER_NAMES`.
+        dataset: one of `DATASETS`. mixer: one of `MIXER_NAMES`.
         method: a key of `METHODS`. batch_size: training batch (None: the
             study's default). distance_scale: `t` of the distance mode
             (distance methods only; None: `STUDY_DISTANCE_SCALE`).
             semantic_scale: `s` (SUMix methods only; None: the batch size).
-        backbone: one of `BACKBONES` (`"cnn"`: `small_cnn`). epochs:
+        backbone: one of `BACKBONES` (`"cnn"`: `small_cnn`; `"pretrained"`
+            with `"fine_grained"` only). epochs:
             training epochs (None: the study's, `StudyConfig.epochs`).
     """
 
@@ -200,6 +241,13 @@ class Cell:
         check_int("batch_size", self.batch_size, 2, allow_none=True)
         check_choice("backbone", self.backbone, BACKBONES)
         check_int("epochs", self.epochs, 1, allow_none=True)
+        if (self.dataset == "fine_grained") != (self.backbone == "pretrained"):
+            raise ValueError(
+                "The fine-grained data are fine-tuned from the pretrained "
+                "start, and the pretrained start only on them: use "
+                "dataset='fine_grained' with backbone='pretrained'. Received: "
+                f"dataset={self.dataset!r}, backbone={self.backbone!r}."
+            )
         method = METHODS[self.method]
         if self.distance_scale is not None and (
             method.option("lambda_mode") != "distance"
@@ -213,6 +261,12 @@ class Cell:
             raise ValueError(
                 "`semantic_scale` applies to SUMix methods only. Received: "
                 f"semantic_scale={self.semantic_scale!r} for method={self.method!r}."
+            )
+        if method.option("label_lam") == "attention" and self.backbone != "vit":
+            raise ValueError(
+                f"method={self.method!r} (TransMix) reads the class token's "
+                "attention of the ViT. Received: backbone="
+                f"{self.backbone!r}; use backbone='vit'."
             )
         if method.option("saliency_pass") == "raw" and not (
             registry.mixer_class(self.mixer).needs_saliency
@@ -266,11 +320,8 @@ class Cell:
         return "|".join(parts)
 
     def model_options(self) -> dict[str, Any]:
-        """`SUMixModel` keyword arguments of the cell (empty for MCE)."""
-        method = METHODS[self.method]
-        if not method.sumix:
-            return {}
-        options = dict(method.options)
+        """The model's keyword arguments of the cell (empty for MCE)."""
+        options = dict(METHODS[self.method].options)
         if self.distance_scale is not None:
             options["distance_scale"] = self.distance_scale
         if self.semantic_scale is not None:
@@ -339,6 +390,22 @@ PARTS: dict[str, str] = {
         f"{STUDY_VIT.hidden_dim}, {STUDY_VIT.num_heads} heads, patch "
         f"{STUDY_VIT.patch_size}; AdamW; CutMix, embedded)"
     ),
+    "T": (
+        "T. TransMix: the class token's attention lam, with MCE and with "
+        "SUMix, beside CutMix MCE (part V's small ViT, embedded)"
+    ),
+    "L": (
+        "L. DecoupleMix (the decoupled regulariser) on MCE and on the "
+        "recommended variant (CutMix, FMix; embedded)"
+    ),
+    "M": (
+        "M. ManifoldMix (hidden features mixed at a drawn stage) with MCE, "
+        "SUMix and the recommended variant (embedded)"
+    ),
+    "W": (
+        "W. Fine-tuning a pretrained start on the fine-grained data (CutMix, "
+        "FMix; the stand-in for the paper's Table 2)"
+    ),
 }
 
 _A_METHODS = (
@@ -370,6 +437,8 @@ _E_BATCHES = (32, 128)
 _F_METHODS = ("mce", "mce_clean", "sumix", "distance_ps")
 _F_RAW_SALIENCY = ("sumix_rs", "distance_ps_rs")
 _S_MIXERS = ("cutmix", "fmix", "saliencymix")
+#: Parts S, R, N and P's datasets.
+_S_DATASETS = ("occluded", "digits")
 _S_METHODS = (
     "mce",
     "mce_clean",
@@ -404,10 +473,22 @@ P_VARIANT = {
     "regularizer_logits": "exp",
 }
 _G_METHODS = ("mce", "sumix", "distance_ps")
+#: Part L's mixers and methods (MCE and the recommended variant are part P's).
+_L_MIXERS = ("cutmix", "fmix")
+_L_METHODS = ("mce", "mce_decouple", "recommended", "recommended_decouple")
 _G_MIXERS = ("cutmix", "puzzlemix", "automix")
 _V_METHODS = ("mce", "sumix", "distance_ps")
+#: Part M's methods (ManifoldMix).
+_M_METHODS = ("mce", "sumix", "recommended")
+#: Part T's methods (its MCE cell is part V's).
+_T_METHODS = ("mce", "transmix", "transmix_sumix")
 #: Epochs of part V's runs (None: the study's, `StudyConfig.epochs`).
 V_EPOCHS: int | None = None
+#: Part W's mixers and methods, its batch (the notebook's) and epochs.
+_W_MIXERS = ("cutmix", "fmix")
+_W_METHODS = ("mce", "mce_clean", "sumix", "recommended")
+W_BATCH_SIZE = 32
+W_EPOCHS = 6
 
 
 def _label(method: str) -> str:
@@ -418,7 +499,7 @@ def _across_datasets_and_mixers(methods: tuple[str, ...]) -> list[Entry]:
     """`methods` on both datasets with part S's mixers (parts S, R, P)."""
     return [
         Entry(f"{dataset}, {MIXER_LABELS[x]}: {_label(m)}", Cell(dataset, x, m))
-        for dataset in DATASETS
+        for dataset in _S_DATASETS
         for x in _S_MIXERS
         for m in methods
     ]
@@ -435,13 +516,13 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
             for x in _C_MIXERS
             for m in _C_METHODS
         ]
-    if part == "V":
+    if part in ("V", "T"):
         return [
             Entry(
                 _label(m),
                 Cell("occluded", "cutmix", m, backbone="vit", epochs=V_EPOCHS),
             )
-            for m in _V_METHODS
+            for m in (_V_METHODS if part == "V" else _T_METHODS)
         ]
     if part == "F":
         return [
@@ -457,6 +538,33 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
         ]
     if part == "S":
         return _across_datasets_and_mixers(_S_METHODS)
+    if part == "L":
+        return [
+            Entry(f"{MIXER_LABELS[x]}: {_label(m)}", Cell("occluded", x, m))
+            for x in _L_MIXERS
+            for m in _L_METHODS
+        ]
+    if part == "M":
+        return [
+            Entry(f"ManifoldMix: {_label(m)}", Cell("occluded", "manifoldmix", m))
+            for m in _M_METHODS
+        ]
+    if part == "W":
+        return [
+            Entry(
+                f"{MIXER_LABELS[x]}: {_label(m)}",
+                Cell(
+                    "fine_grained",
+                    x,
+                    m,
+                    W_BATCH_SIZE,
+                    backbone="pretrained",
+                    epochs=W_EPOCHS,
+                ),
+            )
+            for x in _W_MIXERS
+            for m in _W_METHODS
+        ]
     if part == "R":
         return _across_datasets_and_mixers(_R_METHODS)
     if part == "P":
@@ -480,7 +588,7 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
                 f"{dataset}, {MIXER_LABELS[x]}, batch {b}: {_label(m)}",
                 Cell(dataset, x, m, batch_size=b),
             )
-            for dataset in DATASETS
+            for dataset in _S_DATASETS
             for x in _S_MIXERS
             for b in _N_BATCHES
             for m in _N_METHODS
@@ -546,6 +654,13 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
             Entry(_label(m), Cell("occluded", cutmix, m, backbone="vit"))
             for m in ("mce", "distance_ps")
         ]
+    if part == "T":
+        return [
+            Entry(
+                _label("transmix_sumix"),
+                Cell("occluded", cutmix, "transmix_sumix", backbone="vit"),
+            )
+        ]
     if part == "S":
         return [
             Entry(
@@ -570,6 +685,33 @@ def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
     if part == "G":
         return [
             Entry("AutoMix: " + _label("sumix"), Cell("occluded", "automix", "sumix"))
+        ]
+    if part == "L":
+        return [
+            Entry(
+                "FMix: " + _label("recommended_decouple"),
+                Cell("occluded", "fmix", "recommended_decouple"),
+            )
+        ]
+    if part == "M":
+        return [
+            Entry(
+                "ManifoldMix: " + _label("sumix"),
+                Cell("occluded", "manifoldmix", "sumix"),
+            )
+        ]
+    if part == "W":
+        return [
+            Entry(
+                "CutMix: " + _label("recommended"),
+                Cell(
+                    "fine_grained",
+                    cutmix,
+                    "recommended",
+                    backbone="pretrained",
+                    epochs=1,
+                ),
+            )
         ]
     if part == "N":
         return [

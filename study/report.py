@@ -64,6 +64,7 @@ def _settings(summary: dict[str, Any]) -> list[str]:
         f"{config['batch_size']} unless stated; mixer alpha {alpha}.",
         *_automix_settings(summary),
         *_vit_settings(summary),
+        *_fine_tune_settings(summary),
         f"- Top-1: after the last epoch, and the median of the last "
         f"{config['median_last']} epochs (the paper's protocol). Occlusion: "
         "top-1 with that share of a 4x4 grid of cells masked to 0. s/epoch: "
@@ -124,6 +125,31 @@ def _vit_settings(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _fine_tune_settings(summary: dict[str, Any]) -> list[str]:
+    """The settings line of part W (none for a summary without it)."""
+    settings = summary.get("fine_tune")
+    rows = summary["parts"].get("W", {}).get("rows", [])
+    if not settings or not rows:
+        return []
+    epochs = sorted({row.get("epochs") or summary["config"]["epochs"] for row in rows})
+    batches = sorted({row["batch_size"] for row in rows})
+    arguments = ", ".join(f"{k}={v!r}" for k, v in settings["pretrain"].items())
+    alpha = "the paper's per mixer" if settings["alpha"] is None else settings["alpha"]
+    return [
+        "- Part W (synthetic; the stand-in for the paper's Table 2, CUB-200 / "
+        "FGVC-Aircraft fine-tuning): `fine_grained_objects` (64 classes, "
+        f"{settings['image_size']} px, {settings['clutter']} distractor blobs), "
+        f"{settings['train_images']} training / {settings['test_images']} test "
+        f"images, lambda fidelity on {settings['fidelity_samples']} held-out "
+        "images; the network is the keras-hub ResNet pretrained on the "
+        f"embedded coarse task by `pretrain_backbone({arguments})`, loaded "
+        "with `from_hub` and "
+        f"fine-tuned whole with Adam (LR {settings['learning_rate']:g}, "
+        f"constant), {'/'.join(map(str, epochs))} epochs, batch "
+        f"{'/'.join(map(str, batches))}, mixer alpha {alpha}.",
+    ]
+
+
 def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     """The study's tables as Markdown.
 
@@ -134,12 +160,14 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     Returns:
         The settings, then one table per part.
     """
+    from study.runner import MASKED_DATASETS
+
     ratios = summary["config"]["occlusion_ratios"]
     lines = _settings(summary)
     notes: dict[str, int] = {}
     for part in summary["parts"].values():
         rows = part["rows"]
-        fidelity = any(row["dataset"] == "occluded" for row in rows)
+        fidelity = any(row["dataset"] in MASKED_DATASETS for row in rows)
         last = summary["config"]["median_last"]
         header = ["method", "n", "top-1 % (final)", f"top-1 % (median of last {last})"]
         if fidelity:
@@ -187,12 +215,12 @@ def format_markdown(summary: dict[str, Any], heading: str = "####") -> str:
     return "\n".join(lines)
 
 
-_PLOT_PARTS = ("A", "C", "D", "E", "F", "P", "G", "V")
+_PLOT_PARTS = ("A", "C", "D", "E", "F", "P", "G", "V", "W")
 
 
 def plot(summary: dict[str, Any], path: str | Path) -> Path:
     """Accuracy against lambda fidelity: one panel per part with fidelity
-    (A, C, D, E, F, P, G, V), one point per row (mean final top-1 against mean
+    (A, C, D, E, F, P, G, V, W), one point per row (mean final top-1 against mean
     Pearson r, error bars one std over seeds).
 
     Args:
@@ -206,8 +234,8 @@ def plot(summary: dict[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(24, 10), layout="constrained")
-    axes = figure.subplots(2, 4).ravel()
+    figure = Figure(figsize=(21, 15), layout="constrained")
+    axes = figure.subplots(3, 3).ravel()
     markers = "osD^vP*Xhp<>"
     parts = [p for p in _PLOT_PARTS if p in summary["parts"]]
     for ax in axes[len(parts) :]:

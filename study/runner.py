@@ -18,13 +18,21 @@ import keras
 import numpy as np
 
 from keras_sumix.layers import registry
-from study.config import STUDY_VIT, StudyConfig, ViTSettings
+from study.config import (
+    STUDY_VIT,
+    FineTuneSettings,
+    StudyConfig,
+    ViTSettings,
+    fine_tune_settings,
+)
 from study.grid import Cell, RunSpec
 
 #: Name of the JSON-lines file of finished runs in the output folder.
 RUNS_FILE = "runs.jsonl"
 #: Seed of the held-out mixes of the fidelity measure (the same for every run).
 FIDELITY_MIX_SEED = 1234
+#: The datasets with object masks: lambda fidelity is measured on them.
+MASKED_DATASETS = ("occluded", "fine_grained")
 
 
 # ---------------------------------------------------------------------- #
@@ -53,16 +61,24 @@ class StudyData:
             clutter=config.clutter,
         )
 
+    def _fine_grained(self, num_images: int, seed: int) -> Any:
+        from keras_sumix.data import fine_grained_objects
+
+        settings = fine_tune_settings(self.config)
+        return fine_grained_objects(
+            num_images,
+            image_size=settings.image_size,
+            seed=seed,
+            clutter=settings.clutter,
+        )
+
     def split(self, dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         """`(images, labels)` of `"train"` or `"test"` of a dataset."""
         name = f"{dataset}/{split}"
         if name not in self._cache:
             config, seed = self.config, self.config.data_seed
-            if dataset == "occluded":
-                size = (
-                    config.occluded_train if split == "train" else config.occluded_test
-                )
-                data = self._occluded(size, seed + (split == "test"))
+            if dataset in MASKED_DATASETS:
+                data = self._masked(dataset, split, seed + (split == "test"))
                 value = (data.images, data.labels)
             else:
                 from keras_sumix.data import load_digits_split
@@ -75,19 +91,48 @@ class StudyData:
             self._cache[name] = value
         return self._cache[name]
 
-    def fidelity(self) -> Any:
-        """Held-out embedded images with masks (the fidelity measure's)."""
-        if "fidelity" not in self._cache:
+    def _masked(self, dataset: str, split: str, seed: int) -> Any:
+        """A split (`"train"`, `"test"` or `"fidelity"`) of a dataset with
+        object masks, at the size its settings give."""
+        if dataset == "occluded":
+            config = self.config
+            sizes = {
+                "train": config.occluded_train,
+                "test": config.occluded_test,
+                "fidelity": config.fidelity_samples,
+            }
+            return self._occluded(sizes[split], seed)
+        settings = fine_tune_settings(self.config)
+        sizes = {
+            "train": settings.train_images,
+            "test": settings.test_images,
+            "fidelity": settings.fidelity_samples,
+        }
+        return self._fine_grained(sizes[split], seed)
+
+    def fidelity(self, dataset: str = "occluded") -> Any:
+        """Held-out images with masks of a dataset in `MASKED_DATASETS` (the
+        fidelity measure's; data seed `data_seed + 2`)."""
+        name = f"{dataset}/fidelity"
+        if name not in self._cache:
             seed = self.config.data_seed + 2
-            self._cache["fidelity"] = self._occluded(self.config.fidelity_samples, seed)
-        return self._cache["fidelity"]
+            self._cache[name] = self._masked(dataset, "fidelity", seed)
+        return self._cache[name]
 
 
 def num_classes(dataset: str) -> int:
-    """Classes of a study dataset (10 for both)."""
-    from keras_sumix.data import DIGITS_NUM_CLASSES, OCCLUDED_NUM_CLASSES
+    """Classes of a study dataset (10; 64 for the fine-grained data)."""
+    from keras_sumix.data import (
+        DIGITS_NUM_CLASSES,
+        FINE_GRAINED_NUM_CLASSES,
+        OCCLUDED_NUM_CLASSES,
+    )
 
-    return OCCLUDED_NUM_CLASSES if dataset == "occluded" else DIGITS_NUM_CLASSES
+    return {
+        "occluded": OCCLUDED_NUM_CLASSES,
+        "digits": DIGITS_NUM_CLASSES,
+        "fine_grained": FINE_GRAINED_NUM_CLASSES,
+    }[dataset]
 
 
 # ---------------------------------------------------------------------- #
@@ -99,16 +144,24 @@ AUTOMIX_FEATURE_LAYER = "stage2"
 
 
 def make_mixer(
-    name: str, config: StudyConfig, seed: int, steps: int | None = None
+    name: str,
+    config: StudyConfig,
+    seed: int,
+    steps: int | None = None,
+    backbone: str = "cnn",
 ) -> Any:
-    """The mixer of a run: `config.alpha` (None: the paper's per mixer),
-    ResizeMix drawing its box side from the Beta distribution (the paper's
-    setting), AutoMix reading `AUTOMIX_FEATURE_LAYER` with its momentum
-    schedule over the run's `steps`."""
+    """The mixer of a run: `config.alpha` (for the pretrained start, part
+    W's `FineTuneSettings.alpha`; None: the paper's per mixer), ResizeMix
+    drawing its box side from the Beta distribution (the paper's setting),
+    AutoMix reading `AUTOMIX_FEATURE_LAYER` with its momentum schedule over
+    the run's `steps`."""
     from keras_sumix.layers import get_mixer
     from keras_sumix.recipes import PAPER_ALPHA
 
-    alpha = PAPER_ALPHA[name] if config.alpha is None else config.alpha
+    alpha = config.alpha
+    if backbone == "pretrained":
+        alpha = fine_tune_settings(config).alpha
+    alpha = PAPER_ALPHA[name] if alpha is None else alpha
     kwargs: dict[str, Any] = {"alpha": alpha, "seed": seed}
     if name == "resizemix":
         kwargs["use_alpha"] = True
@@ -117,10 +170,10 @@ def make_mixer(
     return get_mixer(name, **kwargs)
 
 
-def _fidelity_mixer(model: Any, name: str, config: StudyConfig) -> Any:
-    """The held-out mixes' mixer (seeded `FIDELITY_MIX_SEED`); a learned one
-    carries the trained model's mix block."""
-    mixer = make_mixer(name, config, FIDELITY_MIX_SEED)
+def _fidelity_mixer(model: Any, cell: Cell, config: StudyConfig) -> Any:
+    """The held-out mixes' mixer (the cell's, seeded `FIDELITY_MIX_SEED`); a
+    learned one carries the trained model's mix block."""
+    mixer = make_mixer(cell.mixer, config, FIDELITY_MIX_SEED, backbone=cell.backbone)
     if mixer.needs_features:
         trained = model.mixer.mix_block
         mixer = type(model.mixer).from_config(
@@ -206,9 +259,26 @@ def study_vit(
     )
 
 
+def pretrained_start(settings: FineTuneSettings) -> Any:
+    """Part W's start: `keras_sumix.models.pretrain_backbone` with
+    `settings.pretrain` (trained once, then read from its cache).
+
+    Args:
+        settings: part W's settings.
+
+    Returns:
+        The `PretrainedBackbone` (its `preset` directory and `info`).
+    """
+    from keras_sumix.models import pretrain_backbone
+
+    return pretrain_backbone(**dict(settings.pretrain))
+
+
 def build_backbone(cell: Cell, config: StudyConfig, input_shape: tuple) -> Any:
-    """The backbone of a run: `small_cnn(widths=config.widths)` or, for
-    `cell.backbone == "vit"`, `study_vit` with `STUDY_VIT`.
+    """The backbone of a run: `small_cnn(widths=config.widths)`; for
+    `cell.backbone == "vit"`, `study_vit` with `STUDY_VIT`; for
+    `"pretrained"`, the pretrained start's preset loaded with
+    `keras_sumix.models.from_hub` (its weights, any image size).
 
     Args:
         cell: the run's cell. config: the study's config.
@@ -218,10 +288,12 @@ def build_backbone(cell: Cell, config: StudyConfig, input_shape: tuple) -> Any:
         A `keras.Model` from images to features (the CNN's pooled, the
         ViT's tokens, which the training models pool).
     """
-    from keras_sumix.models import small_cnn
+    from keras_sumix.models import from_hub, small_cnn
 
     if cell.backbone == "vit":
         return study_vit(input_shape)
+    if cell.backbone == "pretrained":
+        return from_hub(pretrained_start(fine_tune_settings(config)).preset)
     return small_cnn(tuple(input_shape), widths=config.widths)
 
 
@@ -238,13 +310,11 @@ def build_model(
     from keras_sumix.models import MixupModel, SUMixModel
     from study.grid import METHODS
 
-    mixer = make_mixer(cell.mixer, config, seed, steps)
+    mixer = make_mixer(cell.mixer, config, seed, steps, cell.backbone)
     backbone = build_backbone(cell, config, input_shape)
     classes = num_classes(cell.dataset)
-    if METHODS[cell.method].sumix:
-        model = SUMixModel(backbone, classes, mixer, **cell.model_options())
-    else:
-        model = MixupModel(backbone, classes, mixer)
+    model_class = SUMixModel if METHODS[cell.method].sumix else MixupModel
+    model = model_class(backbone, classes, mixer, **cell.model_options())
     return model
 
 
@@ -257,17 +327,20 @@ def compile_model(
 ) -> None:
     """Compile a run's model: for the CNN, SGD (Nesterov momentum, weight
     decay) with cosine decay to 0 over `steps`; for the ViT, `STUDY_VIT`'s
-    AdamW (`vit_optimizer`).
+    AdamW (`vit_optimizer`); for the pretrained start, Adam at part W's
+    constant learning rate (notebook 03's fine-tuning).
 
     Args:
         model: the run's model. config: the study's config.
         steps: training steps of the whole run.
-        backbone: the cell's backbone (`"cnn"` or `"vit"`).
+        backbone: the cell's backbone (one of `study.grid.BACKBONES`).
         steps_per_epoch: steps of one epoch (the ViT's warm-up is counted in
             epochs).
     """
     if backbone == "vit":
         optimizer = vit_optimizer(STUDY_VIT, steps, steps_per_epoch)
+    elif backbone == "pretrained":
+        optimizer = keras.optimizers.Adam(fine_tune_settings(config).learning_rate)
     else:
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
         optimizer = keras.optimizers.SGD(
@@ -397,11 +470,11 @@ def train_and_measure(
     """Train one run and measure it; return the trained model too.
 
     Trains the run's model on its dataset's training split, with test top-1
-    after every epoch; then lambda fidelity (embedded data, cutting mixers:
-    the run's mixer type, seeded `FIDELITY_MIX_SEED`, on
-    `config.fidelity_samples` held-out images in batches of the run's batch
-    size, networks in inference mode) and occlusion robustness (a 4x4 grid,
-    masked to 0) on the test split.
+    after every epoch; then lambda fidelity (the datasets with masks,
+    `MASKED_DATASETS`, cutting mixers: the run's mixer type, seeded
+    `FIDELITY_MIX_SEED`, on the dataset's held-out fidelity images in
+    batches of the run's batch size, networks in inference mode) and
+    occlusion robustness (a 4x4 grid, masked to 0) on the test split.
 
     Args:
         run: the run.
@@ -451,7 +524,7 @@ def train_and_measure(
         recorder.top1.append(top1_accuracy(model, *test))
 
     fidelity: dict[str, Any]
-    if cell.dataset != "occluded":
+    if cell.dataset not in MASKED_DATASETS:
         fidelity = {"skipped": "no object masks on this dataset"}
     elif not registry.mixer_class(cell.mixer).true_share:
         fidelity = {
@@ -459,8 +532,8 @@ def train_and_measure(
             "partner: its object masks give no true label share"
         }
     else:
-        held_out = data.fidelity()
-        mixer = _fidelity_mixer(model, cell.mixer, config)
+        held_out = data.fidelity(cell.dataset)
+        mixer = _fidelity_mixer(model, cell, config)
         result = lam_fidelity(model, mixer, held_out, batch_size=cell.batch_size)
         fidelity = {
             "pearson": _finite(result["pearson"]),
@@ -472,7 +545,7 @@ def train_and_measure(
             "object_preference": _finite(
                 object_preference(
                     model,
-                    _fidelity_mixer(model, cell.mixer, config),
+                    _fidelity_mixer(model, cell, config),
                     held_out,
                     cell.batch_size,
                 )
@@ -497,7 +570,12 @@ def train_and_measure(
         "distance_scale": cell.distance_scale,
         "semantic_scale": cell.semantic_scale,
         "backbone": cell.backbone,
-        "backbone_settings": backbone_settings(cell.backbone),
+        "backbone_settings": backbone_settings(cell.backbone, config),
+        "pretrained_start": (
+            pretrained_start(fine_tune_settings(config)).info
+            if cell.backbone == "pretrained"
+            else None
+        ),
         "epochs": cell.epochs,
         "seed": run.seed,
         "epochs_run": len(recorder.losses),
@@ -571,32 +649,41 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(stream.fileno())
 
 
-def backbone_settings(backbone: str) -> dict[str, Any] | None:
-    """What a run records of its network beyond `StudyConfig`: the ViT's
-    settings (`STUDY_VIT`), None for the CNN (its widths are in the config).
+def backbone_settings(backbone: str, config: StudyConfig) -> dict[str, Any] | None:
+    """What a run records of its network (and data) beyond `StudyConfig`:
+    the ViT's settings (`STUDY_VIT`), part W's (`fine_tune_settings`: the
+    fine-grained data, the pretrained start, the optimizer) for the
+    pretrained start, None for the CNN (its widths are in the config).
 
     Args:
-        backbone: `"cnn"` or `"vit"`.
+        backbone: one of `study.grid.BACKBONES`.
+        config: the study's config.
 
     Returns:
         A plain-JSON dict, or None.
     """
-    return STUDY_VIT.to_dict() if backbone == "vit" else None
+    if backbone == "vit":
+        return STUDY_VIT.to_dict()
+    if backbone == "pretrained":
+        return fine_tune_settings(config).to_dict()
+    return None
 
 
 def matching(
     records: Iterable[dict[str, Any]], config: StudyConfig, backend: str
 ) -> dict[str, dict[str, Any]]:
-    """Records of `config`'s settings on `backend` (and, for a ViT run,
-    of `STUDY_VIT`'s), by run key (the latest wins). Records made before
-    the backbone was recorded are CNN runs."""
+    """Records of `config`'s settings on `backend` (and, for a ViT or a
+    pretrained-start run, of its `backbone_settings`), by run key (the
+    latest wins). Records made before the backbone was recorded are CNN
+    runs."""
     signature = config.signature()
     return {
         r["key"]: r
         for r in records
         if r.get("signature") == signature
         and r.get("backend") == backend
-        and r.get("backbone_settings") == backbone_settings(r.get("backbone", "cnn"))
+        and r.get("backbone_settings")
+        == backbone_settings(r.get("backbone", "cnn"), config)
     }
 
 
@@ -631,17 +718,23 @@ def cell_of(record: dict[str, Any]) -> Cell:
     )
 
 
+def measured_dataset(backbone: str) -> str:
+    """The dataset `measure_run_seconds` times a backbone on: the
+    fine-grained data for the pretrained start, else the embedded data."""
+    return "fine_grained" if backbone == "pretrained" else "occluded"
+
+
 def measure_run_seconds(
     config: StudyConfig, data: StudyData, epochs: int = 2, backbone: str = "cnn"
 ) -> dict[str, float]:
     """Seconds of a full run (`config.epochs`) of MCE and of SUMix (CutMix,
-    embedded data, default batch, `backbone`), extrapolated from `epochs`
-    timed epochs of each.
+    `measured_dataset(backbone)`, default batch, `backbone`), extrapolated
+    from `epochs` timed epochs of each.
 
     Args:
         config: the study's config. data: the datasets.
         epochs: epochs actually trained per method.
-        backbone: `"cnn"` or `"vit"`.
+        backbone: one of `study.grid.BACKBONES`.
 
     Returns:
         `{"mce": seconds, "sumix": seconds}`.
@@ -651,8 +744,9 @@ def measure_run_seconds(
     out = {}
     short = StudyConfig(**{**config.__dict__, "epochs": epochs})
     evaluations = len(evaluation_epochs(config))
+    dataset = measured_dataset(backbone)
     for method in ("mce", "sumix"):
-        cell = Cell("occluded", "cutmix", method, backbone=backbone).resolved(short)
+        cell = Cell(dataset, "cutmix", method, backbone=backbone).resolved(short)
         record = train_run(RunSpec("?", method, cell, 0), short, data)
         per_eval = record["eval_seconds"] / len(record["top1_history"])
         out[method] = (
@@ -674,7 +768,7 @@ def estimate_seconds(
     """Estimated seconds of `runs`: per backbone, from the recorded runs of
     the same settings when there are some of both kinds (one pass, two
     passes), else from `measure(backbone)` (default `measure_run_seconds`: a
-    short timed run of each kind).
+    short timed run of each kind, on `measured_dataset(backbone)`).
 
     The per-run time is scaled by the number of training images (the digits
     split is smaller than the embedded one) and by the run's epochs (part V
@@ -695,7 +789,8 @@ def estimate_seconds(
             measured = measure_run_seconds(config, data, backbone=backbone)
         else:
             measured = measure(backbone)
-        units = config.occluded_train * config.epochs
+        images = len(data.split(measured_dataset(backbone), "train")[0])
+        units = images * config.epochs
         per_unit[(backbone, True)] = [measured["sumix"] / units]
         per_unit[(backbone, False)] = [measured["mce"] / units]
     rate = {kind: statistics.median(values) for kind, values in per_unit.items()}

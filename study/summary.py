@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from study.config import STUDY_VIT, StudyConfig, check_seeds
+from study.config import STUDY_VIT, StudyConfig, check_seeds, fine_tune_settings
 from study.grid import METHODS, PARTS, RunSpec, part_entries
 from study.runner import matching
 
@@ -98,8 +98,9 @@ def summarise(
             (the commands that trained the runs are listed in `commands`).
 
     Returns:
-        A plain-JSON dict: settings (`config`, and `vit`, part V's
-        network and optimizer), `runs_expected` / `runs_found`, and
+        A plain-JSON dict: settings (`config`, `vit`, part V's network and
+        optimizer, and `fine_tune`, part W's data, pretrained start and
+        optimizer), `runs_expected` / `runs_found`, and
         per part (`parts[name]`) its `title` and `rows` (label, cell fields,
         `n`, and `{"mean", "std", "n", "values"}` of `final_top1`,
         `median_top1`, `pearson`, `mae`, `mask_std`, `object_preference`
@@ -126,6 +127,7 @@ def summarise(
         "signature": config.signature(),
         "config": config.to_dict(),
         "vit": STUDY_VIT.to_dict(),
+        "fine_tune": fine_tune_settings(config).to_dict(),
         "seeds": list(seeds),
         "command": command,
         "commands": list(dict.fromkeys(c for c in commands if c)),

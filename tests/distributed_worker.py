@@ -39,7 +39,6 @@ GLOBAL_BATCH = 8
 CLASSES = 5
 CASES = {
     "mce": (keras_sumix.MixupModel, {}),
-    "sumix": (keras_sumix.SUMixModel, {}),
     "sumix_distance_per_sample": (
         keras_sumix.SUMixModel,
         {"lambda_mode": "distance", "reduction": "per_sample"},
@@ -50,6 +49,8 @@ CASES = {
     # AutoMix: the momentum encoder's features of each shard, gathered; the
     # mix block's loss on the global batch; the EMA update after the step.
     "sumix_automix": (keras_sumix.SUMixModel, {"variant": "recommended"}),
+    # ManifoldMix: the pairing is global at the hidden stage too.
+    "sumix_manifoldmix": (keras_sumix.SUMixModel, {}),
 }
 
 
@@ -58,6 +59,8 @@ def _mixer(case: str):
         return keras_sumix.layers.PuzzleMix(1.0, seed=3)
     if case == "sumix_automix":  # a low momentum: the EMA moves visibly
         return keras_sumix.layers.AutoMix(seed=3, momentum=0.5)
+    if case == "sumix_manifoldmix":  # always the hidden stage (gathered)
+        return keras_sumix.layers.ManifoldMix(stages=["stage3"], seed=3)
     return keras_sumix.layers.CutMix(1.0, seed=3)
 
 
@@ -68,7 +71,7 @@ def _backbone(batch_norm: bool) -> keras.Model:
         # step is one global program, so plain BN is global already.
         sync = {"synchronized": True} if BACKEND == "tensorflow" else {}
         layers.append(keras.layers.BatchNormalization(**sync))
-    # "stage3": the map AutoMix's mix block reads (weightless).
+    # "stage3": the map AutoMix's mix block reads, ManifoldMix's stage.
     layers += [
         keras.layers.ReLU(),
         keras.layers.Identity(name="stage3"),

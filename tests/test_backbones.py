@@ -24,7 +24,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, to_np
+from conftest import BACKEND, run_once, to_np
 
 from keras_sumix import models
 
@@ -97,6 +97,7 @@ def built():
     return get
 
 
+@run_once("torch", "a parameter count does not depend on the backend")
 @pytest.mark.parametrize("name", list(SPECS))
 def test_parameter_counts(built, name):
     _, _, total, trainable, bn_channels, _ = SPECS[name]

@@ -18,11 +18,21 @@ import pytest
 from conftest import BACKEND, load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run once (the scripts run under JAX whatever the suite's backend), in the
-# TensorFlow run, which `make test` runs alongside the (longer) JAX one.
-pytestmark = pytest.mark.skipif(
+# Run once (each script runs under the backend it is given, whatever the
+# suite's): in the TensorFlow run, or for the two longest (a minute or more
+# each) with the JAX run's slow tests, so that `make test`'s two lanes take
+# about the same time.
+in_the_tensorflow_run = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="run once, in the TensorFlow run"
 )
+
+
+def in_the_slow_run(test):
+    """Run `test` once, with the slow tests (under JAX)."""
+    test = pytest.mark.skipif(BACKEND != "jax", reason="run once, with the slow ones")(
+        test
+    )
+    return pytest.mark.slow(test)
 
 
 def _run(*args: str, backend: str = "torch") -> None:
@@ -48,6 +58,7 @@ MIXER_ENTRIES = {
 }
 
 
+@in_the_slow_run
 def test_mixers_benchmark_quick(tmp_path):
     out = tmp_path / "mixers.json"
     # One tf.data section (the other three differ only in the order of repeat
@@ -88,6 +99,7 @@ def _quick_step(script: str, out: Path, backend: str = "torch") -> dict:
     return json.loads(out.read_text())
 
 
+@in_the_tensorflow_run
 def test_step_overhead_quick(tmp_path):
     report = _quick_step("benchmarks/step_overhead.py", tmp_path / "step.json")
     (row,) = report["backends"]
@@ -96,6 +108,7 @@ def test_step_overhead_quick(tmp_path):
     assert all(v > 0 for v in row["seconds_per_step"].values())
 
 
+@in_the_tensorflow_run
 def test_puzzle_step_quick(tmp_path):
     out = tmp_path / "puzzle.json"
     (row,) = _quick_step("benchmarks/puzzle_step.py", out)["backends"]
@@ -109,6 +122,7 @@ def test_puzzle_step_quick(tmp_path):
     assert "goal <= 2.3" in out.with_suffix(".md").read_text()
 
 
+@in_the_tensorflow_run
 def test_automix_step_quick(tmp_path):
     out = tmp_path / "automix.json"
     (row,) = _quick_step("benchmarks/automix_step.py", out)["backends"]
@@ -117,6 +131,28 @@ def test_automix_step_quick(tmp_path):
     assert "AutoMix MCE / CutMix" in out.with_suffix(".md").read_text()
 
 
+@in_the_tensorflow_run
+def test_method_step_quick(tmp_path):
+    out = tmp_path / "method.json"
+    report = _quick_step("benchmarks/method_step.py", out)
+    (row,) = report["backends"]
+    timed, skipped = set(row["seconds_per_step"]), set(row["skipped"])
+    assert timed | skipped == set(report["variants"]) and not timed & skipped
+    assert {"cutmix_mce", "decouple_mce", "decouple_sumix"} <= timed
+    assert row["ratio_to_cutmix"]["cutmix_mce"] == 1.0
+    assert "| MixupModel + CutMix + DecoupleMix | CNN |" in (
+        out.with_suffix(".md").read_text()
+    )
+    script = load_script(ROOT / "benchmarks" / "method_step.py")
+    # A method whose code is not in the checkout is reported as skipped.
+    script.VARIANTS["fake"] = script.Variant("Fake", "cnn", requires=("keras", "Nope"))
+    assert script.unavailable("fake") == "keras.Nope is not importable"
+    fake = {**report, "variants": {**report["variants"], "fake": "Fake"}}
+    fake["backends"] = [{**row, "skipped": {"fake": "keras.Nope is not importable"}}]
+    assert "| Fake | CNN | skipped | - |" in script._markdown(fake)
+
+
+@in_the_tensorflow_run
 def test_regularizer_gradients_quick(tmp_path):
     out = tmp_path / "regularizer.json"
     _run("benchmarks/regularizer_gradients.py", "--quick", "--output", str(out))
@@ -137,6 +173,7 @@ def test_regularizer_gradients_quick(tmp_path):
     assert "| negative | trained |" in out.with_suffix(".md").read_text()
 
 
+@in_the_tensorflow_run
 def test_xla_step_quick(tmp_path):
     out = tmp_path / "xla.json"
     # TensorFlow only: torch.compile's first step alone takes a minute here
@@ -158,6 +195,7 @@ def test_xla_step_quick(tmp_path):
     assert "| tensorflow | XLA | sumix |" in out.with_suffix(".md").read_text()
 
 
+@in_the_slow_run
 def test_device_check_smoke_without_tensorflow(tmp_path):
     # The GPU machine it is meant for has JAX and torch but no TensorFlow:
     # block the import, as if it were not installed. `--budget 0`: no time
@@ -217,6 +255,7 @@ def test_device_check_smoke_without_tensorflow(tmp_path):
     assert "PASS" not in table and "FAIL" not in table  # not judged on a CPU
 
 
+@in_the_tensorflow_run
 def test_device_check_worker_stopped_at_the_budget_keeps_its_groups(
     tmp_path, monkeypatch
 ):
@@ -242,6 +281,7 @@ def test_device_check_worker_stopped_at_the_budget_keeps_its_groups(
     assert "running" not in result
 
 
+@in_the_tensorflow_run
 def test_device_check_table_judges_goals_on_a_gpu_only():
     module = load_script(ROOT / "benchmarks" / "device_check.py")
     seconds = {"mce": 0.10, "sumix": 0.21, "sumix_fast": 0.13}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_once
 from fixtures import (
     AIRCRAFT_CLASSES,
     COLOURS,
@@ -57,6 +58,12 @@ from keras_sumix.data import (
 from keras_sumix.data.transforms import PadCropFlip, ResizedCropFlip
 from keras_sumix.layers import CutMix, MixUp
 from keras_sumix.recipes import RECIPES
+
+pytestmark = run_once(
+    "torch",
+    "loaders and tf.data pipelines: TensorFlow ops whatever the backend "
+    "(tests/test_layers.py maps every mixer in tf.data on every backend)",
+)
 
 
 def _arrays(dataset, limit: int = 1000):

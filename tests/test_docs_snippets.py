@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND
+from conftest import BACKEND, smaller_first_example
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -72,6 +72,7 @@ def test_page_runs_as_pasted(page, tmp_path):
         for i, (reason, code) in enumerate(blocks(page))
         if reason is None
     )
+    script = smaller_first_example(script)  # the wheel tests run it whole
     backend = BACKEND_OF.get(page.name, "torch")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.setdefault("MPLBACKEND", "Agg")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_once
 
 from keras_sumix import cli, training
 from keras_sumix.evaluation import GENERATED_CORRUPTIONS
@@ -15,6 +16,12 @@ from keras_sumix.training import (
     load_test_images,
     occluded_split,
     train,
+)
+
+pytestmark = run_once(
+    "torch",
+    "the evaluate command: host-side logic over backend-agnostic models "
+    "(tests/test_evaluation.py checks the protocols on every backend)",
 )
 
 

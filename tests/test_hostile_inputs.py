@@ -35,8 +35,13 @@ from keras_sumix.data import (
 )
 from keras_sumix.layers import MIXERS, CutMix, MixUp, RandomChoice, get_mixer
 
-# AutoMix, which mixes by a model's features, has its own: test_auto_mix.py.
-NAMES = sorted(name for name, cls in MIXERS.items() if not cls.needs_features)
+# AutoMix, which mixes by a model's features, and ManifoldMix, which mixes
+# them inside a model, have their own: test_auto_mix.py, test_manifold_mix.py.
+NAMES = sorted(
+    name
+    for name, cls in MIXERS.items()
+    if not (cls.needs_features or cls.mixes_features)
+)
 N, H, W, C = 4, 8, 8, 3  # the one image shape most tests use
 CLASSES = 4
 

@@ -13,7 +13,8 @@ import keras_sumix as ks
 from keras_sumix.layers import BaseMixer, registry
 from tests.conftest import mixer_context, source_of, tagged_images, to_np
 
-NAMES = registry.names()
+# ManifoldMix mixes hidden features inside a model: test_manifold_mix.py.
+NAMES = registry.names(mixes_features=False)
 # Mixers that need no model (a saliency falls back to the image's own; a
 # learned mixer is given a feature map, `mixer_context`).
 PLAIN = registry.names(needs_saliency=False)

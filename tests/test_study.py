@@ -1,7 +1,7 @@
 """The study (`study/`, `python -m study`), the demo (`study.demo`,
 `make demo`) and the digits loader the study trains on.
 
-The quick grid is trained once, under TensorFlow only (the fastest backend
+The quick grid is trained once, under torch only (the fastest backend
 for it here; the study is a script, not a property of a backend). The
 loader, the grid's structure and the argument checks run on every backend.
 """
@@ -38,12 +38,21 @@ from study import (
     summarise,
 )
 from study.command import QUICK_OUTPUT, main
-from study.config import ROOT, STUDY_VIT, ViTSettings
+from study.config import QUICK_FINE_TUNE, ROOT, STUDY_VIT, ViTSettings
 from study.grid import P_VARIANT, V_EPOCHS, part_entries
-from study.runner import cell_of, evaluation_epochs, make_mixer, matching
+from study.runner import (
+    cell_of,
+    evaluation_epochs,
+    make_mixer,
+    matching,
+    measured_dataset,
+)
 
-only_tensorflow = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="the quick study is trained once, under TF"
+# The quick grid runs eagerly (`QUICK.run_eagerly`): torch's eager steps
+# take half of TensorFlow's here (parts A, V, G: 21 s against 38 s).
+TRAINED_ON = "torch"
+trained_once = pytest.mark.skipif(
+    BACKEND != TRAINED_ON, reason=f"the quick study is trained once, under {TRAINED_ON}"
 )
 
 
@@ -106,15 +115,17 @@ def test_digits_without_scikit_learn_names_the_package(monkeypatch):
 def test_full_grid_structure():
     runs = build_grid(FULL)
     keys = [run.key for run in runs]
-    assert len(keys) == len(set(keys)) == 372
+    assert len(keys) == len(set(keys)) == 423
     per_part = {p: sum(run.part == p for run in runs) for p in PARTS}
     # Shared cells are trained once, in the first part listing them:
     # D's default t are A's distance modes, E's default at batch 64 is A's
     # SUMix, F's CutMix rows are A's, S's shares A's, B's and C's, R's and
-    # N's batch-64 rows are S's, G's CutMix and PuzzleMix rows A's, P's and F's.
+    # N's batch-64 rows are S's, G's CutMix and PuzzleMix rows A's, P's and F's,
+    # T's MCE row V's, L's MCE and recommended rows P's (W shares none).
     expected = {
         **{"A": 30, "B": 21, "C": 48, "D": 24, "E": 18, "F": 18, "S": 66},
-        **{"R": 36, "N": 72, "P": 18, "G": 12, "V": 9},
+        **{"R": 36, "N": 72, "P": 18, "G": 12, "V": 9, "T": 6, "L": 12, "M": 9},
+        "W": 24,
     }
     assert per_part == expected
     clean = METHODS["mce_clean"]
@@ -371,7 +382,7 @@ def test_study_vit_builds_with_its_pinned_size():
     assert optimizer.global_clipnorm == STUDY_VIT.clipnorm
 
 
-@only_tensorflow  # 3 s; the eager SUMix step of a ViT takes 30 s on JAX
+@trained_once  # 3 s; the eager SUMix step of a ViT takes 30 s on JAX
 def test_one_tiny_vit_run_trains_and_measures():
     pytest.importorskip("keras_hub")
     from study.runner import StudyData, train_run
@@ -455,7 +466,7 @@ def test_library_does_not_import_the_study():
 
 
 # ---------------------------------------------------------------------- #
-# The quick study (TensorFlow only)
+# The quick study (trained once, under TRAINED_ON)
 # ---------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
@@ -468,7 +479,7 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_records_every_run_with_finite_values(quick_study):
     output, _ = quick_study
     records = read_records(output / RUNS_FILE)
@@ -476,18 +487,20 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
     assert {r["key"] for r in records} == expected
     assert len(records) == len(expected)
     datasets = {r["dataset"] for r in records}
-    assert datasets == {"occluded", "digits"}
+    assert datasets == {"occluded", "digits", "fine_grained"}
     assert {r["part"] for r in records} == set(PARTS)
     for record in records:
-        assert record["backend"] == "tensorflow"
-        assert record["epochs_run"] == QUICK.epochs and not record["diverged"]
+        assert record["backend"] == TRAINED_ON
+        epochs = cell_of(record).run_epochs(QUICK)  # part W's quick cell: 1
+        assert record["epochs_run"] == epochs and not record["diverged"]
         assert 0 <= record["final_top1"] <= 1 and 0 <= record["median_top1"] <= 1
         assert record["top1_history"][-1] == record["final_top1"]
         assert record["seconds_per_epoch"] > 0 and record["total_seconds"] > 0
         assert set(record["occlusion"]) == {"0.25", "0.5"}
         assert all(_finite(v) for v in record["occlusion"].values())
         # The mixers that keep the partner's pixels as they are.
-        measurable = record["dataset"] == "occluded" and record["mixer"] in (
+        masked = record["dataset"] in ("occluded", "fine_grained")
+        measurable = masked and record["mixer"] in (
             "automix",
             "cutmix",
             "fmix",
@@ -500,7 +513,7 @@ def test_quick_study_records_every_run_with_finite_values(quick_study):
             assert record["pearson"] is None and "skipped" in record["fidelity"]
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_rerun_skips_recorded_runs(quick_study, capsys):
     output, _ = quick_study
     before = (output / RUNS_FILE).read_text()
@@ -509,7 +522,7 @@ def test_quick_study_rerun_skips_recorded_runs(quick_study, capsys):
     assert "0 to train" in capsys.readouterr().out
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_summary_matches_numpy(quick_study):
     output, _ = quick_study
     records = read_records(output / RUNS_FILE)
@@ -523,7 +536,7 @@ def test_quick_study_summary_matches_numpy(quick_study):
         fake["seconds_per_epoch"] = record["seconds_per_epoch"] * 2
         fake["occlusion"] = {k: 1 - v for k, v in record["occlusion"].items()}
         doubled.append(fake)
-    result = summarise(doubled, QUICK, "tensorflow", seeds=(0, 1))
+    result = summarise(doubled, QUICK, TRAINED_ON, seeds=(0, 1))
     assert result["runs_found"] == result["runs_expected"] == 2 * len(records)
     by_cell: dict[str, list] = {}
     for record in doubled:
@@ -550,7 +563,7 @@ def test_quick_study_summary_matches_numpy(quick_study):
             assert row["final_top1"]["std"] is None
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_report_files(quick_study):
     output, summary = quick_study
     markdown = (output / "study.md").read_text()
@@ -564,7 +577,7 @@ def test_quick_study_report_files(quick_study):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_cli_and_readme_block(quick_study, capsys):
     output, _ = quick_study
     assert main(["--quick", "--output", str(output), "--quiet"]) == 0
@@ -585,12 +598,12 @@ def test_quick_study_cli_and_readme_block(quick_study, capsys):
     assert "digits, SaliencyMix" in line and line.count("not run") == 3
 
 
-@only_tensorflow
+@trained_once
 def test_quick_study_time_estimate(quick_study):
     from study.runner import StudyData, estimate_seconds
 
     output, _ = quick_study
-    records = matching(read_records(output / RUNS_FILE), QUICK, "tensorflow")
+    records = matching(read_records(output / RUNS_FILE), QUICK, TRAINED_ON)
     runs = build_grid(QUICK)
     data = StudyData(QUICK)
 
@@ -599,7 +612,9 @@ def test_quick_study_time_estimate(quick_study):
     def must_not_measure(backbone):
         raise AssertionError("the recorded runs should have been used")
 
-    recorded = estimate_seconds(runs, QUICK, data, records, measure=must_not_measure)
+    # (Part W's quick grid is one SUMix cell: its MCE kind is measured.)
+    both = [r for r in runs if r.cell.backbone != "pretrained"]
+    recorded = estimate_seconds(both, QUICK, data, records, measure=must_not_measure)
     assert 0 < recorded < 10 * sum(r["total_seconds"] for r in records.values())
     # Nothing recorded: a measured run of each kind per backbone, scaled by
     # training images and epochs.
@@ -611,13 +626,16 @@ def test_quick_study_time_estimate(quick_study):
         return {"mce": 10.0 * scale, "sumix": 20.0 * scale}
 
     measured = estimate_seconds(runs, QUICK, data, {}, measure=measure)
-    assert asked == ["cnn", "vit"]
+    assert asked == ["cnn", "pretrained", "vit"]
     images = {"occluded": QUICK.occluded_train, "digits": QUICK.digits_limit}
+    images["fine_grained"] = QUICK_FINE_TUNE.train_images
     expected = sum(
         (3.0 if r.cell.backbone == "vit" else 1.0)
         * (20.0 if METHODS[r.cell.method].sumix else 10.0)
-        / 96
+        / images[measured_dataset(r.cell.backbone)]
         * images[r.cell.dataset]
+        * r.cell.run_epochs(QUICK)
+        / QUICK.epochs
         for r in runs
     )
     assert measured == pytest.approx(expected)
@@ -636,7 +654,7 @@ def test_quick_study_time_estimate(quick_study):
 # ---------------------------------------------------------------------- #
 # The demo (`make demo`)
 # ---------------------------------------------------------------------- #
-@only_tensorflow
+@trained_once
 def test_demo_quick_trains_and_reports(tmp_path, capsys):
     assert demo.main(["--quick", "--quiet", "--output", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

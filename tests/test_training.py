@@ -44,6 +44,11 @@ def test_cli_train_writes_the_run_folder(tmp_path, capsys):
     assert isinstance(model, ks.SUMixModel)
 
 
+# Run once, under torch (eager: no compilation).
+host_side = run_once("torch", "the run logic over backend-agnostic models")
+
+
+@host_side
 def test_no_sumix_trains_the_baseline(tmp_path):
     config = TrainConfig(limit=32, epochs=1, batch_size=16, sumix=False)
     config.output_dir = str(tmp_path)
@@ -99,6 +104,7 @@ def test_config_errors(capsys):
     assert len(err) == 1 and "data_dir" in err[0]
 
 
+@host_side
 def test_cli_trains_on_a_folder_of_your_own_images(tmp_path, capsys):
     """`--data-dir` with class subfolders (images of any size) trains on
     them: the classes are the folders, the held-out images a fraction of
@@ -118,6 +124,7 @@ def test_cli_trains_on_a_folder_of_your_own_images(tmp_path, capsys):
     assert [int(y) for _, y in test.as_numpy_iterator()] == [0, 1]
 
 
+@host_side
 def test_folder_defaults_and_test_split(tmp_path):
     photos = image_folder(tmp_path / "photos", per_class=5, split=True)
     config = TrainConfig(dataset="folder", data_dir=str(photos), batch_size=4)
@@ -128,6 +135,7 @@ def test_folder_defaults_and_test_split(tmp_path):
     assert fine.pipeline_options()["image_size"] is None  # the recipe's 224
 
 
+@host_side
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
@@ -147,6 +155,7 @@ def test_options_that_do_not_apply_are_errors(tmp_path, capsys, argv, named):
     assert not out.exists()  # refused before anything is written
 
 
+@host_side
 def test_a_finished_run_is_never_overwritten_unless_asked(tmp_path, capsys):
     out = tmp_path / "run"
     config = TrainConfig(limit=16, epochs=1, batch_size=8, output_dir=str(out))
@@ -225,6 +234,7 @@ def test_finetune_aircraft_example_smoke(tmp_path, examples_on_path):
     assert not (tmp_path / "o2").exists()  # a failed setting leaves no run
 
 
+@host_side
 def test_keras_hub_preset_backbone_is_wired(tmp_path):
     """`weights="hub:<dir>"` loads the real keras-hub preset directory (a
     tiny ResNet saved by the test) through `keras_sumix.models.from_hub`."""
@@ -371,6 +381,7 @@ def test_vit_example_smoke(tmp_path, examples_on_path, monkeypatch):
     assert isinstance(model, ks.SUMixModel) and model.mixer.alpha == 2.0
 
 
+@host_side
 @pytest.mark.parametrize("dataset", ["cub", "aircraft"])
 def test_hub_fine_tuning_recipes_on_fixture_trees(tmp_path, dataset):
     """`cub-r18-hub` / `aircraft-r18-hub` (keras-hub's resnet_18_imagenet

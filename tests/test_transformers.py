@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import to_np
+from conftest import run_once, to_np
 
 import keras_sumix as ks
 from keras_sumix import models
@@ -41,6 +41,7 @@ def _tiny_swin(**kwargs):
     return models.swin_tiny(32, patch_size=2, window_size=4, **{**TINY_SWIN, **kwargs})
 
 
+@run_once("torch", "a parameter count does not depend on the backend")
 @pytest.mark.parametrize(
     "builder, kwargs, params, dim",
     [

@@ -6,9 +6,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import run_once
 
 from keras_sumix.data import CIFAR_MEAN, CIFAR_STD, make_pipeline
 from keras_sumix.data.transforms import rand_augment_layer
+
+pytestmark = run_once(
+    "torch",
+    "tf.data pipelines: TensorFlow ops whatever the backend",
+)
 
 tf = pytest.importorskip("tensorflow")
 

@@ -50,7 +50,11 @@ def main(out: Path, readme: Path) -> None:
     images = rng.random((8, 32, 32, 3), dtype="float32")
     labels = rng.integers(0, 10, 8).astype("int32")
     # Every model-free mixer here; AutoMix (a learned one) in a model below.
-    plain = [cls for cls in layers.MIXERS.values() if not cls.needs_features]
+    plain = [
+        cls
+        for cls in layers.MIXERS.values()
+        if not (cls.needs_features or cls.mixes_features)
+    ]
     mixers = [cls(alpha=1.0, num_classes=10, seed=1) for cls in plain]
     mixers.append(layers.RandomChoice(mixers[:2], num_classes=10, seed=2))
     for mixer in mixers:
@@ -75,6 +79,8 @@ def main(out: Path, readme: Path) -> None:
         (keras_sumix.MixupModel, {}, layers.CutMix(alpha=1.0, seed=0)),
         (keras_sumix.SUMixModel, dict(variant="recommended"), layers.CutMix(seed=0)),
         (keras_sumix.SUMixModel, dict(variant="recommended"), layers.AutoMix(seed=0)),
+        # ManifoldMix: the library's CNN and its named stages (the default).
+        (keras_sumix.SUMixModel, {}, layers.ManifoldMix(seed=0)),
     ]:
         backbone = keras.Sequential(
             [
@@ -84,6 +90,8 @@ def main(out: Path, readme: Path) -> None:
                 keras.layers.GlobalAveragePooling2D(),
             ]
         )
+        if mixer.mixes_features:
+            backbone = keras_sumix.models.small_cnn((16, 16, 3), widths=(4, 8))
         model = cls(backbone, 4, mixer, **options)
         model.compile(optimizer="sgd", metrics=["accuracy"])
         history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)

@@ -8,6 +8,7 @@ from keras_sumix.layers.auto_mix import AutoMix, MixBlock
 from keras_sumix.layers.base import BaseMixer, MixingLayer, MixResult
 from keras_sumix.layers.cut_mix import CutMix
 from keras_sumix.layers.f_mix import FMix
+from keras_sumix.layers.manifold_mix import ManifoldMix
 from keras_sumix.layers.mix_up import MixUp
 from keras_sumix.layers.puzzle_mix import PuzzleMix
 from keras_sumix.layers.random_choice import RandomChoice
@@ -21,6 +22,7 @@ __all__ = [
     "BaseMixer",
     "CutMix",
     "FMix",
+    "ManifoldMix",
     "MixBlock",
     "MixResult",
     "MixUp",

@@ -101,8 +101,8 @@ class MixingLayer(keras.layers.Layer):
     ```
 
     `name` (omit it for a mixer not built by name), `in_place`,
-    `true_share` (defaults to `in_place`), `needs_saliency` and
-    `needs_features` (False);
+    `true_share` (defaults to `in_place`), `needs_saliency`,
+    `needs_features` and `mixes_features` (False);
     a subclass without keywords inherits its parent's facts but not its
     name.
 
@@ -121,10 +121,11 @@ class MixingLayer(keras.layers.Layer):
       and mix exactly as the same values given as floats.
     - NaN and Inf pixels are not checked: they propagate into the output
       samples they are mixed into (their own, and the one they are pasted or
-      blended into; with a cutting mask they may spread beyond the pasted
-      region, `0 * NaN` being NaN). `lam` and `permutation` never depend on
-      pixel values through NaN, so they stay finite and exact. Training
-      models (`MixingModel.fit`) reject or stop on non-finite data.
+      blended into; a box mixer makes the whole of the sample's own output
+      NaN, even where its non-finite pixel was covered, so that it is never
+      silently dropped). `lam` and `permutation` never depend on pixel
+      values through NaN, so they stay finite and exact. Training models
+      (`MixingModel.fit`) reject or stop on non-finite data.
     - A batch of one has no partner: it is returned unmixed, with
       `permutation == [0]` and `lam == [1]`. An empty batch (N = 0) or an
       image with no pixel raises a ValueError (when the shape is static).
@@ -191,6 +192,9 @@ class MixingLayer(keras.layers.Layer):
     #: `mix` takes `features`, a feature map of the batch (a learned mixer:
     #: AutoMix); the models then run the encoder it reads and its own losses.
     needs_features: bool = False
+    #: The mixer blends the network's hidden feature maps (ManifoldMix): only
+    #: a model's staged forward pass runs it; `mix` on images alone raises.
+    mixes_features: bool = False
 
     def __init_subclass__(
         cls,
@@ -199,6 +203,7 @@ class MixingLayer(keras.layers.Layer):
         true_share: bool | None = None,
         needs_saliency: bool | None = None,
         needs_features: bool | None = None,
+        mixes_features: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -212,6 +217,8 @@ class MixingLayer(keras.layers.Layer):
             cls.needs_saliency = needs_saliency
         if needs_features is not None:
             cls.needs_features = needs_features
+        if mixes_features is not None:
+            cls.mixes_features = mixes_features
         if name is not None:
             registry.register(cls, name)
 
@@ -900,7 +907,11 @@ class BaseMixer(MixingLayer):
             mask = ops.numpy.broadcast_to(
                 ops.cast(mask, "float32"), (n, shape[1], shape[2])
             )
-            lam = ops.numpy.mean(mask, axis=(1, 2))
+            if "box" in params:  # the mask's mean, without reading the mask
+                lam = self._box_lam(params["box"], shape[1], shape[2])
+                lam = ops.numpy.broadcast_to(lam, (n,))
+            else:
+                lam = ops.numpy.mean(mask, axis=(1, 2))
         # A batch of one has no partner: it is returned as it is, keeping all
         # of itself.
         if isinstance(n, int):
@@ -994,27 +1005,67 @@ class BaseMixer(MixingLayer):
         """Take `partner` inside the boxes `[top, bottom) x [left, right)`
         (`box` `(M, 4)`, M in {1, N}).
 
-        The box is the product of a row mask and a column mask, so the full
-        mask is never built channel by channel. Returns the mixed batch and
-        the kept mask `(M, H, W)`.
+        Each output pixel is selected from `images` or `partner` (one read of
+        each, one write: the speed of MixUp's blend, where a weighted sum
+        with the mask writes the batch several times over), by a boolean
+        box built from a row and a column test, so the full mask is never
+        built channel by channel. A sample with a non-finite pixel is made
+        non-finite whole in its own output (`_non_finite_kept`). Returns the
+        mixed batch and the kept mask `(M, H, W)`.
         """
         ops = self.backend
         shape = ops.shape(images)
         height, width, channels = shape[1], shape[2], shape[3]
         box = ops.cast(box, "int32")
 
-        def inside(start, stop, length):
-            index = ops.numpy.arange(length, dtype="int32")[None, :]
-            return ops.cast(
-                (index >= start[:, None]) & (index < stop[:, None]), "float32"
-            )
+        def inside(start, stop, index):
+            index = index[None, :]
+            return (index >= start[:, None]) & (index < stop[:, None])
 
-        rows = inside(box[:, 0], box[:, 2], height)  # (M, H)
-        cols = inside(box[:, 1], box[:, 3], width)  # (M, W)
+        rows = inside(box[:, 0], box[:, 2], ops.numpy.arange(height, dtype="int32"))
         # Column j of the (H, W * C) view is pixel column j // C.
-        pasted = rows[:, :, None] * ops.numpy.repeat(cols, channels, axis=1)[:, None]
-        mixed = self._weighted(images, partner, 1.0 - pasted)
-        return mixed, 1.0 - rows[:, :, None] * cols[:, None, :]
+        view_cols = ops.numpy.arange(width * channels, dtype="int32") // channels
+        pasted = rows[:, :, None] & inside(box[:, 1], box[:, 3], view_cols)[:, None]
+        view = (-1, height, width * channels)
+        mixed = ops.numpy.where(
+            pasted,
+            ops.numpy.reshape(partner, view),
+            ops.numpy.reshape(images, view),
+        )
+        mixed = self._non_finite_kept(images, ops.numpy.reshape(mixed, shape))
+        cols = inside(box[:, 1], box[:, 3], ops.numpy.arange(width, dtype="int32"))
+        kept = (
+            1.0
+            - ops.cast(rows, "float32")[:, :, None]
+            * ops.cast(cols, "float32")[:, None, :]
+        )
+        return mixed, kept
+
+    def _non_finite_kept(self, images: Any, mixed: Any) -> Any:
+        """`mixed`, with the output of every sample of `images` that holds a
+        NaN or Inf pixel made NaN whole (a selection would drop a non-finite
+        pixel the partner's box covers). Finite batches, the usual case, take
+        a branch that costs one read of `images` and nothing else."""
+        ops = self.backend
+
+        def poisoned():
+            finite = ops.numpy.all(ops.numpy.isfinite(images), axis=(1, 2, 3))
+            nan = ops.numpy.where(finite, 0.0, float("nan"))
+            return mixed + ops.cast(nan, mixed.dtype)[:, None, None, None]
+
+        all_finite = ops.numpy.all(ops.numpy.isfinite(images))
+        return ops.core.cond(all_finite, lambda: mixed, poisoned)
+
+    def _box_lam(self, box: Any, height: Any, width: Any) -> Any:
+        """The share of pixels outside each box `(M, 4)`, float32 `(M,)`:
+        the kept count over `H * W`, as the mean of the kept mask gives it
+        (both exact integers divided once)."""
+        ops = self.backend
+        box = ops.cast(box, "int32")
+        area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+        pixels = height * width
+        kept = ops.cast(pixels - area, "float32")
+        return kept / ops.cast(pixels, "float32")
 
     def _centred_box(self, cy: Any, cx: Any, lam: Any, height: Any, width: Any):
         """The reference CutMix box, `(M, 4)` int32: top, left, bottom, right.

@@ -44,8 +44,11 @@ class MixUp(BaseMixer, name="mixup"):
     """
 
     def _apply(self, images: Any, partner: Any, params: dict):
-        # No mask: every pixel is a blend of weight lam.
+        # No mask: every pixel is a blend of weight lam (of any rank, batch
+        # first: ManifoldMix blends hidden feature maps with it).
+        rank = len(images.shape)
         weight = self.backend.cast(
-            self.backend.numpy.reshape(params["lam"], (-1, 1, 1, 1)), images.dtype
+            self.backend.numpy.reshape(params["lam"], (-1,) + (1,) * (rank - 1)),
+            images.dtype,
         )
         return weight * images + (1.0 - weight) * partner, None

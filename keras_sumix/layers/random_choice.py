@@ -74,12 +74,15 @@ class RandomChoice(MixingLayer):
                 "`mixers` must be a non-empty list of keras_sumix mixing layers. "
                 f"Received: mixers={mixers!r}."
             )
-        learned = [type(m).__name__ for m in mixers if m.needs_features]
+        learned = [
+            type(m).__name__ for m in mixers if m.needs_features or m.mixes_features
+        ]
         if learned:
             raise ValueError(
                 "RandomChoice draws among model-free mixers; a learned mixer "
                 "trains with its model (two draws and a loss of its own each "
-                f"step) and cannot be one of them. Received: {learned}."
+                "step), and a mixer of hidden features (ManifoldMix) runs inside "
+                f"the network: neither can be one of them. Received: {learned}."
             )
         formats = {m.data_format for m in mixers}
         if formats != {self.data_format}:

@@ -18,7 +18,12 @@ A mixer's facts:
 - `needs_features`: `mix` takes `features`, a feature map of the batch, and
   the mixer has weights of its own trained by a loss of its own (AutoMix's
   mix block); the models then keep the momentum encoder the features come
-  from and run that loss.
+  from and run that loss;
+- `mixes_features`: the mixer blends the network's hidden feature maps at a
+  stage it draws (ManifoldMix): only `MixupModel` and `SUMixModel` can run
+  it (`mixer=`), through their staged forward pass
+  (`keras_sumix.models.stages`); it has no pixel mask, so no true share, and
+  `mix` on images alone (a `tf.data` map, the CLI's `show`) raises.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def names(
     true_share: bool | None = None,
     needs_saliency: bool | None = None,
     needs_features: bool | None = None,
+    mixes_features: bool | None = None,
 ) -> list[str]:
     """The registered mixers' names, optionally only those with given facts.
 
@@ -105,6 +111,8 @@ def names(
         true_share: likewise for `true_share`.
         needs_saliency: likewise for `needs_saliency`.
         needs_features: likewise for `needs_features`.
+        mixes_features: likewise for `mixes_features` (False: the mixers
+            that mix images, outside a model too).
 
     Returns:
         Names in registration order.
@@ -120,6 +128,7 @@ def names(
         "true_share": true_share,
         "needs_saliency": needs_saliency,
         "needs_features": needs_features,
+        "mixes_features": mixes_features,
     }
     return [
         name

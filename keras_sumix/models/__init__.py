@@ -26,6 +26,7 @@ from keras_sumix.models.sumix_model import (
     UncertaintyHead,
 )
 from keras_sumix.models.transformers import deit_small, swin_tiny
+from keras_sumix.models.transmix import attention_lam
 
 __all__ = [
     "LogitHead",
@@ -35,6 +36,7 @@ __all__ = [
     "SUMixModel",
     "TokenPooling",
     "UncertaintyHead",
+    "attention_lam",
     "classifier",
     "deit_small",
     "from_hub",

@@ -18,16 +18,26 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_sumix._validation import check_int, check_number
+from keras_sumix._validation import check_choice, check_int, check_number
 from keras_sumix.callbacks import StopOnNaN
 from keras_sumix.layers.base import MixingLayer
-from keras_sumix.losses import _reduce, sumix_loss
-from keras_sumix.models import backend, cross_entropy, host_data, learned_mixer
+from keras_sumix.losses import _decoupled_terms, _reduce, sumix_loss
+from keras_sumix.models import (
+    backend,
+    cross_entropy,
+    host_data,
+    learned_mixer,
+    stages,
+    transmix,
+)
 from keras_sumix.models import saliency as saliency_step
 from keras_sumix.models.backend import replicas
 from keras_sumix.models.pooling import pool_features, token_pooling_of
 from keras_sumix.models.variants import DEFAULT_VARIANT, resolve_options
 from keras_sumix.options import LOSS_OPTIONS, NAMES
+
+#: The metric that logs DecoupleMix's regulariser (`decouple_weight > 0`).
+DECOUPLE_LOSS = "decouple_loss"
 
 
 def _check_num_classes(num_classes: Any) -> int:
@@ -140,6 +150,8 @@ class MixingModel(keras.Model):
         mixer: MixingLayer,
         classifier: keras.layers.Layer | None = None,
         label_smoothing: float = 0.0,
+        decouple_weight: float = 0.0,
+        label_lam: str = "area",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -161,6 +173,9 @@ class MixingModel(keras.Model):
             )
         self.num_classes = _check_num_classes(num_classes)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
+        self.decouple_weight = check_number(
+            "decouple_weight", decouple_weight, low=0.0, include_low=True
+        )
         if getattr(mixer, "label_smoothing", 0.0):
             raise ValueError(
                 f"{type(self).__name__} makes its own targets, so the mixer's "
@@ -171,6 +186,12 @@ class MixingModel(keras.Model):
             )
         self.backbone = backbone
         self.mixer = mixer
+        self.label_lam = check_choice("label_lam", label_lam, transmix.LABEL_LAMS)
+        # TransMix reads the class token's attention of a keras-hub ViT/DeiT.
+        self._attention = None
+        if self.label_lam == "attention":
+            transmix.check_mixer(mixer)
+            self._attention = transmix.attention_source(backbone)
         # A given classifier is an existing model's head (`from_classifier`).
         self._custom_classifier = classifier is not None
         if classifier is None:
@@ -189,6 +210,10 @@ class MixingModel(keras.Model):
             self.momentum_encoder = learned_mixer.momentum_encoder(
                 backbone, classifier, mixer
             )
+        # A mixer of hidden features (ManifoldMix) runs the backbone in stages.
+        self._staged = None
+        if mixer.mixes_features:
+            self._staged = stages.StagedBackbone(backbone, mixer)
         # The loss terms besides "loss", keyed by the name of the metric
         # that logs each (training only; the total goes to Keras's "loss").
         self._term_trackers = {m.name: m for m in self._term_metrics()}
@@ -196,11 +221,17 @@ class MixingModel(keras.Model):
     def _term_metrics(self) -> list[keras.metrics.Metric]:
         """The metrics of the loss terms `_terms` returns besides `"loss"`:
         the metric named `k` logs `terms[k]`, in training only. Every mixing
-        model logs `lam_area` (the mean area lam), and with a learned mixer
-        its block loss (`learned_mixer.BLOCK_LOSS`)."""
+        model logs `lam_area` (the mean area lam), with
+        `label_lam="attention"` `lam_transmix` (the mean lam its labels are
+        mixed with), and with a learned mixer its block loss
+        (`learned_mixer.BLOCK_LOSS`)."""
         names = ["lam_area"]
+        if self._attention is not None:
+            names.append("lam_transmix")
         if self.momentum_encoder is not None:
             names.append(learned_mixer.BLOCK_LOSS)
+        if self.decouple_weight:
+            names.append(DECOUPLE_LOSS)
         return _means(*names)
 
     # ------------------------------------------------------------------ #
@@ -211,6 +242,8 @@ class MixingModel(keras.Model):
         global-average-pooled; `(N, L, D)` tokens give the class token of a
         keras-hub ViT/DeiT backbone, the mean of the tokens otherwise (see
         `keras_sumix.models.pooling`)."""
+        if self._staged is not None and self._staged.active is not None:
+            return self._staged(images, training=training)  # the mixed pass
         features = self.backbone(images, training=training)
         return pool_features(
             features, token_pooling_of(self.backbone), self.mixer.data_format
@@ -288,8 +321,9 @@ class MixingModel(keras.Model):
         A mixed sample takes the weights of its two sources in the mixing
         ratio, `lam * w_a + (1 - lam) * w_b`, and weights its mixed
         cross-entropy (the terms of its two labels); the loss is reduced as
-        Keras reduces a weighted loss (`sum(w * loss) / N`). SUMixModel's
-        uncertainty regulariser is not weighted.
+        Keras reduces a weighted loss (`sum(w * loss) / N`). DecoupleMix's
+        regulariser (`decouple_weight`) is weighted as the mixed
+        cross-entropy; SUMixModel's uncertainty regulariser is not weighted.
 
         NumPy `x`, `y`, `sample_weight` and `validation_data` are checked
         first (see the class docstring), and training stops with
@@ -498,18 +532,52 @@ class MixingModel(keras.Model):
         None the model's (`saliency`), gathered like the images.
 
         Returns:
-            `(mix, mixer_loss)`: the `MixResult`, and for a learned mixer
+            `(mix, mixer_loss)`: the `MixResult` (for a mixer of hidden
+            features, ManifoldMix, the draw: `stages.StagedMix`, which the
+            mixed pass applies), and for a learned mixer
             (`needs_features`: AutoMix) its block loss
             (`learned_mixer.mix`), else None.
         """
         if self.momentum_encoder is not None:
             return learned_mixer.mix(self.momentum_encoder, self.mixer, images, dense)
+        if self._staged is not None:  # ManifoldMix: `stages.StagedMix`
+            return stages.draw(self.mixer, replicas.gather(images)), None
         context = {}
         if self.mixer.needs_saliency:
             if saliency is None:
                 saliency = self._saliency(images, dense)
             context["saliency"] = replicas.gather(saliency)
         return self.mixer.mix(replicas.gather(images), **context), None
+
+    def _mixed_pass(self, forward: Any, mix: Any, images: Any) -> tuple[Any, Any]:
+        """`forward` on this replica's rows of the mixed batch, and the lam
+        the labels are mixed with: the area lam `mix.lam`, or with
+        `label_lam="attention"` TransMix's, from the class token's attention
+        of this very pass (`keras_sumix.models.transmix`). For a mixer of
+        hidden features (ManifoldMix) `forward` runs on the clean images and
+        `features` runs the backbone in stages, blending at the drawn stage
+        (`keras_sumix.models.stages`).
+
+        Returns:
+            `(outputs, lam)`: what `forward` returns, and the global float32
+            `(N,)` lam.
+        """
+        if self._staged is not None:  # ManifoldMix: the clean images, staged
+            with self._staged.mixing(mix):
+                return forward(images), mix.lam
+        mixed_images = replicas.local_rows(mix.images, images)
+        if self._attention is None:
+            return forward(mixed_images), mix.lam
+        with transmix.recording(self._attention) as record:
+            outputs = forward(mixed_images)
+        lam = transmix.label_lam(
+            self._attention, record, mix, images, self.mixer.data_format
+        )
+        return outputs, lam
+
+    def _label_lam_terms(self, lam: Any) -> dict[str, Any]:
+        """The `lam_transmix` term with `label_lam="attention"`, else none."""
+        return {} if self._attention is None else {"lam_transmix": ops.mean(lam)}
 
     def _with_mixer_loss(
         self,
@@ -526,6 +594,52 @@ class MixingModel(keras.Model):
         return learned_mixer.add_losses(
             terms, self.mixer, mixer_loss, clean_logits, targets, weight
         )
+
+    def _with_decoupled(
+        self,
+        terms: dict[str, Any],
+        logits: Any,
+        dense: Any,
+        mix: Any,
+        weight: Any | None,
+        lam: Any | None = None,
+        reduction: str = "per_sample",
+    ) -> dict[str, Any]:
+        """`terms` with DecoupleMix's regulariser when `decouple_weight > 0`
+        (as they are otherwise): `D_a`, `D_b` of the mixed pass
+        (`keras_sumix.losses.decoupled_regularizer`) against the smoothed
+        targets, each mixed sample's times its `mixed_weight` (from the
+        label lam, as its mixed cross-entropy), reduced with `lam` as
+        `reduction` says (`_reduce`), logged as `decouple_loss` and added to
+        `terms["loss"]` times `decouple_weight`.
+
+        Args:
+            terms: the model's loss terms, `"loss"` among them.
+            logits: this replica's logits of the mixed pass.
+            dense: this replica's one-hot labels `(N, C)`.
+            mix: the global `MixResult`, with the lam its labels are mixed
+                with.
+            weight: None or each clean sample's weight (this replica's).
+            lam: the ratio of `D_a` (SUMix: the corrected lam); None:
+                `mix.lam`.
+            reduction: `"per_sample"` or `"reference"`.
+        """
+        if not self.decouple_weight:
+            return terms
+        d_a, d_b = _decoupled_terms(
+            replicas.gather(logits),
+            self._smoothed(replicas.gather(dense)),
+            mix.permutation,
+        )
+        mixed_weight = cross_entropy.mixed_weight(
+            replicas.gather(weight), mix.permutation, mix.lam
+        )
+        if mixed_weight is not None:
+            d_a, d_b = mixed_weight * d_a, mixed_weight * d_b
+        lam = ops.reshape(ops.cast(mix.lam if lam is None else lam, "float32"), (-1,))
+        decoupled = _reduce(reduction, lam, d_a, d_b)
+        loss = terms["loss"] + self.decouple_weight * decoupled
+        return {**terms, "loss": loss, DECOUPLE_LOSS: decoupled}
 
     def mix_features(self, images: Any) -> Any:
         """The feature map a mixer with `needs_features` (AutoMix) mixes
@@ -602,11 +716,15 @@ class MixingModel(keras.Model):
                 batch-norm statistics then update) or inference mode.
 
         Returns:
-            float32 `(N,)`: the area lam for MixupModel, the corrected lam
-            for SUMixModel.
+            float32 `(N,)`: the label lam for MixupModel (the area lam, or
+            TransMix's with `label_lam="attention"`), the corrected lam for
+            SUMixModel.
         """
-        del images, labels, training
-        return ops.cast(mix.lam, "float32")
+        del labels
+        if self._attention is None:
+            return ops.cast(mix.lam, "float32")
+        _, lam = self._mixed_pass(lambda x: self(x, training=training), mix, images)
+        return lam
 
     # ------------------------------------------------------------------ #
     # Serialization
@@ -618,6 +736,8 @@ class MixingModel(keras.Model):
             "num_classes": self.num_classes,
             "mixer": keras.saving.serialize_keras_object(self.mixer),
             "label_smoothing": self.label_smoothing,
+            "decouple_weight": self.decouple_weight,
+            "label_lam": self.label_lam,
         }
         if self._custom_classifier:
             config["classifier"] = keras.saving.serialize_keras_object(self.classifier)
@@ -727,6 +847,27 @@ class MixupModel(MixingModel):
             clean one. Defaults to 0 (none). Set it here, not on the mixer
             (the model makes its own targets: a mixer's `label_smoothing`
             raises a ValueError).
+        label_lam: the lam the labels are mixed with. `"area"` (default):
+            the mixer's, the share of pixels kept. `"attention"`: TransMix
+            (Chen et al., CVPR 2022) for a vision transformer and a mixer
+            with a pixel mask (CutMix, FMix, SaliencyMix, ResizeMix,
+            PuzzleMix, AutoMix): the mean of the area lam and the share of
+            the class token's attention (last block, mean over heads) on the
+            patches each image keeps, read from the mixed pass itself, with
+            no gradient (`keras_sumix.models.transmix`); history then logs
+            `lam_transmix`. It needs a keras-hub ViT (with class token) or
+            DeiT backbone, e.g. `keras_sumix.models.deit_small`: another
+            backbone (Swin, a CNN) or a mixer without a mask (MixUp,
+            ManifoldMix) raises a ValueError, at construction or at the
+            first step (MixUp).
+        decouple_weight: the weight `eta >= 0` of DecoupleMix's decoupled
+            regulariser (Liu et al., NeurIPS 2023;
+            `keras_sumix.losses.decoupled_regularizer`), added to the mixed
+            cross-entropy: `loss = MCE + eta * mean(lam * D_a + (1 - lam) *
+            D_b)`, with the label lam, the smoothed targets and the mixed
+            samples' weights of the MCE. Defaults to 0 (off); the
+            reference's base configs use 0.1. With a positive weight history
+            logs `decouple_loss` (before the weight). Any mixer.
         **kwargs: `keras.Model` keyword arguments (`name`, `dtype`: a dtype
             policy such as `"mixed_bfloat16"` for the classifier, saved with
             the model), and `classifier`: None (a new `Dense(num_classes)`)
@@ -747,15 +888,19 @@ class MixupModel(MixingModel):
         mix, mixer_loss = self._mix_global_batch(images, dense)
         # A learned mixer (AutoMix) adds the clean cross-entropy.
         clean = None if mixer_loss is None else self(images, training=True)
-        logits = self(replicas.local_rows(mix.images, images), training=True)
+        logits, lam = self._mixed_pass(lambda x: self(x, training=True), mix, images)
         loss = cross_entropy.mixed(
             replicas.gather(logits),
             self._smoothed(replicas.gather(dense)),
             mix.permutation,
-            mix.lam,
+            lam,
             replicas.gather(weight),
         )
         terms = {"loss": loss, "lam_area": ops.mean(mix.lam)}
+        terms.update(self._label_lam_terms(lam))
+        terms = self._with_decoupled(
+            terms, logits, dense, mix._replace(lam=lam), weight
+        )
         targets = self._smoothed(dense)
         terms = self._with_mixer_loss(terms, mixer_loss, clean, targets, weight)
         return terms, logits
@@ -782,7 +927,8 @@ class SUMixModel(MixingModel):
     History reports `loss`, `mix_loss`, `reg_loss` (before gamma),
     `lam_area` (mean area lam) and `lam_sumix` (mean corrected lam); with
     `mixer=AutoMix(...)` also `mix_block_loss`, and the raw pass is
-    AutoMix's clean pass (the SUMix page, section "SUMix on AutoMix").
+    AutoMix's clean pass (the SUMix page, section "SUMix on AutoMix"); with
+    `decouple_weight > 0` also `decouple_loss`.
 
     Mixed precision: under `keras.mixed_precision.set_global_policy(
     "mixed_float16")` or `"mixed_bfloat16"` the networks run in half
@@ -818,6 +964,18 @@ class SUMixModel(MixingModel):
             lam) and AutoMix's clean cross-entropy. The corrected lam and the
             uncertainty regulariser (which trains the uncertainty head on the
             class indices) keep the hard labels. Defaults to 0 (none).
+        label_lam: `"area"` (default) or `"attention"`: the lam SUMix
+            corrects (TransMix's, see `MixupModel`); the regulariser
+            weighs its two terms by it too. With `lambda_mode="area"` the
+            TransMix lam is used as it is.
+        decouple_weight: the weight `eta >= 0` of DecoupleMix's decoupled
+            regulariser, as for `MixupModel`, added to SUMix's loss:
+            `loss = mix_loss + gamma * reg_loss + eta * decouple_loss`. Its
+            two terms are weighted by the corrected lam and reduced as
+            `reduction` says, like `mix_loss`, the mixed cross-entropy it
+            regularises (the area lam would split the sample by the ratio
+            SUMix has just corrected); targets smoothed and samples
+            weighted as `mix_loss`. Defaults to 0 (off).
         **kwargs: SUMix's options by name (`keras_sumix.options.OPTIONS`
             describes each, with its default and validation; not given or
             None: the variant's value, else the default), then
@@ -960,8 +1118,10 @@ class SUMixModel(MixingModel):
     ) -> Any:
         labels, _ = self._labels(labels)
         raw = self._outputs(images, training=training)
-        mixed = self._outputs(mix.images, training=training)
-        return self._loss(labels, raw, mixed, mix)["lam"]
+        mixed, lam = self._mixed_pass(
+            lambda x: self._outputs(x, training=training), mix, images
+        )
+        return self._loss(labels, raw, mixed, mix._replace(lam=lam))["lam"]
 
     def _terms(self, images: Any, labels: Any, dense: Any, weight: Any | None):
         if self.saliency_pass == "raw":
@@ -976,16 +1136,21 @@ class SUMixModel(MixingModel):
         if not self.raw_pass_gradient:
             raw = tuple(ops.stop_gradient(t) for t in raw)
         raw_logits, raw_uncertainty = raw
-        mixed = self._outputs(replicas.local_rows(mix.images, images))
+        mixed, lam = self._mixed_pass(self._outputs, mix, images)
+        labelled = mix._replace(lam=lam)  # SUMix corrects the label lam
         out = self._loss(
             replicas.gather(labels),
             (replicas.gather(raw_logits), replicas.gather(raw_uncertainty)),
             tuple(replicas.gather(t) for t in mixed),
-            mix,
+            labelled,
         )
         if self.label_smoothing or weight is not None:
             out = self._targets_loss(
-                out, replicas.gather(mixed[0]), replicas.gather(dense), mix, weight
+                out,
+                replicas.gather(mixed[0]),
+                replicas.gather(dense),
+                labelled,
+                weight,
             )
         terms = {
             "loss": out["loss"],
@@ -993,7 +1158,12 @@ class SUMixModel(MixingModel):
             "reg_loss": out["reg_loss"],
             "lam_area": ops.mean(mix.lam),
             "lam_sumix": ops.mean(out["lam"]),
+            **self._label_lam_terms(lam),
         }
+        # DecoupleMix splits the sample with the corrected lam, as mix_loss.
+        terms = self._with_decoupled(
+            terms, mixed[0], dense, labelled, weight, out["lam"], self.reduction
+        )
         targets = self._smoothed(dense)
         terms = self._with_mixer_loss(terms, mixer_loss, clean_logits, targets, weight)
         return terms, raw_logits
