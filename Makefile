@@ -104,8 +104,10 @@ dist: install
 # runs) and the wheel tests (fresh JAX-only and torch-only environments) run
 # once, in the JAX lane, with their reports (-rP) in the log. Two lanes
 # share the (2-core) machine: JAX, whose time goes to single-threaded XLA
-# compilation, runs alongside TensorFlow then torch (one thread: OpenMP's
-# spinning threads crawl on a shared CPU). Its log is printed when it ends.
+# compilation, runs alongside TensorFlow then torch, each on one thread for
+# its kernels (OpenMP's spinning threads crawl on a shared CPU; TensorFlow's
+# test_models.py: 131 s -> 118 s beside a busy core). Its log is printed when
+# it ends.
 # `make test-serial` runs the backends one after another instead.
 test: install lint docs
 	@rm -rf $(JAX_CACHE); mkdir -p .test-logs/tmp; export $(CACHE_ENV); \
@@ -114,7 +116,7 @@ test: install lint docs
 	    s=$$?; [ $$s -eq 0 ] || [ $$s -eq 5 ]; } ) > .test-logs/jax.log 2>&1 & \
 	jax=$$!; status=0; \
 	echo "=== KERAS_BACKEND=tensorflow ==="; \
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "$(FAST)" $(call TMP,tensorflow) $(PYTEST_ARGS) || status=1; \
+	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m "$(FAST)" $(call TMP,tensorflow) $(PYTEST_ARGS) || status=1; \
 	echo "=== KERAS_BACKEND=torch ==="; \
 	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(PY) -m pytest -q -m "$(FAST)" $(call TMP,torch) $(PYTEST_ARGS) || status=1; \
 	wait $$jax || status=1; \

@@ -1,13 +1,18 @@
 """The benchmark scripts run (smoke settings) and write their reports.
 
-Run once: they are scripts, not properties of a backend. A script that takes
-any backend runs its smoke under torch, whose eager steps cost no
-compilation (the smoke checks the script's structure, not its figures);
-mixers.py under JAX (its compiled-step section), xla_step.py under
-TensorFlow (XLA), device_check.py under JAX and torch (its workers)."""
+Run once: they are scripts, not properties of a backend. The step benchmarks
+run under torch, whose eager steps cost no compilation (the smoke checks the
+script's structure, not its figures), with their one-backend workers in this
+process (`in_process`): one of them (step_overhead.py, with its memory
+workers) starts its workers as a real run does, in fresh processes, which
+tests what they share. mixers.py runs under JAX (its compiled-step section),
+xla_step.py under TensorFlow (XLA), device_check.py under JAX and torch (its
+workers)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -15,16 +20,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, load_script
+from conftest import BACKEND, load_script, run_once
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run once (each script runs under the backend it is given, whatever the
-# suite's): in the TensorFlow run, or for the two longest (a minute or more
-# each) with the JAX run's slow tests, so that `make test`'s two lanes take
-# about the same time.
+# Run once: in the TensorFlow run (what needs TensorFlow), in the torch run
+# (the step benchmarks, their workers in this process), or for the two
+# longest (a minute or more each) with the JAX run's slow tests, so that
+# `make test`'s two lanes take about the same time.
 in_the_tensorflow_run = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="run once, in the TensorFlow run"
 )
+in_the_torch_run = run_once("torch", "a benchmark script, its workers in this process")
 
 
 def in_the_slow_run(test):
@@ -91,24 +97,70 @@ def test_mixers_benchmark_quick(tmp_path):
     assert "timed alone" in markdown and "compiled train step" in markdown
 
 
-def _quick_step(script: str, out: Path, backend: str = "torch") -> dict:
-    """Run a step benchmark in its quick setting, one step on `backend`; its
-    report."""
-    args = ["--quick", "--backends", backend, "--steps", "1", "--warmup", "1"]
-    _run(script, *args, "--output", str(out))
+def in_process(script: str, *argv: str) -> dict:
+    """`main(argv)` of `script`, its one-backend workers run in this process
+    on this process's backend (a real run starts each in a fresh process:
+    `test_step_overhead_with_its_workers_in_fresh_processes`)."""
+    module = load_script(ROOT / script)
+
+    def worker(backend: str, flags: list[str], path: str = "") -> dict:
+        assert backend == BACKEND, (backend, BACKEND)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert module.main(flags) is None  # a worker prints, returns None
+        return json.loads(printed.getvalue().strip().splitlines()[-1])
+
+    module._subprocess = worker
+    with contextlib.redirect_stdout(io.StringIO()):
+        return module.main(list(argv))
+
+
+def _quick_step(script: str, out: Path, *extra: str) -> dict:
+    """Run a step benchmark in its quick setting, one step on torch, its
+    workers in this process; its report (as written to `out`)."""
+    args = ["--quick", "--backends", "torch", "--steps", "1", "--warmup", "1"]
+    in_process(script, *args, *extra, "--output", str(out))
     return json.loads(out.read_text())
 
 
-@in_the_tensorflow_run
+@in_the_torch_run
 def test_step_overhead_quick(tmp_path):
     report = _quick_step("benchmarks/step_overhead.py", tmp_path / "step.json")
     (row,) = report["backends"]
-    assert row["backend"] == "torch"
+    assert row["backend"] == "torch" and report["backbone"] == "tiny CNN"
     assert set(row["ratio_to_mce"]) == {"mce", "sumix", "sumix_fast"}
     assert all(v > 0 for v in row["seconds_per_step"].values())
 
 
-@in_the_tensorflow_run
+@in_the_torch_run
+def test_step_overhead_transformer_rows(tmp_path):
+    """`--backbone swin_tiny` (its toy setting) and `--merge`."""
+    out = tmp_path / "swin.json"
+    report = _quick_step("benchmarks/step_overhead.py", out, "--backbone", "swin_tiny")
+    assert report["backbone"] == "swin_tiny" and report["quick"] is True
+    merged = tmp_path / "merged.json"
+    script = "benchmarks/step_overhead.py"
+    in_process(script, "--merge", str(out), str(out), "--output", str(merged))
+    assert len(json.loads(merged.read_text())["backends"]) == 2
+    assert "a one-layer swin_tiny toy" in merged.with_suffix(".md").read_text()
+
+
+@in_the_torch_run
+def test_step_overhead_with_its_workers_in_fresh_processes(tmp_path):
+    """The script as run: the worker and the memory workers (one per model)
+    each in a fresh process under the backend named, their JSON read back."""
+    out = tmp_path / "step.json"
+    argv = ["--quick", "--backends", "torch", "--memory", "--steps", "1"]
+    _run("benchmarks/step_overhead.py", *argv, "--warmup", "1", "--output", str(out))
+    (row,) = json.loads(out.read_text())["backends"]
+    assert row["backend"] == "torch" and row["seconds_per_step"]["mce"] > 0
+    memory = row["memory"]
+    assert memory["mce"]["peak_rss_mb"] > memory["mce"]["rss_built_mb"] > 0
+    assert memory["sumix_to_mce_peak_rss"] > 0
+    assert "SUMix / MCE, peak RSS" in out.with_suffix(".md").read_text()
+
+
+@in_the_torch_run
 def test_puzzle_step_quick(tmp_path):
     out = tmp_path / "puzzle.json"
     (row,) = _quick_step("benchmarks/puzzle_step.py", out)["backends"]
@@ -122,7 +174,7 @@ def test_puzzle_step_quick(tmp_path):
     assert "goal <= 2.3" in out.with_suffix(".md").read_text()
 
 
-@in_the_tensorflow_run
+@in_the_torch_run
 def test_automix_step_quick(tmp_path):
     out = tmp_path / "automix.json"
     (row,) = _quick_step("benchmarks/automix_step.py", out)["backends"]
@@ -131,7 +183,7 @@ def test_automix_step_quick(tmp_path):
     assert "AutoMix MCE / CutMix" in out.with_suffix(".md").read_text()
 
 
-@in_the_tensorflow_run
+@in_the_torch_run
 def test_method_step_quick(tmp_path):
     out = tmp_path / "method.json"
     report = _quick_step("benchmarks/method_step.py", out)
@@ -152,10 +204,10 @@ def test_method_step_quick(tmp_path):
     assert "| Fake | CNN | skipped | - |" in script._markdown(fake)
 
 
-@in_the_tensorflow_run
+@in_the_torch_run
 def test_regularizer_gradients_quick(tmp_path):
     out = tmp_path / "regularizer.json"
-    _run("benchmarks/regularizer_gradients.py", "--quick", "--output", str(out))
+    in_process("benchmarks/regularizer_gradients.py", "--quick", "--output", str(out))
     report = json.loads(out.read_text())
     assert report["settings"]["quick"] and report["machine"]["backend"] == "torch"
     forms = {form["form"]: form for form in report["forms"]}

@@ -35,6 +35,9 @@ CASES = [
     "sumix_puzzlemix:plain",
     # The momentum copy's batch norm on the batch's statistics: global too.
     "sumix_automix:bn",
+    # ManifoldMix: the pairing global at a hidden stage; the staged pass's
+    # state is per thread (each replica is traced in a thread of its own).
+    "sumix_manifoldmix:plain",
 ]
 
 pytestmark = pytest.mark.skipif(

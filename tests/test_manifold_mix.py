@@ -234,6 +234,36 @@ def test_a_backbone_must_have_the_stages():
 
 
 @ONCE
+def test_a_sequential_with_named_stages_loads_and_resumes_exactly(tmp_path):
+    """A user's Sequential, its stages named by Identity layers: a loaded
+    Sequential's layers keep the nodes of its first build, so the stages are
+    traced afresh through its layers (this failed to load before)."""
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, padding="same"),
+            keras.layers.Identity(name="stage1"),
+            keras.layers.Conv2D(6, 3, strides=2, padding="same"),
+            keras.layers.Identity(name="stage2"),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+    x, y = _data(16)
+    model = ks.SUMixModel(backbone, CLASSES, ManifoldMix(seed=3))
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    fit = {"batch_size": 8, "epochs": 1, "shuffle": False, "verbose": 0}
+    model.fit(x, y, **fit)
+    model.save(tmp_path / "sequential.keras")
+    resumed = keras.saving.load_model(tmp_path / "sequential.keras")
+    assert resumed.mixer.stages is None  # the default: input, stage1, stage2
+    np.testing.assert_allclose(to_np(resumed(x)), to_np(model(x)), rtol=1e-6)
+    model.fit(x, y, **fit)
+    resumed.fit(x, y, **fit)
+    for a, b in zip(resumed.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@ONCE
 def test_on_its_own_it_raises_and_says_where_it_goes():
     x, y = _data(4)
     mixer = ManifoldMix(num_classes=CLASSES)

@@ -6,6 +6,8 @@ layers, two heads, width 16."""
 
 from __future__ import annotations
 
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -172,6 +174,41 @@ def test_recorded_attention_is_the_last_blocks_own():
     expected = last_block_attention(backbone, IMAGES[:2])
     assert expected.shape == (2, 2, 17, 17)
     np.testing.assert_allclose(to_np(record["scores"]), expected, atol=1e-6)
+
+
+@run_once("torch", "Python threads (tf.distribute traces each replica in one)")
+def test_each_thread_records_its_own_attention():
+    """MirroredStrategy traces each replica's step in a thread of its own,
+    through the same layers: two threads recording at once each get their
+    own pass's attention, and the layer is restored when both are done."""
+    backbone = tiny_vit()
+    source = attention_source(backbone)
+    inside, called = threading.Barrier(2), threading.Barrier(2)
+    got, errors = {}, []
+
+    def replica(rows: slice) -> None:
+        try:
+            with transmix.recording(source) as record:
+                inside.wait(timeout=60)  # both scopes open
+                backbone(IMAGES[rows])
+                called.wait(timeout=60)  # both passes recorded
+            got[rows.start] = to_np(record["scores"])
+        except Exception as error:  # reported below, on the main thread
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=replica, args=(slice(k, k + 2),)) for k in (0, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert "call" not in vars(source.layer)
+    for start, scores in got.items():
+        expected = last_block_attention(backbone, IMAGES[start : start + 2])
+        np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert not np.allclose(got[0], got[2])  # different images, different scores
 
 
 @pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from typing import Any, NamedTuple
 
 import keras
@@ -94,21 +95,42 @@ def default_stages(backbone: keras.Model) -> tuple[str, ...]:
     )
 
 
-def _stage_output(backbone: keras.Model, name: str) -> Any:
-    """The symbolic output of stage `name`: a keras-hub pyramid key, else a
-    layer's name."""
+def _graph_points(backbone: keras.Model, hidden: list[str]) -> list[Any]:
+    """The symbolic input of `backbone`, the outputs of its stages `hidden`
+    (keras-hub pyramid keys or layer names) and its output."""
     pyramid = getattr(backbone, "pyramid_outputs", None) or {}
-    if name in pyramid:
-        return pyramid[name]
-    try:
-        return backbone.get_layer(name).output
-    except ValueError:
-        stages = [n for n in (layer.name for layer in backbone.layers) if "stage" in n]
-        raise ValueError(
-            f"ManifoldMix stage {name!r}: the backbone {backbone.name!r} has no "
-            f"layer or pyramid output of that name. Its stage layers: {stages}; "
-            f"its pyramid outputs: {sorted(pyramid)}; `{INPUT!r}` is the images."
-        ) from None
+    if isinstance(backbone, keras.Sequential):
+        # A Sequential's layers may keep the nodes of an earlier build (a
+        # loaded model's, or one built before its input was known), not
+        # connected to its `inputs`: the chain is traced afresh through
+        # its (shared) layers.
+        spec = backbone.inputs[0]
+        x = start = keras.Input(batch_shape=spec.shape, dtype=spec.dtype)
+        outputs = {}
+        for layer in backbone.layers:
+            x = outputs[layer.name] = layer(x)
+        stop = x
+    else:
+        start, stop = backbone.inputs[0], backbone.outputs[0]
+        outputs = {}
+        for name in hidden:
+            with contextlib.suppress(ValueError):
+                outputs[name] = backbone.get_layer(name).output
+    points = [start]
+    for name in hidden:
+        if name in pyramid:
+            points.append(pyramid[name])
+        elif name in outputs:
+            points.append(outputs[name])
+        else:
+            layers = (layer.name for layer in backbone.layers)
+            raise ValueError(
+                f"ManifoldMix stage {name!r}: the backbone {backbone.name!r} has "
+                "no layer or pyramid output of that name. Its stage layers: "
+                f"{[n for n in layers if 'stage' in n]}; its pyramid outputs: "
+                f"{sorted(pyramid)}; `{INPUT!r}` is the images."
+            )
+    return [*points, stop]
 
 
 class StagedBackbone:
@@ -135,13 +157,13 @@ class StagedBackbone:
                 f"{type(backbone).__name__} {getattr(backbone, 'name', '')!r}."
             )
         self.mixer = mixer
-        #: The mix of the pass being run (`mixing`), else None.
-        self.active: StagedMix | None = None
+        # Per thread: `tf.distribute.MirroredStrategy` traces each replica's
+        # step in a thread of its own, through this one object.
+        self._local = threading.local()
         self.names = mixer.stages or default_stages(backbone)
         self.token_pooling = token_pooling_of(backbone)
         hidden = [n for n in self.names if n != INPUT]
-        points = [inputs[0], *(_stage_output(backbone, n) for n in hidden)]
-        points.append(backbone.outputs[0])  # (a Sequential has no `.output`)
+        points = _graph_points(backbone, hidden)
         bounds = (INPUT, *hidden, "output")
         # The draw index blended before each segment (None: not a stage).
         mixed_at = [0 if INPUT in self.names else None]
@@ -152,16 +174,21 @@ class StagedBackbone:
             for k in range(len(points) - 1)
         ]
 
+    @property
+    def active(self) -> StagedMix | None:
+        """The mix of the pass this thread is running (`mixing`), else None."""
+        return getattr(self._local, "mix", None)
+
     @contextlib.contextmanager
     def mixing(self, mix: StagedMix):
         """Inside the scope, `active` is `mix`: the model's `features` then
         runs this staged pass (so each model's own forward, heads and
         `training` flag apply unchanged)."""
-        self.active = mix
+        self._local.mix = mix
         try:
             yield
         finally:
-            self.active = None
+            self._local.mix = None
 
     def __call__(self, images: Any, training: bool = True) -> Any:
         """The backbone's pooled features of the clean `images` (this

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import numbers
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -278,33 +279,62 @@ def attention_source(backbone: Any) -> AttentionSource:
     return AttentionSource(attention, _pair(hub.patch_size), _PREFIX_TOKENS[name])
 
 
+# The layers patched by `recording`: `id(layer) -> [scopes open, the
+# instance's own `call` or None]`. `tf.distribute.MirroredStrategy` traces
+# each replica's step in a thread of its own, through the same layers: the
+# patch is installed once, and each thread records into its own dict.
+_PATCHED: dict[int, list[Any]] = {}
+_PATCH_LOCK = threading.Lock()
+_THREAD = threading.local()
+
+
 @contextlib.contextmanager
 def recording(source: AttentionSource) -> Iterator[dict[str, Any]]:
-    """Within the block, every call of `source.layer` also records its
-    attention probabilities in the yielded dict (key `"scores"`): the layer
-    computes them anyway, and returns what its caller asked for. Outside
-    the block the layer is as it was."""
+    """Within the block, every call of `source.layer` in this thread also
+    records its attention probabilities in the yielded dict (key
+    `"scores"`): the layer computes them anyway, and returns what its caller
+    asked for. Outside every block the layer is as it was."""
     layer = source.layer
     record: dict[str, Any] = {}
+    records = _THREAD.__dict__.setdefault("records", {})
+    records[id(layer)] = record
+    with _PATCH_LOCK:
+        if id(layer) not in _PATCHED:
+            _PATCHED[id(layer)] = [0, vars(layer).get("call")]
+            _patch(layer)
+        _PATCHED[id(layer)][0] += 1
+    try:
+        yield record
+    finally:
+        del records[id(layer)]
+        with _PATCH_LOCK:
+            patched = _PATCHED[id(layer)]
+            patched[0] -= 1
+            if patched[0] == 0:
+                del _PATCHED[id(layer)]
+                if patched[1] is None:
+                    object.__delattr__(layer, "call")
+                else:
+                    object.__setattr__(layer, "call", patched[1])
+
+
+def _patch(layer: keras.layers.MultiHeadAttention) -> None:
+    """Make `layer` record its attention scores into the calling thread's
+    open `recording` dict (and act as before in a thread without one)."""
     own = layer.call
-    shadowed = vars(layer).get("call")  # an instance's own `call`, if any
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        record = getattr(_THREAD, "records", {}).get(id(layer))
+        if record is None:
+            return own(*args, **kwargs)
         wanted = kwargs.pop("return_attention_scores", False)
         output, scores = own(*args, return_attention_scores=True, **kwargs)
         record["scores"] = scores
         return (output, scores) if wanted else output
 
     # Set on the instance past Keras's (and torch's) attribute tracking: a
-    # function is not state, and the next line removes it.
+    # function is not state, and `recording` removes it.
     object.__setattr__(layer, "call", call)
-    try:
-        yield record
-    finally:
-        if shadowed is None:
-            object.__delattr__(layer, "call")
-        else:
-            object.__setattr__(layer, "call", shadowed)
 
 
 def label_lam(
