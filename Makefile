@@ -9,9 +9,14 @@ BACKENDS := tensorflow jax torch
 # pip-compile) picks torch's multi-GB CUDA build, and the freeze records
 # exactly the environment the suite passed in, local version labels included.
 # uv (itself locked) installs those exact versions with nothing to resolve:
-# about a minute where pip takes 4 to 10 (it downloads in parallel and does
-# not byte-compile). The CPU build of torch comes from pip's find-links folder
-# (this machine's /opt/wheels: `pip config get global.find-links`).
+# about a minute where pip takes 4 to 10 (it downloads in parallel). It
+# byte-compiles what it installs (--compile-bytecode, about 50 s): where
+# PYTHONDONTWRITEBYTECODE is set (CI machines) nothing else writes the .pyc
+# files, and every Python process the suite starts would compile Keras,
+# TensorFlow, JAX and torch from source (`import keras_sumix`: 21 s -> 7 s;
+# without it `make test` took 1937 s in a fresh clone). The CPU build of
+# torch comes from pip's find-links folder (this machine's /opt/wheels:
+# `pip config get global.find-links`).
 LOCK := requirements/lock.txt
 FIND_LINKS = $(addprefix --find-links ,$(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)))
 EXTRAS := data,viz,dev,docs
@@ -46,7 +51,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^uv==' $(LOCK))"
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -r $(LOCK) $(FIND_LINKS)
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -r $(LOCK) $(FIND_LINKS) --compile-bytecode
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PIP_CHECK)
 	touch $@

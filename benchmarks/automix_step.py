@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import time
 from pathlib import Path
 
 from _report import write_report
@@ -34,6 +31,7 @@ from step_overhead import (
     RESULTS,
     _subprocess,
     check_backends,
+    run_settings,
     step_arguments,
     time_round_robin,
     worker_mode,
@@ -188,13 +186,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     check_backends(parser, args.backends)
     report = {
         "backbone": "small CNN" if args.quick else "resnet18_cifar",
-        "quick": args.quick,
-        "load": os.getloadavg()[0],
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        **run_settings(args),
         "variants": VARIANTS,
         "backends": [_run_backend(b, args) for b in args.backends],
     }

@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
-import time
 from typing import NamedTuple
 
 from _report import write_report
@@ -48,6 +45,7 @@ from step_overhead import (
     RESULTS,
     _subprocess,
     check_backends,
+    run_settings,
     step_arguments,
     time_round_robin,
     worker_mode,
@@ -349,13 +347,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             if key in args.variants and not unavailable(key)
         },
         "decouple_weight": DECOUPLE_WEIGHT,
-        "quick": args.quick,
-        "load": os.getloadavg()[0],
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        **run_settings(args),
         "variants": {key: VARIANTS[key].label for key in args.variants},
         "backends": [_run_backend(b, args) for b in args.backends],
     }

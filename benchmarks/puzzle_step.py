@@ -20,9 +20,6 @@ Writes `benchmarks/results/puzzle_step.json` and `.md`.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 from _report import write_report
 from step_overhead import (
@@ -30,6 +27,7 @@ from step_overhead import (
     _backbone,
     _subprocess,
     check_backends,
+    run_settings,
     step_arguments,
     time_round_robin,
     worker_mode,
@@ -107,13 +105,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     flags += ["--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])
     report = {
         "backbone": "tiny CNN" if args.quick else args.backbone,
-        "quick": args.quick,
-        "load": os.getloadavg()[0],
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        **run_settings(args),
         "goals": GOALS,
         "variants": VARIANTS,
         "backends": [_subprocess(b, flags, __file__) for b in args.backends],

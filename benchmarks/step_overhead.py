@@ -157,6 +157,20 @@ def worker_mode(args: argparse.Namespace, worker, build=None) -> bool:
     return False
 
 
+def run_settings(args: argparse.Namespace) -> dict:
+    """What every step benchmark's report records of its run: `quick`, the
+    load average at the start, batch, steps, warm-up, machine and date."""
+    return {
+        "quick": args.quick,
+        "load": os.getloadavg()[0],
+        "batch": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
 def check_backends(parser: argparse.ArgumentParser, backends, known=BACKENDS) -> None:
     """Exit with a usage error when `backends` names one outside `known`."""
     unknown = set(backends) - set(known)
@@ -377,14 +391,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     transformer = args.backbone in TRANSFORMERS
     report = {
         "backbone": "tiny CNN" if args.quick and not transformer else args.backbone,
-        "quick": args.quick,
         "setting": dict(_CPU_SIZED.get(args.backbone, {})),
-        "load": os.getloadavg()[0],
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        **run_settings(args),
         "goals": GOALS,
         "variants": VARIANTS,
         "backends": [_run_backend(b, args) for b in args.backends],

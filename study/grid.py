@@ -632,114 +632,72 @@ def _full_part(part: str, config: StudyConfig) -> list[Entry]:
 
 
 def _quick_part(part: str, config: StudyConfig) -> list[Entry]:
-    """A few cells per part that together take every code path."""
-    cutmix = "cutmix"
+    """A few cells per part that together take every code path: each
+    `(label prefix, dataset, mixer, method, Cell options)`, labelled with
+    the prefix and the method's label unless `label=` says otherwise."""
     half = max(config.batch_size // 2, 2)
-    if part == "A":
-        return [
-            Entry(_label("mce"), Cell("occluded", cutmix, "mce")),
-            Entry(_label("distance_ps"), Cell("occluded", cutmix, "distance_ps")),
-        ]
-    if part == "B":
-        return [Entry(_label("sumix"), Cell("digits", cutmix, "sumix"))]
-    if part == "C":
-        return [
-            Entry(
-                "ResizeMix: " + _label("sumix"),
-                Cell("occluded", "resizemix", "sumix"),
+    cells = {
+        "A": [("", "occluded", "cutmix", m, {}) for m in ("mce", "distance_ps")],
+        "B": [("", "digits", "cutmix", "sumix", {})],
+        "C": [("ResizeMix: ", "occluded", "resizemix", "sumix", {})],
+        "D": [
+            ("", "occluded", "cutmix", "distance", {"distance_scale": 4.0}),
+        ],
+        "E": [
+            (
+                "",
+                "occluded",
+                "cutmix",
+                "sumix",
+                {"batch_size": half, "semantic_scale": 4.0},
+            ),
+        ],
+        "F": [("PuzzleMix: ", "occluded", "puzzlemix", "distance_ps_rs", {})],
+        "S": [("digits, FMix: ", "digits", "fmix", "distance_ps_fast", {})],
+        "R": [
+            (
+                "occluded, SaliencyMix: ",
+                "occluded",
+                "saliencymix",
+                "distance_ps_neg",
+                {},
             )
-        ]
-    if part == "V":
-        return [
-            Entry(_label(m), Cell("occluded", cutmix, m, backbone="vit"))
+        ],
+        "N": [
+            (
+                f"digits, CutMix, batch {half}: ",
+                "digits",
+                "cutmix",
+                "distance_ps",
+                {"batch_size": half},
+            )
+        ],
+        "P": [("digits, SaliencyMix: ", "digits", "saliencymix", "recommended", {})],
+        "G": [("AutoMix: ", "occluded", "automix", "sumix", {})],
+        "V": [
+            ("", "occluded", "cutmix", m, {"backbone": "vit"})
             for m in ("mce", "distance_ps")
-        ]
-    if part == "T":
-        return [
-            Entry(
-                _label("transmix_sumix"),
-                Cell("occluded", cutmix, "transmix_sumix", backbone="vit"),
+        ],
+        "T": [("", "occluded", "cutmix", "transmix_sumix", {"backbone": "vit"})],
+        "L": [("FMix: ", "occluded", "fmix", "recommended_decouple", {})],
+        "M": [("ManifoldMix: ", "occluded", "manifoldmix", "sumix", {})],
+        "W": [
+            (
+                "CutMix: ",
+                "fine_grained",
+                "cutmix",
+                "recommended",
+                {"backbone": "pretrained", "epochs": 1},
             )
-        ]
-    if part == "S":
-        return [
-            Entry(
-                "digits, FMix: " + _label("distance_ps_fast"),
-                Cell("digits", "fmix", "distance_ps_fast"),
-            )
-        ]
-    if part == "R":
-        return [
-            Entry(
-                "occluded, SaliencyMix: " + _label("distance_ps_neg"),
-                Cell("occluded", "saliencymix", "distance_ps_neg"),
-            )
-        ]
-    if part == "P":
-        return [
-            Entry(
-                "digits, SaliencyMix: " + _label("recommended"),
-                Cell("digits", "saliencymix", "recommended"),
-            )
-        ]
-    if part == "G":
-        return [
-            Entry("AutoMix: " + _label("sumix"), Cell("occluded", "automix", "sumix"))
-        ]
-    if part == "L":
-        return [
-            Entry(
-                "FMix: " + _label("recommended_decouple"),
-                Cell("occluded", "fmix", "recommended_decouple"),
-            )
-        ]
-    if part == "M":
-        return [
-            Entry(
-                "ManifoldMix: " + _label("sumix"),
-                Cell("occluded", "manifoldmix", "sumix"),
-            )
-        ]
-    if part == "W":
-        return [
-            Entry(
-                "CutMix: " + _label("recommended"),
-                Cell(
-                    "fine_grained",
-                    cutmix,
-                    "recommended",
-                    backbone="pretrained",
-                    epochs=1,
-                ),
-            )
-        ]
-    if part == "N":
-        return [
-            Entry(
-                f"digits, CutMix, batch {half}: " + _label("distance_ps"),
-                Cell("digits", cutmix, "distance_ps", batch_size=half),
-            )
-        ]
-    if part == "F":
-        return [
-            Entry(
-                "PuzzleMix: " + _label("distance_ps_rs"),
-                Cell("occluded", "puzzlemix", "distance_ps_rs"),
-            )
-        ]
-    if part == "D":
-        return [
-            Entry(
-                "distance, t=4",
-                Cell("occluded", cutmix, "distance", distance_scale=4.0),
-            )
-        ]
-    half = max(config.batch_size // 2, 2)
+        ],
+    }
+    labels = {"D": "distance, t=4", "E": f"s=4, batch {half}"}
     return [
         Entry(
-            f"s=4, batch {half}",
-            Cell("occluded", cutmix, "sumix", batch_size=half, semantic_scale=4.0),
+            labels.get(part, prefix + _label(method)),
+            Cell(dataset, mixer, method, **options),
         )
+        for prefix, dataset, mixer, method, options in cells[part]
     ]
 
 
