@@ -49,8 +49,9 @@ CASES = {
     # AutoMix: the momentum encoder's features of each shard, gathered; the
     # mix block's loss on the global batch; the EMA update after the step.
     "sumix_automix": (keras_sumix.SUMixModel, {"variant": "recommended"}),
-    # ManifoldMix: the pairing is global at the hidden stage too.
-    "sumix_manifoldmix": (keras_sumix.SUMixModel, {}),
+    # ManifoldMix: the pairing is global at the hidden stage too; with
+    # DecoupleMix's regulariser (on the gathered logits, as the loss).
+    "sumix_manifoldmix": (keras_sumix.SUMixModel, {"decouple_weight": 0.1}),
 }
 
 

@@ -37,6 +37,7 @@ CASES = [
     "sumix_automix:bn",
     # ManifoldMix: the pairing global at a hidden stage; the staged pass's
     # state is per thread (each replica is traced in a thread of its own).
+    # With DecoupleMix's regulariser (its term is logged and compared).
     "sumix_manifoldmix:plain",
 ]
 
