@@ -32,6 +32,18 @@ def run_once(backend: str, why: str) -> pytest.MarkDecorator:
     )
 
 
+#: Inside `tf.data` a mixing layer computes with TensorFlow ops whatever the
+#: Keras backend: under TensorFlow as it is, under JAX and torch through the
+#: same switch (`MixingLayer._backend_scope`); the data pipelines are
+#: TensorFlow code under every backend. A test of a pipeline, or of a mixer
+#: inside a `tf.data` map, runs under TensorFlow and torch: the JAX lane, the
+#: longest, would run the torch lane's TensorFlow graphs again.
+in_tf_data = pytest.mark.skipif(
+    BACKEND == "jax",
+    reason="TensorFlow ops inside tf.data; the switch to them runs under torch",
+)
+
+
 #: The README's first example (it opens docs/getting-started.md too) trains
 #: on 2,000 images; the wheel tests run it as pasted, under JAX and torch.
 #: Elsewhere it runs on fewer, the same code at an eighth of the cost.

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import source_of, tagged_images, to_np
+from conftest import in_tf_data, source_of, tagged_images, to_np
 from fixtures import aircraft_tree, cub_tree, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -204,6 +204,7 @@ def test_out_of_range_labels_raise_before_mixing(name, bad, at):
         layer({"images": tagged_images(N, H, W, C), "labels": labels.tolist()})
 
 
+@in_tf_data
 def test_out_of_range_labels_raise_inside_tf_data():
     """Labels computed with TensorFlow ops (any backend's tf.data) are
     checked by a run-time assertion."""
@@ -567,6 +568,7 @@ def _batches(pipeline):
     return list(pipeline.as_numpy_iterator())
 
 
+@in_tf_data
 @settings(max_examples=6)
 @given(
     scale=st.sampled_from([255.0, 2.0, -1.0]),
@@ -585,6 +587,7 @@ def test_pipelines_reject_float_images_outside_unit_range(scale, value, recipe):
         _batches(pipeline)
 
 
+@in_tf_data
 def test_pipelines_uint8_and_unit_floats_agree_and_tiny_images_work():
     x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("uint8")
     as_uint8 = _batches(make_pipeline(_dataset(x), training=False, batch_size=4))
@@ -604,6 +607,7 @@ def test_pipelines_uint8_and_unit_floats_agree_and_tiny_images_work():
     assert _batches(make_pipeline(_dataset(x[:0]), batch_size=2, seed=0)) == []
 
 
+@in_tf_data
 def test_pipelines_reject_channels_first_images_and_bad_dtypes():
     x = np.zeros((4, 3, 16, 16), "uint8")
     with pytest.raises(ValueError, match=r"look channels-first.*\(H, W, C\)"):
@@ -614,6 +618,7 @@ def test_pipelines_reject_channels_first_images_and_bad_dtypes():
         )
 
 
+@in_tf_data
 def test_pipeline_mixer_rejects_out_of_range_labels():
     x = np.zeros((4, 8, 8, 3), "uint8")
     labels = np.array([0, 1, 7, 2], "int32")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, source_of, tagged_images, to_np
+from conftest import BACKEND, in_tf_data, source_of, tagged_images, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -293,6 +293,7 @@ def test_random_choice_draws_each_mixer_per_batch():
 # --------------------------------------------------------------------------- #
 # tf.data, compiled steps, models
 # --------------------------------------------------------------------------- #
+@in_tf_data
 @pytest.mark.parametrize("mixer_cls", ALL)
 def test_inside_tf_data_pipeline(mixer_cls):
     tf = pytest.importorskip("tensorflow")
@@ -314,6 +315,7 @@ def test_inside_tf_data_pipeline(mixer_cls):
     assert tuple(layer.mix(x).images.shape) == x.shape
 
 
+@in_tf_data
 def test_mix_in_tf_data_keeps_exact_lam():
     tf = pytest.importorskip("tensorflow")
     x = tagged_images(8, 16, 16)
@@ -328,6 +330,7 @@ def test_mix_in_tf_data_keeps_exact_lam():
     np.testing.assert_array_max_ulp(mask.mean(axis=(1, 2, 3)), lam)
 
 
+@in_tf_data
 @pytest.mark.parametrize("mixer_cls", ALL)
 def test_unknown_batch_size_in_tf_data_keeps_exact_lam(mixer_cls):
     # `batch` without drop_remainder: the map function is traced with an
@@ -616,6 +619,7 @@ def test_label_smoothing_smooths_then_mixes():
 # --------------------------------------------------------------------------- #
 # ds.map(mixer): the tuple and the dict form
 # --------------------------------------------------------------------------- #
+@in_tf_data
 def test_dataset_map_takes_the_tuple_and_the_dict_form():
     tf = pytest.importorskip("tensorflow")
     x = tagged_images(8, 8, 8)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, source_of, tagged_images, to_np
+from conftest import BACKEND, in_tf_data, source_of, tagged_images, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from puzzle_oracles import brute_force_np, energy_np
@@ -556,6 +556,7 @@ def test_inside_compiled_function_default_grids():
     _check_compiled(4)
 
 
+@in_tf_data
 def test_inside_tf_data():
     import tensorflow as tf
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BACKEND, to_np
+from conftest import BACKEND, in_tf_data, to_np
 
 import keras_sumix as ks
 from keras_sumix import _keras_compat, cli, training
@@ -299,6 +299,7 @@ def _batches(ds):
     return [(to_np(x), to_np(y)) for x, y in ds]
 
 
+@in_tf_data
 def test_pipeline_epoch_order_depends_only_on_seed_and_epoch():
     images, labels = embedded(n=32, size=8)
     raw = tf.data.Dataset.from_tensor_slices((images, labels))
