@@ -793,6 +793,14 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # The allocator's settings: above glibc's mmap threshold (32 MB at
+        # most by default) every new buffer is mapped afresh and page-faulted
+        # in, the largest cost of a 224-px batch of 64 (docs/benchmarks.md).
+        "allocator": {
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith("MALLOC_") or key == "LD_PRELOAD"
+        },
         "versions": {
             name: _version(dist)
             for name, dist in (
@@ -1165,7 +1173,13 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"- Backend: `KERAS_BACKEND={machine['backend']}` (layers switch to "
         f"TensorFlow ops inside tf.data); {versions}.",
         f"- Machine: {machine['cpu_usable']} usable of {machine['cpu_count']} "
-        f"CPUs ({machine['cpu_model']}), shared; {machine['platform']}.",
+        f"CPUs ({machine['cpu_model']}), shared; {machine['platform']}; "
+        "allocator settings: "
+        + (
+            ", ".join(f"`{k}={v}`" for k, v in machine.get("allocator", {}).items())
+            or "glibc's defaults"
+        )
+        + ".",
         f"- tf.data: median and min-max of {settings['repeats']} repeats, each "
         "pipeline timed alone (fresh iterator, no other pipeline alive) after "
         f"{settings['warmup_batches']} warm-up batches and windows until the "

@@ -71,6 +71,82 @@ def load_script(path: Path):
     return module
 
 
+def input_gradients(fn, *args) -> list[np.ndarray]:
+    """NumPy gradients of the scalar `fn(*args)` w.r.t. each float32 arg,
+    zeros where none flows, with the backend's own autodiff."""
+    args = [np.asarray(a, "float32") for a in args]
+    if BACKEND == "jax":
+        import jax
+
+        return [np.asarray(g) for g in jax.grad(fn, range(len(args)))(*args)]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        xs = [tf.constant(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            y = fn(*xs)
+        zero = tf.UnconnectedGradients.ZERO
+        return [g.numpy() for g in tape.gradient(y, xs, unconnected_gradients=zero)]
+    import torch
+
+    xs = [torch.tensor(a, requires_grad=True) for a in args]
+    y = fn(*xs)
+    if not y.requires_grad:  # nothing flows to any input
+        return [np.zeros_like(a) for a in args]
+    gs = torch.autograd.grad(y, xs, allow_unused=True)
+    return [
+        np.zeros_like(a) if g is None else g.cpu().numpy()
+        for a, g in zip(args, gs, strict=True)
+    ]
+
+
+def variable_gradients(model, loss_fn) -> list[np.ndarray]:
+    """NumPy gradients of `loss_fn()` w.r.t. `model.trainable_variables`
+    (dense; zeros where none flows), with the backend's own autodiff."""
+    variables = model.trainable_variables
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        zero = tf.UnconnectedGradients.ZERO
+        grads = tape.gradient(
+            loss, [v.value for v in variables], unconnected_gradients=zero
+        )
+        return [tf.convert_to_tensor(g).numpy() for g in grads]  # dense slices
+    if BACKEND == "torch":
+        import torch
+
+        loss = loss_fn()
+        grads = torch.autograd.grad(
+            loss, [v.value for v in variables], allow_unused=True
+        )
+        return [
+            np.zeros(v.shape, "float32") if g is None else g.cpu().numpy()
+            for v, g in zip(variables, grads, strict=True)
+        ]
+    import jax
+
+    # The other variables (statistics, the mixer's seed) keep their values.
+    trainable = {id(v) for v in variables}
+    others = [
+        (v, v.value)
+        for v in [
+            *model.non_trainable_variables,
+            *getattr(model, "mixer", model).weights,
+        ]
+        if id(v) not in trainable
+    ]
+
+    def of_values(values):
+        mapping = [*zip(variables, values, strict=True), *others]
+        with keras.StatelessScope(state_mapping=mapping):
+            return loss_fn()
+
+    return [np.asarray(g) for g in jax.grad(of_values)([v.value for v in variables])]
+
+
 def to_np(x) -> np.ndarray:
     """Any backend tensor (or tf tensor) -> numpy."""
     if hasattr(x, "numpy") and not isinstance(x, np.ndarray):

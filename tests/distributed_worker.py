@@ -38,7 +38,10 @@ STRATEGY = (
 GLOBAL_BATCH = 8
 CLASSES = 5
 CASES = {
-    "mce": (keras_sumix.MixupModel, {}),
+    # TransMix on a keras-hub ViT: each replica records its own pass's
+    # attention (the scope is per thread) and the attention lam is per
+    # sample, so the gathered labels are the global batch's.
+    "mce_transmix": (keras_sumix.MixupModel, {"label_lam": "attention"}),
     "sumix_distance_per_sample": (
         keras_sumix.SUMixModel,
         {"lambda_mode": "distance", "reduction": "per_sample"},
@@ -65,7 +68,18 @@ def _mixer(case: str):
     return keras_sumix.layers.CutMix(1.0, seed=3)
 
 
-def _backbone(batch_norm: bool) -> keras.Model:
+def _backbone(case: str, batch_norm: bool) -> keras.Model:
+    if case == "mce_transmix":
+        import keras_hub
+
+        return keras_hub.models.ViTBackbone(
+            image_shape=(8, 8, 3),
+            patch_size=4,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            mlp_dim=16,
+        )
     layers = [keras.Input((8, 8, 3)), keras.layers.Conv2D(6, 3, padding="same")]
     if batch_norm:
         # Global statistics: synchronised under tf.distribute; under JAX the
@@ -106,7 +120,7 @@ def one_step(case: str, batch_norm: bool, distributed: bool, weights=None):
     with _scope(distributed):
         keras.utils.set_random_seed(0)
         model = cls(
-            _backbone(batch_norm),
+            _backbone(case, batch_norm),
             CLASSES,
             _mixer(case),
             **options,

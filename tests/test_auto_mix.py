@@ -10,12 +10,18 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import (
+    BACKEND,
+    mixer_context,
+    tagged_images,
+    to_np,
+    variable_gradients,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_sumix as ks
 from keras_sumix.layers import AutoMix, MixBlock
-from tests.conftest import BACKEND, mixer_context, tagged_images, to_np
 
 CLASSES = 4
 
@@ -312,43 +318,6 @@ def test_ema_update_follows_its_formula():
     assert statistics and not any(id(v) in paired for v in statistics)
 
 
-def _gradients(model, loss_fn):
-    """NumPy gradients of `loss_fn()` w.r.t. `model.trainable_variables`
-    (zeros where none flows)."""
-    variables = model.trainable_variables
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss = loss_fn()
-        zero = tf.UnconnectedGradients.ZERO
-        values = [v.value for v in variables]
-        grads = tape.gradient(loss, values, unconnected_gradients=zero)
-        return [g.numpy() for g in grads]
-    if BACKEND == "torch":
-        import torch
-
-        loss = loss_fn()
-        grads = torch.autograd.grad(
-            loss, [v.value for v in variables], allow_unused=True
-        )
-        return [
-            np.zeros(v.shape, "float32") if g is None else g.cpu().numpy()
-            for v, g in zip(variables, grads, strict=True)
-        ]
-    import jax
-
-    others = [(v, v.value) for v in model.non_trainable_variables + model.mixer.weights]
-    others = [(v, value) for v, value in others if id(v) not in map(id, variables)]
-
-    def of_values(values):
-        mapping = [*zip(variables, values, strict=True), *others]
-        with keras.StatelessScope(state_mapping=mapping):
-            return loss_fn()
-
-    return [np.asarray(g) for g in jax.grad(of_values)([v.value for v in variables])]
-
-
 @pytest.mark.parametrize("model_cls", [ks.MixupModel, ks.SUMixModel])
 def test_gradients_flow_only_where_they_must(model_cls):
     """The mix block learns from its own loss only; the network (backbone,
@@ -366,8 +335,8 @@ def test_gradients_flow_only_where_they_must(model_cls):
         return terms["loss"] - terms["mix_block_loss"]
 
     for grads, own in [
-        (_gradients(model, block_loss), True),
-        (_gradients(model, network_loss), False),
+        (variable_gradients(model, block_loss), True),
+        (variable_gradients(model, network_loss), False),
     ]:
         for g, in_block in zip(grads, is_block, strict=True):
             if in_block == own:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, run_once, to_np
+from conftest import BACKEND, input_gradients, run_once, to_np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,28 +95,6 @@ def test_one_hot_form_is_p_a_over_one_minus_p_b():
     np.testing.assert_array_equal(to_np(same), [0.0, 0.0])
 
 
-def _grad(fn, x):
-    """The gradient (NumPy) of the scalar `fn(x)` w.r.t. `x`."""
-    x = np.asarray(x, "float32")
-    if BACKEND == "jax":
-        import jax
-
-        return np.asarray(jax.grad(fn)(x))
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x)
-        return tape.gradient(y, x).numpy()
-    import torch
-
-    x = torch.tensor(x, requires_grad=True)
-    (g,) = torch.autograd.grad(fn(x), [x])
-    return g.numpy()
-
-
 @pytest.mark.parametrize("lam", [1.0, 0.0])
 def test_gradients_leave_out_the_other_class(lam):
     """`D_a` (lam = 1) sends no gradient to class `y_b`'s logit, `D_b`
@@ -125,7 +103,7 @@ def test_gradients_leave_out_the_other_class(lam):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((3, 5)).astype("float32")
     labels, perm = np.array([0, 2, 2]), np.array([1, 0, 1])  # row 2: 2 with 2
-    g = _grad(
+    (g,) = input_gradients(
         lambda z: keras.ops.sum(decoupled_regularizer(z, labels, perm, lam)), logits
     )
     y_b = labels[perm]

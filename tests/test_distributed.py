@@ -30,7 +30,8 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 # repeat each other: the paper's SUMix (every option at its default) is the
 # ManifoldMix case's loss, and AutoMix's block runs in the batch-norm case.
 CASES = [
-    "mce:plain",
+    # MixupModel's step is SUMixModel's mixed pass: its one case is TransMix's.
+    "mce_transmix:plain",
     "sumix_distance_per_sample:bn",
     "sumix_puzzlemix:plain",
     # The momentum copy's batch norm on the batch's statistics: global too.

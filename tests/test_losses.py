@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import BACKEND, to_np
+from conftest import input_gradients, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -339,32 +339,6 @@ def test_spec_worked_example(p_ya, n_pairs, options, expected):
 # --------------------------------------------------------------------------
 
 
-def grad(fn, *args):
-    """Gradients (NumPy) of the scalar `fn(*args)` w.r.t. every float arg."""
-    args = [np.asarray(a, "float32") for a in args]
-    if BACKEND == "jax":
-        import jax
-
-        return [np.asarray(g) for g in jax.grad(fn, range(len(args)))(*args)]
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xs = [tf.constant(a) for a in args]
-        with tf.GradientTape() as tape:
-            tape.watch(xs)
-            y = fn(*xs)
-        zero = tf.UnconnectedGradients.ZERO
-        return [g.numpy() for g in tape.gradient(y, xs, unconnected_gradients=zero)]
-    import torch
-
-    xs = [torch.tensor(a, requires_grad=True) for a in args]
-    gs = torch.autograd.grad(fn(*xs), xs, allow_unused=True)
-    return [
-        np.zeros_like(a) if g is None else g.cpu().numpy()
-        for a, g in zip(args, gs, strict=True)
-    ]
-
-
 #: Every mode, each (lambda_mode, reduction) pair with its own logits' form,
 #: so that every regularizer is checked in every form.
 GRADIENT_CASES = [
@@ -412,7 +386,9 @@ def test_gradient_paths(lambda_mode, regularizer, reduction, logits, temperature
         )["loss"]
 
     floats = [batch[k] for k in ("raw_logits", "raw_uncertainty", "mix_logits")]
-    g_raw, g_u_raw, g_mix, g_u_mix = grad(loss, *floats, batch["mix_uncertainty"])
+    g_raw, g_u_raw, g_mix, g_u_mix = input_gradients(
+        loss, *floats, batch["mix_uncertainty"]
+    )
     ref = np_sumix(*batch.values(), **options)
 
     n, c = batch["raw_logits"].shape

@@ -8,10 +8,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import mixer_context, source_of, tagged_images, to_np
 
 import keras_sumix as ks
 from keras_sumix.layers import BaseMixer, registry
-from tests.conftest import mixer_context, source_of, tagged_images, to_np
 
 # ManifoldMix mixes hidden features inside a model: test_manifold_mix.py.
 NAMES = registry.names(mixes_features=False)

@@ -11,7 +11,7 @@ import threading
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, run_once, to_np
+from conftest import BACKEND, input_gradients, run_once, to_np, variable_gradients
 
 import keras_sumix as ks
 from keras_sumix.models import cross_entropy, transmix
@@ -110,31 +110,6 @@ def test_attention_lam_rejects_shapes_that_disagree():
         attention_lam(scores[0], mask, 2, 1, "channels_last")
 
 
-def gradient(fn, value):
-    """NumPy gradient of the scalar `fn(x)` at `value` (zeros where none
-    flows)."""
-    if BACKEND == "jax":
-        import jax
-
-        return np.asarray(jax.grad(fn)(value))
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.constant(value)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x)
-        zero = tf.UnconnectedGradients.ZERO
-        return tape.gradient(y, x, unconnected_gradients=zero).numpy()
-    import torch
-
-    x = torch.tensor(value, requires_grad=True)
-    y = fn(x)
-    if not y.requires_grad:
-        return np.zeros_like(value)
-    return torch.autograd.grad(y, x)[0].numpy()
-
-
 def test_no_gradient_flows_through_the_attention_lam():
     scores = random_scores(2, 2, 17)
     mask = np.zeros((2, 8, 8, 1), "float32")
@@ -143,7 +118,7 @@ def test_no_gradient_flows_through_the_attention_lam():
     def total(x):
         return keras.ops.sum(attention_lam(x, mask, 2, 1, "channels_last"))
 
-    assert not np.any(gradient(total, scores))
+    assert not np.any(input_gradients(total, scores)[0])
 
 
 # --------------------------------------------------------------------------- #
@@ -233,41 +208,6 @@ def test_training_lam_is_the_area_and_attention_mean(model_cls):
     assert not np.allclose(label, to_np(mix.lam))
 
 
-def model_gradients(model, loss_fn):
-    """NumPy gradients of `loss_fn()` w.r.t. `model.trainable_variables`."""
-    variables = model.trainable_variables
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss = loss_fn()
-        zero = tf.UnconnectedGradients.ZERO
-        grads = tape.gradient(
-            loss, [v.value for v in variables], unconnected_gradients=zero
-        )
-        return [tf.convert_to_tensor(g).numpy() for g in grads]  # dense slices
-    if BACKEND == "torch":
-        import torch
-
-        loss = loss_fn()
-        grads = torch.autograd.grad(
-            loss, [v.value for v in variables], allow_unused=True
-        )
-        return [
-            np.zeros(v.shape, "float32") if g is None else g.cpu().numpy()
-            for v, g in zip(variables, grads, strict=True)
-        ]
-    import jax
-
-    def of_values(values):
-        with keras.StatelessScope(
-            state_mapping=list(zip(variables, values, strict=True))
-        ):
-            return loss_fn()
-
-    return [np.asarray(g) for g in jax.grad(of_values)([v.value for v in variables])]
-
-
 def test_the_network_gets_the_gradient_of_a_constant_lam():
     # TransMix's loss has the gradient of the same loss with its lam held
     # constant: none flows through the attention lam, all through the logits.
@@ -291,8 +231,8 @@ def test_the_network_gets_the_gradient_of_a_constant_lam():
         logits = forward(mix.images)
         return cross_entropy.mixed(logits, dense, mix.permutation, lam, None)
 
-    got = model_gradients(model, transmix_loss)
-    expected = model_gradients(model, constant_loss)
+    got = variable_gradients(model, transmix_loss)
+    expected = variable_gradients(model, constant_loss)
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-7)
     assert all(np.any(g) for g in got)  # every weight learns

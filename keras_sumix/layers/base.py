@@ -1026,13 +1026,7 @@ class BaseMixer(MixingLayer):
         # Column j of the (H, W * C) view is pixel column j // C.
         view_cols = ops.numpy.arange(width * channels, dtype="int32") // channels
         pasted = rows[:, :, None] & inside(box[:, 1], box[:, 3], view_cols)[:, None]
-        view = (-1, height, width * channels)
-        mixed = ops.numpy.where(
-            pasted,
-            ops.numpy.reshape(partner, view),
-            ops.numpy.reshape(images, view),
-        )
-        mixed = self._non_finite_kept(images, ops.numpy.reshape(mixed, shape))
+        mixed = self._select(images, partner, pasted)
         cols = inside(box[:, 1], box[:, 3], ops.numpy.arange(width, dtype="int32"))
         kept = (
             1.0
@@ -1040,6 +1034,22 @@ class BaseMixer(MixingLayer):
             * ops.cast(cols, "float32")[:, None, :]
         )
         return mixed, kept
+
+    def _select(self, images: Any, partner: Any, taken: Any) -> Any:
+        """Each output pixel from `partner` where `taken`, else from
+        `images`: one read of each and one write, exact.
+
+        `taken` is boolean `(M, H, W * C)` (M in {1, N}), on the batch viewed
+        as rows of `W * C` values (so it never broadcasts over the channel
+        axis). A sample with a non-finite pixel is made non-finite whole in
+        its own output (`_non_finite_kept`)."""
+        ops = self.backend
+        shape = ops.shape(images)
+        view = (-1, shape[1], shape[2] * shape[3])
+        mixed = ops.numpy.where(
+            taken, ops.numpy.reshape(partner, view), ops.numpy.reshape(images, view)
+        )
+        return self._non_finite_kept(images, ops.numpy.reshape(mixed, shape))
 
     def _non_finite_kept(self, images: Any, mixed: Any) -> Any:
         """`mixed`, with the output of every sample of `images` that holds a

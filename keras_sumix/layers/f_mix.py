@@ -158,6 +158,17 @@ class FMix(BaseMixer, name="fmix", in_place=True):
             weight = ops.numpy.where(keep[:, None, None] > 0.0, weight, 0.0)
         return {"mask": weight}
 
+    def _apply(self, images: Any, partner: Any, params: dict[str, Any]):
+        if self.max_soft > 0.0:
+            return super()._apply(images, partner, params)
+        # A hard mask: each pixel selected from one image, as CutMix's box
+        # (a weighted sum writes the batch several times over).
+        ops = self.backend
+        mask = params["mask"]
+        channels = ops.shape(images)[3]
+        taken = ops.numpy.repeat(ops.numpy.less(mask, 0.5), channels, axis=2)
+        return self._select(images, partner, taken), mask
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"decay_power": self.decay_power, "max_soft": self.max_soft})
