@@ -31,6 +31,7 @@ from step_overhead import (
     RESULTS,
     _subprocess,
     check_backends,
+    memory_to_baselines,
     run_settings,
     step_arguments,
     time_round_robin,
@@ -77,21 +78,8 @@ def _run_backend(backend: str, args: argparse.Namespace) -> dict:
     flags += ["--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])
     row = _subprocess(backend, ["--worker", *flags], __file__)
     if args.memory:
-        memory = {
-            key: _subprocess(backend, ["--memory-variant", key, *flags], __file__)
-            for key in VARIANTS
-        }
-        base = memory["cutmix_mce"]
-        row["memory"] = {
-            **memory,
-            "peak_rss_to_cutmix": {
-                key: m["peak_rss_mb"] / base["peak_rss_mb"] for key, m in memory.items()
-            },
-            "step_peak_to_cutmix": {
-                key: m["step_peak_mb"] / max(base["step_peak_mb"], 1e-9)
-                for key, m in memory.items()
-            },
-        }
+        baselines = dict.fromkeys(VARIANTS, "cutmix_mce")
+        row["memory"] = memory_to_baselines(backend, flags, __file__, baselines)
     return row
 
 
@@ -166,9 +154,7 @@ def _tables(report: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    step_arguments(parser)
-    parser.add_argument("--memory", action="store_true", help="also peak memory")
-    parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
+    step_arguments(parser, memory="also peak memory")
     parser.add_argument(
         "--before",
         type=Path,

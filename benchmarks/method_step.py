@@ -45,6 +45,9 @@ from step_overhead import (
     RESULTS,
     _subprocess,
     check_backends,
+    memory_to_baselines,
+    merge_argument,
+    merge_reports,
     run_settings,
     step_arguments,
     time_round_robin,
@@ -213,20 +216,10 @@ def _flags(args: argparse.Namespace) -> list[str]:
 def _run_backend(backend: str, args: argparse.Namespace) -> dict:
     row = _subprocess(backend, ["--worker", *_flags(args)], __file__)
     if args.memory:
-        memory = {
-            key: _subprocess(
-                backend, ["--memory-variant", key, *_flags(args)], __file__
-            )
-            for key in row["seconds_per_step"]
+        baselines = {
+            key: BASELINES[VARIANTS[key].network] for key in row["seconds_per_step"]
         }
-        ratios = {"peak_rss_to_cutmix": {}, "step_peak_to_cutmix": {}}
-        for key, m in memory.items():
-            base = memory[BASELINES[VARIANTS[key].network]]
-            ratios["peak_rss_to_cutmix"][key] = m["peak_rss_mb"] / base["peak_rss_mb"]
-            ratios["step_peak_to_cutmix"][key] = m["step_peak_mb"] / max(
-                base["step_peak_mb"], 1e-9
-            )
-        row["memory"] = {**memory, **ratios}
+        row["memory"] = memory_to_baselines(backend, _flags(args), __file__, baselines)
     return row
 
 
@@ -306,9 +299,8 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    step_arguments(parser)
-    parser.add_argument("--memory", action="store_true", help="also peak memory")
-    parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
+    step_arguments(parser, memory="also peak memory")
+    merge_argument(parser)
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -329,6 +321,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     if worker_mode(args, _worker, _build):
         return None
+    if args.merge:
+        keys = ("networks", "batch", "steps", "warmup", "quick", "decouple_weight")
+        return merge_reports(args.merge, args.output, _markdown, keys)
     check_backends(parser, args.backends)
     from keras_sumix.recipes import paper_alpha
 

@@ -68,7 +68,12 @@ def mixers_table(report: dict) -> str:
             f"median (min-max) of {first['repeats']} repeats, each pipeline timed "
             "alone (fresh iterator, warm-up until steady), load average "
             f"{first['loadavg_start']} -> {first['loadavg_end']} on 2 shared "
-            "cores, so compare ratios. The pipelines:",
+            "cores, so compare ratios; allocator: "
+            + (
+                ", ".join(f"`{k}={v}`" for k, v in machine.get("allocator", {}).items())
+                or "glibc's defaults"
+            )
+            + ". The pipelines:",
             "",
         ]
         lines += [f"- {name}: `{sections[key]['pipeline']}`" for key, name in shown]
@@ -375,6 +380,8 @@ def long_runs_table(report: dict) -> str:
 
 TABLES = {
     "mixers": ("mixers.json", mixers_table),
+    # The same pipelines at 160 px, batch 96.
+    "mixers-160": ("mixers_160.json", mixers_table),
     "step": ("step_overhead.json", markdown_beside("step_overhead.json")),
     "step-deit": (
         "step_overhead_deit_small.json",

@@ -130,11 +130,16 @@ def _peak_mb() -> float:
 
 
 def step_arguments(
-    parser: argparse.ArgumentParser, batch: int | None = 32, warmup: int = 2
+    parser: argparse.ArgumentParser,
+    batch: int | None = 32,
+    warmup: int = 2,
+    memory: str | None = None,
 ) -> None:
     """The flags every step benchmark takes: `--quick`, `--batch`,
     `--steps` (None: the script's default), `--warmup`, `--backends`,
-    `--output` and the hidden `--worker` (one backend's part)."""
+    `--output` and the hidden `--worker` (one backend's part); with
+    `memory` (its help text) `--memory` and the hidden `--memory-variant`
+    (one model's peak memory, `measure_memory`)."""
     parser.add_argument("--quick", action="store_true", help="tiny CNN, few steps")
     parser.add_argument("--batch", type=int, default=batch)
     parser.add_argument("--steps", type=int, default=None)
@@ -142,6 +147,42 @@ def step_arguments(
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    if memory:
+        parser.add_argument("--memory", action="store_true", help=memory)
+        parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
+
+
+def merge_argument(parser: argparse.ArgumentParser) -> None:
+    """`--merge REPORT...`: merge single-backend reports (`merge_reports`)."""
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="merge reports of single backends (run one after another) into "
+        "--output instead of running",
+    )
+
+
+def memory_to_baselines(
+    backend: str, flags: list[str], script: str, baseline_of: dict[str, str]
+) -> dict:
+    """Peak memory of each model of `baseline_of` (model -> the model its
+    ratios are to), each in a fresh `script --memory-variant KEY` process
+    under `backend`, with `peak_rss_to_cutmix` and `step_peak_to_cutmix`:
+    the ratios of its peak RSS and of its step's growth to its baseline's."""
+    memory = {
+        key: _subprocess(backend, ["--memory-variant", key, *flags], script)
+        for key in baseline_of
+    }
+    ratios = {"peak_rss_to_cutmix": {}, "step_peak_to_cutmix": {}}
+    for key, m in memory.items():
+        base = memory[baseline_of[key]]
+        ratios["peak_rss_to_cutmix"][key] = m["peak_rss_mb"] / base["peak_rss_mb"]
+        ratios["step_peak_to_cutmix"][key] = m["step_peak_mb"] / max(
+            base["step_peak_mb"], 1e-9
+        )
+    return {**memory, **ratios}
 
 
 def worker_mode(args: argparse.Namespace, worker, build=None) -> bool:
@@ -342,11 +383,13 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _merge(paths: list[Path], output: Path | None) -> dict:
-    """One report from single-backend reports of the same setting; `load` is
+def merge_reports(
+    paths: list[Path], output: Path | None, markdown, keys: tuple[str, ...]
+) -> dict:
+    """One report from single-backend reports (`--merge`) that agree on
+    `keys` (their setting), written to `output` with `markdown`; `load` is
     the highest load average any of them started at."""
     reports = [json.loads(path.read_text()) for path in paths]
-    keys = ("backbone", "batch", "steps", "warmup", "setting", "quick")
     first = reports[0]
     for other in reports[1:]:
         differ = [k for k in keys if other.get(k) != first.get(k)]
@@ -359,34 +402,24 @@ def _merge(paths: list[Path], output: Path | None) -> dict:
     }
     if output is None:
         raise SystemExit("--merge needs --output")
-    print(write_report(report, output, _markdown))
+    print(write_report(report, output, markdown))
     return report
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the benchmark (or, with `--worker`, one backend's part of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    step_arguments(parser)
+    step_arguments(parser, memory="also the peak memory, MCE vs SUMix")
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet18_cifar")
-    parser.add_argument(
-        "--memory", action="store_true", help="also the peak memory, MCE vs SUMix"
-    )
-    parser.add_argument(
-        "--merge",
-        nargs="+",
-        type=Path,
-        default=None,
-        help="merge reports of single backends (run one after another) into "
-        "--output instead of running",
-    )
-    parser.add_argument("--memory-variant", default=None, help=argparse.SUPPRESS)
+    merge_argument(parser)
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 3 if args.quick else 8
     if worker_mode(args, _worker, _build):
         return None
     if args.merge:
-        return _merge(args.merge, args.output)
+        keys = ("backbone", "batch", "steps", "warmup", "setting", "quick")
+        return merge_reports(args.merge, args.output, _markdown, keys)
     check_backends(parser, args.backends)
     transformer = args.backbone in TRANSFORMERS
     report = {

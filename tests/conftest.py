@@ -65,6 +65,8 @@ def load_script(path: Path):
     try:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        # Registered first, as an import does (dataclasses look it up).
+        sys.modules[path.stem] = module
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(folder)

@@ -19,8 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 from conftest import BACKEND, load_script, run_once
+
+import keras_sumix
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run once: in the TensorFlow run (what needs TensorFlow), in the torch run
@@ -202,6 +206,14 @@ def test_method_step_quick(tmp_path):
     fake = {**report, "variants": {**report["variants"], "fake": "Fake"}}
     fake["backends"] = [{**row, "skipped": {"fake": "keras.Nope is not importable"}}]
     assert "| Fake | CNN | skipped | - |" in script._markdown(fake)
+    # `--merge`: single-backend reports of one setting, one report.
+    merged = tmp_path / "merged.json"
+    script.main(["--merge", str(out), str(out), "--output", str(merged)])
+    assert len(json.loads(merged.read_text())["backends"]) == 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**report, "batch": report["batch"] + 1}))
+    with pytest.raises(SystemExit, match="differ in"):
+        script.main(["--merge", str(out), str(other), "--output", str(merged)])
 
 
 @in_the_torch_run
@@ -223,6 +235,19 @@ def test_regularizer_gradients_quick(tmp_path):
             )
         assert 0 <= form["test_top1"] <= 1
     assert "| negative | trained |" in out.with_suffix(".md").read_text()
+
+
+@in_the_tensorflow_run
+def test_mixers_benchmark_compiles_each_mix_alone_with_xla():
+    # The step section's "mix alone" under TensorFlow (the quick smoke runs
+    # the step under JAX): every mixer's outputs, MixUp's absent mask too.
+    script = load_script(ROOT / "benchmarks" / "mixers.py")
+    rng = np.random.default_rng(0)
+    images = keras.ops.convert_to_tensor(rng.random((4, 8, 8, 3), dtype="float32"))
+    for name in script.OUR_MIXERS.values():
+        layer = getattr(keras_sumix.layers, name)(seed=0)
+        script._compiled_mix(layer, images)()
+        script._compiled_mix(layer, images)()
 
 
 @in_the_tensorflow_run
