@@ -382,9 +382,18 @@ def test_save_load_round_trip_and_exact_resume(tmp_path):
     np.testing.assert_allclose(
         to_np(loaded.mix_features(x)), to_np(first.mix_features(x)), rtol=1e-6
     )
+    resumed_from = [to_np(w).copy() for w in loaded.weights]
     fit(loaded, 1)
-    for a, b in zip(straight.weights, loaded.weights, strict=True):
-        np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-4, atol=1e-5)
+    # The resumed epoch is the straight run's second: each weight agrees to
+    # 5% of what that epoch moved it. The two runs' compiled steps round
+    # differently (TensorFlow's graph optimiser: differences up to 2.7e-5 on
+    # weights near 1e-2 seen on a busy machine); a lost optimizer or
+    # momentum-copy state changes the update itself.
+    for a, b, start in zip(straight.weights, loaded.weights, resumed_from, strict=True):
+        moved = float(np.max(np.abs(to_np(a) - start), initial=0.0))
+        np.testing.assert_allclose(
+            to_np(b), to_np(a), rtol=0, atol=0.05 * moved + 1e-6, err_msg=a.path
+        )
 
 
 def test_lambda_fidelity_reads_the_models_features():
