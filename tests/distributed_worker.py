@@ -42,6 +42,7 @@ CASES = {
     # attention (the scope is per thread) and the attention lam is per
     # sample, so the gathered labels are the global batch's.
     "mce_transmix": (keras_sumix.MixupModel, {"label_lam": "attention"}),
+    "mce": (keras_sumix.MixupModel, {}),
     "sumix_distance_per_sample": (
         keras_sumix.SUMixModel,
         {"lambda_mode": "distance", "reduction": "per_sample"},

@@ -30,8 +30,10 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 # repeat each other: the paper's SUMix (every option at its default) is the
 # ManifoldMix case's loss, and AutoMix's block runs in the batch-norm case.
 CASES = [
-    # MixupModel's step is SUMixModel's mixed pass: its one case is TransMix's.
-    "mce_transmix:plain",
+    # MixupModel's step is SUMixModel's mixed pass. Under TensorFlow its case
+    # is TransMix's (MirroredStrategy traces each replica in a thread, and
+    # TransMix records the attention per thread); JAX runs one program.
+    "mce_transmix:plain" if BACKEND == "tensorflow" else "mce:plain",
     "sumix_distance_per_sample:bn",
     "sumix_puzzlemix:plain",
     # The momentum copy's batch norm on the batch's statistics: global too.

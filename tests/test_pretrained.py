@@ -132,11 +132,12 @@ def test_fine_tuning_from_it_beats_random_weights():
     """The point of pretraining: the same model and fine-tuning recipe (a
     short schedule at a fine-tuning learning rate), from the pretrained
     weights and from random ones, over 2 seeds each; the worst pretrained
-    run beats the best random one (chance is 1.6%). The default backbone,
+    run beats the best random one (chance is 1.6%; measured on 256 training
+    images: 4.3-5.1% against 0.6-2.0%). The default backbone,
     from the user cache that notebook 03 also fills (minutes the first
     time)."""
     pretrained = pretrain_backbone()
-    train = fine_grained_objects(512, seed=0)
+    train = fine_grained_objects(256, seed=0)
     test = fine_grained_objects(512, seed=1)
 
     def fine_tuned_accuracy(load_weights, seed):
