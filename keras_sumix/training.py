@@ -62,7 +62,7 @@ OPTIMIZERS = ("sgd", "adamw")
 # layers (gamma, beta), biases, the class token, the position embeddings
 # (keras-hub's ViT names them "embeddings") and Swin's relative position
 # bias. Keras matches the patterns against the variable *names*.
-_NO_WEIGHT_DECAY = (
+NO_WEIGHT_DECAY = (
     "bias",
     "gamma",
     "beta",
@@ -250,7 +250,13 @@ class TrainConfig(_SUMixOptionFields):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("label_lam", self.label_lam, LABEL_LAMS)
         if self.label_lam == "attention":
-            if self.backbone != "deit_small" and not _is_hub(self):
+            if _is_hub(self):
+                # The preset's architecture (no weights): the model's own
+                # check, before any data is loaded.
+                transmix.attention_source(
+                    models.from_hub(_hub_preset(self), load_weights=False)
+                )
+            elif self.backbone != "deit_small":
                 raise ValueError(
                     "`label_lam='attention'` (TransMix) reads a class token's "
                     "attention: backbone='deit_small' or a keras-hub ViT/DeiT "
@@ -424,9 +430,8 @@ def build_backbone(config: TrainConfig, input_shape) -> keras.Model:
     `swin_tiny`) are built at the pipeline's image size with their default
     patch (and window) sizes."""
     weights = config.weights
-    if weights and str(weights).startswith(HUB_PREFIX):
-        preset = str(weights)[len(HUB_PREFIX) :]
-        return models.from_hub(preset)
+    if _is_hub(config):
+        return models.from_hub(_hub_preset(config))
     builder = getattr(models, config.backbone)
     if config.backbone == "small_cnn":  # `validate` refuses `weights`
         return builder(input_shape=tuple(input_shape))
@@ -478,26 +483,40 @@ def _is_hub(config: TrainConfig) -> bool:
     return bool(config.weights) and str(config.weights).startswith(HUB_PREFIX)
 
 
+def _hub_preset(config: TrainConfig) -> str:
+    """The keras-hub preset of `weights="hub:<preset>"`."""
+    return str(config.weights)[len(HUB_PREFIX) :]
+
+
+def warmup_cosine(
+    peak: float, steps: int, warmup_steps: int = 0
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """A learning rate that rises linearly from 0 to `peak` over
+    `warmup_steps`, then decays to 0 on a cosine at `steps` (at least 1;
+    the warm-up is capped at `steps - 1`)."""
+    steps = max(int(steps), 1)
+    warmup = min(int(warmup_steps), steps - 1)
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(peak, steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, steps - warmup, warmup_target=peak, warmup_steps=warmup
+    )
+
+
 def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     """The run's optimizer: SGD with momentum or AdamW, on a cosine decay to
     0 over the run (after a linear warm-up of `warmup_epochs` from 0), with
     global gradient-norm clipping at `clipnorm` when it is set."""
     steps_per_epoch = max(int(steps_per_epoch), 1)
-    warmup = steps_per_epoch * config.warmup_epochs
-    total = max(steps_per_epoch * config.epochs, 1)
-    if warmup:
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            total - warmup,
-            warmup_target=config.learning_rate,
-            warmup_steps=warmup,
-        )
-    else:
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    schedule = warmup_cosine(
+        config.learning_rate,
+        steps_per_epoch * config.epochs,
+        steps_per_epoch * config.warmup_epochs,
+    )
     common = {"weight_decay": config.weight_decay, "global_clipnorm": config.clipnorm}
     if config.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(schedule, epsilon=1e-8, **common)
-        optimizer.exclude_from_weight_decay(var_names=list(_NO_WEIGHT_DECAY))
+        optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
         return optimizer
     return keras.optimizers.SGD(schedule, momentum=config.momentum, **common)
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from keras_sumix.layers import registry
+from keras_sumix.training import NO_WEIGHT_DECAY, warmup_cosine
 from study.config import (
     STUDY_VIT,
     FineTuneSettings,
@@ -342,9 +343,8 @@ def compile_model(
     elif backbone == "pretrained":
         optimizer = keras.optimizers.Adam(fine_tune_settings(config).learning_rate)
     else:
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
         optimizer = keras.optimizers.SGD(
-            schedule,
+            warmup_cosine(config.learning_rate, steps),
             momentum=config.momentum,
             nesterov=True,
             weight_decay=config.weight_decay or None,
@@ -365,26 +365,15 @@ def vit_optimizer(settings: ViTSettings, steps: int, steps_per_epoch: int) -> An
     Returns:
         A `keras.optimizers.AdamW`.
     """
-    from keras_sumix.training import _NO_WEIGHT_DECAY
-
-    steps = max(int(steps), 1)
-    warmup = min(settings.warmup_epochs * max(int(steps_per_epoch), 1), steps - 1)
-    if warmup > 0:
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            steps - warmup,
-            warmup_target=settings.learning_rate,
-            warmup_steps=warmup,
-        )
-    else:
-        schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+    warmup = settings.warmup_epochs * max(int(steps_per_epoch), 1)
+    schedule = warmup_cosine(settings.learning_rate, steps, warmup)
     optimizer = keras.optimizers.AdamW(
         schedule,
         weight_decay=settings.weight_decay,
         epsilon=1e-8,
         global_clipnorm=settings.clipnorm,
     )
-    optimizer.exclude_from_weight_decay(var_names=list(_NO_WEIGHT_DECAY))
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     return optimizer
 
 

@@ -44,18 +44,6 @@ in_tf_data = pytest.mark.skipif(
 )
 
 
-#: The README's first example (it opens docs/getting-started.md too) trains
-#: on 2,000 images; the wheel tests run it as pasted, under JAX and torch.
-#: Elsewhere it runs on fewer, the same code at an eighth of the cost.
-FIRST_EXAMPLE_DATA = "occluded_objects(2000, seed=0)"
-
-
-def smaller_first_example(code: str) -> str:
-    """`code` with the README's first example on 256 images instead of
-    2,000 (`code` may hold other blocks too)."""
-    return code.replace(FIRST_EXAMPLE_DATA, "occluded_objects(256, seed=0)")
-
-
 def load_script(path: Path):
     """Import a script (`examples/`, `benchmarks/`) as a module, with its
     folder first on `sys.path` as when it runs (the benchmark scripts import

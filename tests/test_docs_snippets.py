@@ -6,11 +6,12 @@ earlier one defined), from a scratch folder. A block that cannot run here
 (it needs a download, a GPU, several hosts) is preceded by the line
 `<!-- fragment: REASON -->`, and the reason must be given.
 
-Run once, in the torch run (the shortest lane of `make test`), under torch:
-eager, so a page's small models train without minutes of compilation (the
-wheel tests run the README's first example under JAX and torch, and
-tests/test_examples_and_cli.py under TensorFlow). A page whose code is
-written for another backend says which in `BACKEND_OF`.
+Run once, under torch (in the torch run of `make test`): eager, so a page's
+small models train without minutes of compilation. The wheel tests run the
+README's first example under JAX and torch (torch's on its whole data), and
+tests/test_examples_and_cli.py under TensorFlow. A page whose code is
+written for another backend says which in `BACKEND_OF`, and runs in that
+backend's run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, smaller_first_example
+from conftest import BACKEND, run_once
+from wheel_check import smaller_first_example
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -31,10 +33,12 @@ _BLOCK = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 
-pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="run once, in the torch run")
 # Pages whose code needs one backend: layers.md's `jax.jit` example and
-# scaling.md's `keras.distribution` (JAX only).
+# scaling.md's `keras.distribution` (JAX only). Each page runs once, in the
+# lane of the backend its code runs on (the JAX lane's compilation cache
+# then serves its subprocess too).
 BACKEND_OF = {"layers.md": "jax", "scaling.md": "jax"}
+in_the_torch_run = run_once("torch", "the pages' parser")
 
 
 def blocks(page: Path) -> list[tuple[str | None, str]]:
@@ -45,6 +49,7 @@ def blocks(page: Path) -> list[tuple[str | None, str]]:
     ]
 
 
+@in_the_torch_run
 def test_blocks_are_found_and_fragments_say_why():
     found = {page.name: blocks(page) for page in PAGES}
     assert found["README.md"] and found["layers.md"]
@@ -53,6 +58,7 @@ def test_blocks_are_found_and_fragments_say_why():
             assert reason != "", f"{name}: a fragment without a reason:\n{code}"
 
 
+@in_the_torch_run
 def test_the_parser_reads_fragments(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(
@@ -67,13 +73,15 @@ RUNNABLE = [page for page in PAGES if any(r is None for r, _ in blocks(page))]
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: p.name)
 def test_page_runs_as_pasted(page, tmp_path):
+    backend = BACKEND_OF.get(page.name, "torch")
+    if BACKEND != backend:
+        pytest.skip(f"run once, in the {backend} run")
     script = "\n".join(
         f"# --- block {i} ---\n{code}"
         for i, (reason, code) in enumerate(blocks(page))
         if reason is None
     )
-    script = smaller_first_example(script)  # the wheel tests run it whole
-    backend = BACKEND_OF.get(page.name, "torch")
+    script = smaller_first_example(script)  # the torch wheel test runs it whole
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.setdefault("MPLBACKEND", "Agg")
     # Under JAX, as in the JAX lane (Makefile): XLA compiles each program

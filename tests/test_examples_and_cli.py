@@ -13,13 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import (
-    BACKEND,
-    FIRST_EXAMPLE_DATA,
-    load_script,
-    run_once,
-    smaller_first_example,
-)
+from conftest import BACKEND, load_script, run_once
+from wheel_check import FIRST_EXAMPLE_DATA, first_example, smaller_first_example
 
 from keras_sumix import cli
 
@@ -75,15 +70,9 @@ def test_bad_arguments_give_one_line(capsys):
         cli.main(["show", "cutmix", "--batch", "0"])
 
 
-def _first_example(path: Path) -> str:
-    text = path.read_text()
-    start = text.index("```python\n") + len("```python\n")
-    return text[start : text.index("```", start)]
-
-
 def test_first_example_is_the_same_in_readme_and_docs():
-    readme = _first_example(ROOT / "README.md")
-    docs = _first_example(ROOT / "docs" / "getting-started.md")
+    readme = first_example(ROOT / "README.md")
+    docs = first_example(ROOT / "docs" / "getting-started.md")
     assert readme == docs
     assert 'variant="recommended"' in readme
 
@@ -91,10 +80,10 @@ def test_first_example_is_the_same_in_readme_and_docs():
 @pytest.mark.skipif(
     BACKEND != "tensorflow",
     reason="under jax and torch the wheel tests run it, in environments "
-    "without TensorFlow (tests/test_wheel.py)",
+    "without TensorFlow (tests/test_wheel.py; torch's on the whole data)",
 )
 def test_readme_first_example_runs():
-    code = _first_example(ROOT / "README.md")
+    code = first_example(ROOT / "README.md")
     assert FIRST_EXAMPLE_DATA in code
     code = smaller_first_example(code)
     namespace: dict = {}

@@ -352,11 +352,22 @@ def test_backbones_and_mixers_without_what_transmix_reads_raise():
 
 
 @run_once("torch", "config validation")
-def test_train_config_checks_the_option():
+def test_train_config_checks_the_option(tmp_path, capsys):
     from keras_sumix import cli
     from keras_sumix.training import TrainConfig
 
     TrainConfig(backbone="deit_small", label_lam="attention").validate()
+    # A keras-hub preset: its architecture is checked before any data loads,
+    # and the command line reports a preset without class token in one line.
+    tiny_vit().save_to_preset(tmp_path / "vit")
+    tiny_vit(use_class_token=False).save_to_preset(tmp_path / "no_class_token")
+    TrainConfig(weights=f"hub:{tmp_path / 'vit'}", label_lam="attention").validate()
+    argv = ["train", "--weights", f"hub:{tmp_path / 'no_class_token'}"]
+    argv += ["--label-lam", "attention", "--output-dir", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "class token" in err[0], err
+    assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="backbone='deit_small'"):
         TrainConfig(label_lam="attention").validate()
     with pytest.raises(ValueError, match="MixUp"):

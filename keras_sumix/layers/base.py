@@ -993,12 +993,16 @@ class BaseMixer(MixingLayer):
         mixed = keep * images_rows + (1.0 - keep) * partner_rows
         return ops.numpy.reshape(mixed, shape)
 
+    def _rows(self, per_pixel: Any, images: Any) -> Any:
+        """`per_pixel` `(M, H, W)` repeated over the channels of `images`:
+        `(M, H, W * C)`, the batch's row view (`_weighted`, `_select`)."""
+        ops = self.backend
+        return ops.numpy.repeat(per_pixel, ops.shape(images)[3], axis=2)
+
     def _keep(self, images: Any, partner: Any, mask: Any):
         """Keep `images` with weight `mask` (M, H, W; M in {1, N}), take the
         rest from `partner`. Returns the mixed batch and the mask."""
-        ops = self.backend
-        channels = ops.shape(images)[3]
-        weight = ops.numpy.repeat(ops.cast(mask, images.dtype), channels, axis=2)
+        weight = self._rows(self.backend.cast(mask, images.dtype), images)
         return self._weighted(images, partner, weight), mask
 
     def _paste_box(self, images: Any, partner: Any, box: Any):

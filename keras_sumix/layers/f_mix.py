@@ -163,10 +163,8 @@ class FMix(BaseMixer, name="fmix", in_place=True):
             return super()._apply(images, partner, params)
         # A hard mask: each pixel selected from one image, as CutMix's box
         # (a weighted sum writes the batch several times over).
-        ops = self.backend
         mask = params["mask"]
-        channels = ops.shape(images)[3]
-        taken = ops.numpy.repeat(ops.numpy.less(mask, 0.5), channels, axis=2)
+        taken = self._rows(self.backend.numpy.less(mask, 0.5), images)
         return self._select(images, partner, taken), mask
 
     def get_config(self) -> dict[str, Any]:
