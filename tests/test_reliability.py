@@ -327,6 +327,17 @@ def test_pipeline_epoch_order_depends_only_on_seed_and_epoch():
     order_0, order_1 = _batches(again)[0][1], _batches(again)[0][1]
     assert not np.array_equal(order_0, order_1)
     np.testing.assert_array_equal(_batches(make_pipeline(raw, **plain))[0][1], order_0)
+    # TensorFlow's global seed plays no part with `epoch`; without, tf.data
+    # pairs `seed` with it (as the docstring and docs/data.md say).
+    orders = []
+    for global_seed in (1, 2):
+        tf.random.set_seed(global_seed)
+        with_epoch = _batches(make_pipeline(raw, **{**kwargs, "epoch": 2}))[0][1]
+        orders.append((with_epoch, _batches(make_pipeline(raw, **plain))[0][1]))
+    tf.random.set_seed(None)
+    np.testing.assert_array_equal(orders[0][0], orders[1][0])
+    np.testing.assert_array_equal(orders[0][0], seen[2][0][1])
+    assert not np.array_equal(orders[0][1], orders[1][1])
     with pytest.raises(ValueError, match="seed"):
         make_pipeline(raw, **{**kwargs, "seed": None})
     with pytest.raises(TypeError, match="epoch"):

@@ -412,7 +412,11 @@ def make_pipeline(
         batch_size: batch size. Defaults to the pipeline's (100, 100, 16,
             100).
         seed: seed of the shuffle and of the augmentation; the same seed gives
-            the same batches, epoch after epoch (each epoch differs).
+            the same batches, epoch after epoch (each epoch differs). With
+            `epoch=None`, `tf.data` pairs it with TensorFlow's global seed
+            (`keras.utils.set_random_seed`, `tf.random.set_seed`): the same
+            `seed` under another global seed gives other batches. With an
+            `epoch`, the batches depend on `(seed, epoch)` alone.
         image_size: output side. Defaults: `"cifar"` keeps the input size
             (resizing first when given), 64 for `"tiny_imagenet"`, 224 for
             `"fine_grained"` and `"cifar_vit"`.
