@@ -354,12 +354,14 @@ def occluded_split(config: TrainConfig, split: str) -> Any:
     return data_module.occluded_objects(max(size // 3, 2), seed=config.seed + 1)
 
 
-def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
+def _load_split(config: TrainConfig, split: str, epoch: Any = None) -> tuple[Any, int]:
     """One unbatched split (`"train"` or `"test"`) as a `tf.data` dataset of
-    `(image, label)`, and the class count."""
+    `(image, label)`, and the class count. The loaders that read a list of
+    files shuffle it for training, per `(config.seed, epoch)`."""
     tf = require_tensorflow()
 
     training = split == "train"
+    order = {"shuffle": training, "seed": config.seed, "epoch": epoch}
     if config.dataset == "occluded":
         data = occluded_split(config, split)
         return (
@@ -372,8 +374,7 @@ def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
             root,
             "train" if training else "val",
             validation_fraction=config.validation_fraction,
-            shuffle=training,
-            seed=config.seed,
+            **order,
         )
         classes = len(names)
     elif config.dataset == "cifar100":
@@ -382,19 +383,19 @@ def _load_split(config: TrainConfig, split: str) -> tuple[Any, int]:
     elif config.dataset == "cub":
         layout = ("CUB_200_2011", "images.txt")
         if root and any((Path(root) / name).exists() for name in layout):
-            ds, names = data_module.load_cub200_2011(root, split, shuffle=training)
+            ds, names = data_module.load_cub200_2011(root, split, **order)
             classes = len(names)
         else:
             ds = data_module.load_caltech_birds2011(split, data_dir=root)
             classes = 200
     elif config.dataset == "aircraft":
         ds, names = data_module.load_fgvc_aircraft(
-            root, "trainval" if training else "test", shuffle=training
+            root, "trainval" if training else "test", **order
         )
         classes = len(names)
     else:
         ds, names = data_module.load_tiny_imagenet(
-            root, "train" if training else "val", shuffle=training
+            root, "train" if training else "val", **order
         )
         classes = len(names)
     if config.limit:
@@ -409,9 +410,10 @@ def load_test_data(config: TrainConfig) -> tuple[Any, int]:
     return _load_split(config, "test")
 
 
-def _load(config: TrainConfig) -> tuple[Any, Any, int]:
-    """Unbatched (train, test) `tf.data` datasets and the class count."""
-    train, classes = _load_split(config, "train")
+def _load(config: TrainConfig, epoch: Any) -> tuple[Any, Any, int]:
+    """Unbatched (train, test) `tf.data` datasets and the class count (the
+    training files' order per `(config.seed, epoch)`)."""
+    train, classes = _load_split(config, "train", epoch)
     test, _ = _load_split(config, "test")
     return train, test, classes
 
@@ -635,10 +637,9 @@ def train(
     schedule) and the mixer's random state; a run interrupted during epoch
     `k` restarts epoch `k` from its first batch, and the pipeline's shuffle
     and augmentation of epoch `k` depend only on `(seed, k)`
-    (`make_pipeline(epoch=...)`). A resumed run thus ends with the weights of
-    an uninterrupted one (to float rounding; same backend and machine), except
-    for `dataset="folder"`, whose loader reshuffles the file list every epoch
-    (`keras_sumix.data.load_image_folder(shuffle=True)`).
+    (`make_pipeline(epoch=...)`; the loaders that shuffle a list of image
+    files, `epoch=` too). A resumed run thus ends with the weights of an
+    uninterrupted one (to float rounding; same backend and machine).
 
     If the training loss becomes NaN or infinite, training stops at once:
     `results.json` gets `"status": "diverged"` and the `"error"`, the
@@ -671,12 +672,13 @@ def train(
     keras.utils.set_random_seed(config.seed)
     out = Path(config.output_dir)
     prepare_run_dir(config, overwrite)
-    train_raw, test_raw, num_classes = _load(config)
-    pipeline = config.pipeline_options()
-    # Each epoch's order and augmentation depend on (seed, epoch) only, so a
-    # resumed run replays exactly the epochs it has not finished (RandAugment
-    # excepted: its random state restarts with the process).
+    # Each epoch's order (of the files, then of the examples) and
+    # augmentation depend on (seed, epoch) only, so a resumed run replays
+    # exactly the epochs it has not finished (RandAugment excepted: its
+    # random state restarts with the process).
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_raw, test_raw, num_classes = _load(config, epoch)
+    pipeline = config.pipeline_options()
     train_ds = data_module.make_pipeline(
         train_raw,
         training=True,

@@ -300,6 +300,38 @@ def test_loader_argument_types(tmp_path):
         load_tiny_imagenet(tmp_path, shuffle="yes")
 
 
+def test_file_order_of_an_epoch_depends_on_seed_and_epoch_alone(tmp_path):
+    """`epoch=` (what `train` passes to the loaders): each iteration's file
+    order is a function of `(seed, epoch)`, whatever TensorFlow's global
+    seed and however often the dataset was iterated, so a resumed run
+    replays the order of the epoch it resumes."""
+    image_folder(tmp_path, classes=("a", "b", "c", "d"), per_class=5)
+    epoch = tf.Variable(0, dtype=tf.int64)
+
+    def order(ds):  # each image by its label and its pixels' sum
+        return [(int(y), int(x.sum())) for x, y in _arrays(ds)]
+
+    kwargs = {"shuffle": True, "seed": 3, "epoch": epoch}
+    loaded, _ = load_image_folder(tmp_path, "train", **kwargs)
+    seen = []
+    for index in range(3):
+        epoch.assign(index)
+        seen.append(order(loaded))
+    assert sorted(seen[0]) == sorted(seen[1]) and seen[0] != seen[1]
+    assert len(set(seen[0])) == 16  # every image told apart
+    for global_seed in (1, 2):  # a fresh dataset, as in a resumed process
+        tf.random.set_seed(global_seed)
+        fresh, _ = load_image_folder(tmp_path, "train", **kwargs)
+        assert order(fresh) == seen[2]
+        fixed, _ = load_image_folder(tmp_path, "train", **{**kwargs, "epoch": 2})
+        assert order(fixed) == seen[2]
+    tf.random.set_seed(None)
+    with pytest.raises(ValueError, match="seed"):
+        load_image_folder(tmp_path, "train", shuffle=True, epoch=1)
+    with pytest.raises(TypeError, match="epoch"):
+        load_image_folder(tmp_path, "train", **{**kwargs, "epoch": tf.Variable(1.0)})
+
+
 # ---------------------------------------------------------------------- #
 # A folder of the user's own images
 # ---------------------------------------------------------------------- #

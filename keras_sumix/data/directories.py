@@ -35,7 +35,12 @@ from keras_sumix._validation import (
     check_int,
     check_number,
 )
-from keras_sumix.data.common import check_bool, require_tensorflow
+from keras_sumix.data.common import (
+    check_bool,
+    check_epoch,
+    for_epoch,
+    require_tensorflow,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -198,15 +203,25 @@ def _image_dataset(
     labels: Sequence[int],
     shuffle: bool,
     seed: int | None,
+    epoch: Any = None,
     crop_bottom: int = 0,
 ) -> tf.data.Dataset:
-    """`(uint8 image, int32 label)` decoded lazily from `paths`."""
+    """`(uint8 image, int32 label)` decoded lazily from `paths`, the file
+    list shuffled when `shuffle` (per `(seed, epoch)` with an `epoch`)."""
     tf = require_tensorflow()
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(list(paths), tf.string), tf.constant(labels, tf.int32))
     )
-    if shuffle:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+    def shuffled(ds, seed, every_iteration):
+        return ds.shuffle(
+            len(paths), seed=seed, reshuffle_each_iteration=every_iteration
+        )
+
+    if shuffle and epoch is not None:
+        ds = for_epoch(tf, ds, seed, epoch, shuffled)
+    elif shuffle:
+        ds = shuffled(ds, seed, True)
 
     def load(path, label):
         image = tf.io.decode_image(
@@ -220,13 +235,14 @@ def _image_dataset(
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _check_loader_args(shuffle: Any, seed: Any) -> bool:
-    """The arguments every `tf.data` loader shares; TensorFlow is asked for
-    first, so a missing install fails before any file is read."""
-    require_tensorflow()
+def _check_loader_args(shuffle: Any, seed: Any, epoch: Any) -> tuple[bool, Any]:
+    """The arguments every `tf.data` loader shares, as `(shuffle, epoch)`;
+    TensorFlow is asked for first, so a missing install fails before any
+    file is read."""
+    tf = require_tensorflow()
     shuffle = check_bool("shuffle", shuffle)
     check_int("seed", seed, 0, allow_none=True)
-    return shuffle
+    return shuffle, check_epoch(tf, epoch, seed)
 
 
 # ---------------------------------------------------------------------- #
@@ -247,6 +263,7 @@ def load_fgvc_aircraft(
     crop_banner: bool = True,
     shuffle: bool = False,
     seed: int | None = None,
+    epoch: int | tf.Variable | None = None,
 ) -> tuple[tf.data.Dataset, list[str]]:
     """FGVC-Aircraft 2013b from its official archive.
 
@@ -267,6 +284,12 @@ def load_fgvc_aircraft(
             True.
         shuffle: shuffle the file list (reshuffled every epoch).
         seed: seed of that shuffle.
+        epoch: None (default), an int, or an integer scalar `tf.Variable`
+            holding the current epoch (needs `seed`), as
+            `make_pipeline(epoch=...)`: each iteration's file order is then
+            a function of `(seed, epoch)` alone (a resumed run replays the
+            order of the epoch it resumes). With None, the order changes
+            every time the dataset is iterated.
 
     Returns:
         `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
@@ -285,7 +308,7 @@ def load_fgvc_aircraft(
     check_choice("split", split, _AIRCRAFT_SPLITS)
     check_choice("annotation", annotation, tuple(_AIRCRAFT_ANNOTATIONS))
     crop_banner = check_bool("crop_banner", crop_banner)
-    shuffle = _check_loader_args(shuffle, seed)
+    shuffle, epoch = _check_loader_args(shuffle, seed, epoch)
     info = ("FGVC-Aircraft", _AIRCRAFT_URL, _AIRCRAFT_LAYOUT)
     classes_file = os.path.join("data", _AIRCRAFT_ANNOTATIONS[annotation])
     root = _resolve_root(data_dir, "fgvc-aircraft-2013b", classes_file, *info)
@@ -308,7 +331,12 @@ def load_fgvc_aircraft(
         labels.append(index[name])
     _check_images_exist(paths, *info, root)
     dataset = _image_dataset(
-        paths, labels, shuffle, seed, AIRCRAFT_BANNER_HEIGHT if crop_banner else 0
+        paths,
+        labels,
+        shuffle,
+        seed,
+        epoch,
+        crop_bottom=AIRCRAFT_BANNER_HEIGHT if crop_banner else 0,
     )
     return dataset, class_names
 
@@ -321,6 +349,7 @@ def load_cub200_2011(
     split: str = "train",
     shuffle: bool = False,
     seed: int | None = None,
+    epoch: int | tf.Variable | None = None,
 ) -> tuple[tf.data.Dataset, list[str]]:
     """CUB-200-2011 from its official archive (a local alternative to
     `load_caltech_birds2011`, which goes through TensorFlow Datasets).
@@ -336,6 +365,12 @@ def load_cub200_2011(
         split: `"train"` or `"test"`.
         shuffle: shuffle the file list (reshuffled every epoch).
         seed: seed of that shuffle.
+        epoch: None (default), an int, or an integer scalar `tf.Variable`
+            holding the current epoch (needs `seed`), as
+            `make_pipeline(epoch=...)`: each iteration's file order is then
+            a function of `(seed, epoch)` alone (a resumed run replays the
+            order of the epoch it resumes). With None, the order changes
+            every time the dataset is iterated.
 
     Returns:
         `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
@@ -352,7 +387,7 @@ def load_cub200_2011(
     """
     data_dir = _check_dir("data_dir", data_dir)
     check_choice("split", split, ("train", "test"))
-    shuffle = _check_loader_args(shuffle, seed)
+    shuffle, epoch = _check_loader_args(shuffle, seed, epoch)
     info = ("CUB-200-2011", _CUB_URL, _CUB_LAYOUT)
     root = _resolve_root(data_dir, "CUB_200_2011", "images.txt", *info)
 
@@ -390,7 +425,7 @@ def load_cub200_2011(
         paths.append(os.path.join(root, "images", images[image_id]))
         targets.append(position[labels[image_id]])
     _check_images_exist(paths, *info, root)
-    return _image_dataset(paths, targets, shuffle, seed), class_names
+    return _image_dataset(paths, targets, shuffle, seed, epoch), class_names
 
 
 # ---------------------------------------------------------------------- #
@@ -401,6 +436,7 @@ def load_tiny_imagenet(
     split: str = "train",
     shuffle: bool = False,
     seed: int | None = None,
+    epoch: int | tf.Variable | None = None,
 ) -> tuple[tf.data.Dataset, list[str]]:
     """Tiny-ImageNet-200 from its official archive.
 
@@ -417,6 +453,12 @@ def load_tiny_imagenet(
         split: `"train"` or `"val"`.
         shuffle: shuffle the file list (reshuffled every epoch).
         seed: seed of that shuffle.
+        epoch: None (default), an int, or an integer scalar `tf.Variable`
+            holding the current epoch (needs `seed`), as
+            `make_pipeline(epoch=...)`: each iteration's file order is then
+            a function of `(seed, epoch)` alone (a resumed run replays the
+            order of the epoch it resumes). With None, the order changes
+            every time the dataset is iterated.
 
     Returns:
         `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
@@ -431,7 +473,7 @@ def load_tiny_imagenet(
     """
     data_dir = _check_dir("data_dir", data_dir)
     check_choice("split", split, ("train", "val"))
-    shuffle = _check_loader_args(shuffle, seed)
+    shuffle, epoch = _check_loader_args(shuffle, seed, epoch)
     info = ("Tiny-ImageNet-200", _TINY_URL, _TINY_LAYOUT)
     root = _resolve_root(data_dir, "tiny-imagenet-200", "wnids.txt", *info)
     wnids = sorted({w.strip() for w in _read_lines(os.path.join(root, "wnids.txt"))})
@@ -468,7 +510,7 @@ def load_tiny_imagenet(
             + "\n(no images found)"
         )
     _check_images_exist(paths, *info, root)
-    return _image_dataset(paths, labels, shuffle, seed), wnids
+    return _image_dataset(paths, labels, shuffle, seed, epoch), wnids
 
 
 # ---------------------------------------------------------------------- #
@@ -578,6 +620,7 @@ def load_image_folder(
     validation_fraction: float | None = None,
     shuffle: bool = False,
     seed: int | None = None,
+    epoch: int | tf.Variable | None = None,
 ) -> tuple[tf.data.Dataset, list[str]]:
     """A folder of your own images, one subfolder per class.
 
@@ -609,6 +652,12 @@ def load_image_folder(
             used).
         shuffle: shuffle the file list (reshuffled every epoch).
         seed: seed of that shuffle.
+        epoch: None (default), an int, or an integer scalar `tf.Variable`
+            holding the current epoch (needs `seed`), as
+            `make_pipeline(epoch=...)`: each iteration's file order is then
+            a function of `(seed, epoch)` alone (a resumed run replays the
+            order of the epoch it resumes). With None, the order changes
+            every time the dataset is iterated.
 
     Returns:
         `(dataset, class_names)`: a `tf.data.Dataset` of `(image uint8
@@ -628,7 +677,7 @@ def load_image_folder(
     ['cats', 'dogs']
     """
     check_choice("split", split, ("train", "val"))
-    shuffle = _check_loader_args(shuffle, seed)
+    shuffle, epoch = _check_loader_args(shuffle, seed, epoch)
     layout = folder_layout(data_dir)
     root = _check_dir("data_dir", data_dir)
     if layout == "split":
@@ -675,7 +724,7 @@ def load_image_folder(
             f"The {split!r} split of {root!r} holds no image. Expected "
             f"layout:\n{_FOLDER_LAYOUT}"
         )
-    return _image_dataset(paths, labels, shuffle, seed), class_names
+    return _image_dataset(paths, labels, shuffle, seed, epoch), class_names
 
 
 # ---------------------------------------------------------------------- #

@@ -75,7 +75,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from keras_sumix._validation import check_choice, check_int, misplaced_channels
-from keras_sumix.data.common import check_bool, require_tensorflow
+from keras_sumix.data.common import (
+    SEED_WORD,
+    check_bool,
+    check_epoch,
+    for_epoch,
+    require_tensorflow,
+)
 from keras_sumix.data.pipeline_specs import PipelineSpec, pipeline_spec
 from keras_sumix.data.transforms import (
     NORMALIZATIONS,
@@ -93,10 +99,6 @@ __all__ = [
     "make_pipeline",
     "tiny_imagenet_pipeline",
 ]
-
-#: Graph-level seed of the per-epoch randomness (`make_pipeline(epoch=...)`)
-#: and second word of every per-image seed.
-_SEED_WORD = 0x5EED
 
 
 # ---------------------------------------------------------------------- #
@@ -169,24 +171,6 @@ def _check_normalization(
             "normalization='unit'."
         )
     return normalization
-
-
-def _check_epoch(tf: Any, epoch: Any, seed: int | None) -> Any:
-    if epoch is None:
-        return None
-    if seed is None:
-        raise ValueError(
-            "`epoch` makes every epoch's shuffle and augmentation a function of "
-            "`(seed, epoch)`: it needs a `seed`. Received: seed=None."
-        )
-    if isinstance(epoch, (tf.Variable, tf.Tensor)):
-        if not epoch.dtype.is_integer or epoch.shape.rank != 0:
-            raise TypeError(
-                "`epoch` must be an int or an integer scalar `tf.Variable`. "
-                f"Received: dtype {epoch.dtype.name}, shape {epoch.shape}."
-            )
-        return epoch
-    return check_int("epoch", epoch, 0)
 
 
 def _check_rand_augment(
@@ -311,32 +295,6 @@ def _randomize(
     return tf.data.Dataset.zip((ds, randoms))
 
 
-def _for_epoch(tf: Any, ds: Any, seed: int, epoch: Any, randomize: Callable) -> Any:
-    """`randomize(ds, epoch_seed, False)`, with `epoch_seed` a hash of
-    `(seed, epoch)` computed when an iteration begins (so a `tf.Variable`
-    epoch is read then)."""
-
-    def one_epoch(_):
-        # tf.data pairs an op seed with the graph-level seed. Setting the
-        # latter inside this traced function affects this function only: the
-        # order then depends on (seed, epoch) alone, not on the global seed
-        # (a global seed of 0 would also reject a tensor op seed).
-        tf.random.set_seed(_SEED_WORD)
-        key = tf.random.experimental.stateless_fold_in(
-            tf.constant([seed, _SEED_WORD], tf.int64), tf.cast(epoch, tf.int64)
-        )
-        epoch_seed = tf.random.stateless_uniform(
-            [], key, minval=0, maxval=2**31 - 1, dtype=tf.int64
-        )
-        return randomize(ds, epoch_seed, False)
-
-    out = tf.data.Dataset.range(1).flat_map(one_epoch)
-    cardinality = int(ds.cardinality())  # flat_map loses it: restore it
-    if cardinality != tf.data.UNKNOWN_CARDINALITY:
-        out = out.apply(tf.data.experimental.assert_cardinality(cardinality))
-    return out
-
-
 def _preprocessor(
     tf: Any, augmentation: Callable, normalization: str, training: bool
 ) -> Callable:
@@ -347,7 +305,7 @@ def _preprocessor(
         image, label = pair
         if label.dtype.is_integer:
             label = tf.cast(label, tf.int32)
-        image_seed = tf.stack([random_value, tf.constant(_SEED_WORD, tf.int64)])
+        image_seed = tf.stack([random_value, tf.constant(SEED_WORD, tf.int64)])
         image = augmentation(to_unit_float(image), image_seed, training)
         return normalize(image, normalization), label
 
@@ -511,7 +469,7 @@ def make_pipeline(
         "drop_remainder", training if drop_remainder is None else drop_remainder
     )
     cache = check_bool("cache", cache)
-    epoch = _check_epoch(tf, epoch, seed)
+    epoch = check_epoch(tf, epoch, seed)
     rand_augment = _check_rand_augment(rand_augment, training, seed, image_spec)
     _check_mixer(mixer, training, label_spec)
     augmentation = spec.augmentation.with_options(
@@ -534,7 +492,7 @@ def make_pipeline(
     if epoch is None:
         ds = randomize(ds, seed, True)
     else:
-        ds = _for_epoch(tf, ds, seed, epoch, randomize)
+        ds = for_epoch(tf, ds, seed, epoch, randomize)
     ds = ds.map(
         _preprocessor(tf, augmentation, normalization, training),
         num_parallel_calls=tf.data.AUTOTUNE,
