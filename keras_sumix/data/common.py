@@ -86,12 +86,17 @@ def check_epoch(tf: Any, epoch: Any, seed: int | None) -> Any:
     return check_int("epoch", epoch, 0)
 
 
-def for_epoch(tf: Any, ds: Any, seed: int, epoch: Any, randomize: Callable) -> Any:
+def for_epoch(
+    tf: Any, ds: Any, seed: int | None, epoch: Any, randomize: Callable
+) -> Any:
     """`randomize(ds, epoch_seed, False)`, with `epoch_seed` a hash of
     `(seed, epoch)` computed when an iteration begins (so a `tf.Variable`
     epoch is read then): an iteration's random order (and augmentation)
     depends on `(seed, epoch)` alone, not on TensorFlow's global seed nor on
-    how many times the dataset was iterated before."""
+    how many times the dataset was iterated before. With `epoch=None`,
+    `randomize(ds, seed, True)`: new draws at every iteration."""
+    if epoch is None:
+        return randomize(ds, seed, True)
 
     def one_epoch(_):
         # tf.data pairs an op seed with the graph-level seed. Setting the

@@ -218,10 +218,8 @@ def _image_dataset(
             len(paths), seed=seed, reshuffle_each_iteration=every_iteration
         )
 
-    if shuffle and epoch is not None:
+    if shuffle:
         ds = for_epoch(tf, ds, seed, epoch, shuffled)
-    elif shuffle:
-        ds = shuffled(ds, seed, True)
 
     def load(path, label):
         image = tf.io.decode_image(

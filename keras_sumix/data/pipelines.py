@@ -489,10 +489,7 @@ def make_pipeline(
         shuffle=shuffle,
         shuffle_buffer=shuffle_buffer,
     )
-    if epoch is None:
-        ds = randomize(ds, seed, True)
-    else:
-        ds = for_epoch(tf, ds, seed, epoch, randomize)
+    ds = for_epoch(tf, ds, seed, epoch, randomize)
     ds = ds.map(
         _preprocessor(tf, augmentation, normalization, training),
         num_parallel_calls=tf.data.AUTOTUNE,
